@@ -1,0 +1,98 @@
+"""Latency of /v1/inference next to calling the backend directly, side by side in one run.
+
+The stack is real: redis-server, a worker process whose ollama backend points at a fake
+Ollama process that answers at once, and the gateway on uvicorn. One client alternates a
+direct ``POST /api/chat`` to the fake Ollama with a ``POST /v1/inference`` through the
+gateway, sequentially over keep-alive connections, so both see the same machine state.
+
+    cd services/api-router-service && python -m bench.inference_latency [--requests N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+from tests.support.servers import RedisServer, free_port, port_open, wait_until
+from tests.support.stack import Stack, chat
+
+
+def percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def summary(samples_s: list[float]) -> dict[str, float]:
+    ms = [s * 1000 for s in samples_s]
+    return {
+        "p50_ms": round(statistics.median(ms), 3),
+        "p99_ms": round(percentile(ms, 0.99), 3),
+        "mean_ms": round(statistics.fmean(ms), 3),
+    }
+
+
+def measure(gateway_url: str, ollama_url: str, key: str, requests: int, warmup: int) -> None:
+    body = chat("llama3.2", "hello there")
+    direct_body = {**body, "stream": False}
+    direct: list[float] = []
+    through: list[float] = []
+    with httpx.Client(timeout=10) as ollama, httpx.Client(timeout=10) as gateway:
+        for i in range(warmup + requests):
+            started = time.perf_counter()
+            response = ollama.post(f"{ollama_url}/api/chat", json=direct_body)
+            middle = time.perf_counter()
+            routed = gateway.post(
+                f"{gateway_url}/v1/inference", json=body, headers={"X-API-Key": key}
+            )
+            ended = time.perf_counter()
+            if response.status_code != 200 or routed.status_code != 200:
+                raise SystemExit(f"request failed: {response.status_code} {routed.text}")
+            if i >= warmup:
+                direct.append(middle - started)
+                through.append(ended - middle)
+    added = [g - d for g, d in zip(through, direct, strict=True)]
+    report = {
+        "requests": requests,
+        "direct_fake_ollama": summary(direct),
+        "through_gateway": summary(through),
+        "added_by_gateway_and_worker": summary(added),
+    }
+    print(json.dumps(report, indent=2))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--warmup", type=int, default=200)
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="api-router-bench-"))
+    redis = RedisServer(workdir / "redis").start()
+    ollama_port = free_port()
+    ollama = subprocess.Popen(
+        [sys.executable, "-m", "tests.support.fake_ollama", str(ollama_port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    stack = Stack(redis, "bench", workdir, f"http://127.0.0.1:{ollama_port}")
+    try:
+        wait_until(lambda: port_open(ollama_port), what="fake ollama")
+        stack.worker("node-a", "--health-interval-s", "5", "--max-concurrency", "4")
+        gateway = stack.gateway_process(health={"refresh_interval_s": 1.0})
+        key = asyncio.run(stack.create_key("bench"))
+        measure(gateway.url, stack.ollama_url, key, args.requests, args.warmup)
+    finally:
+        stack.stop_all()
+        ollama.kill()
+        ollama.wait()
+        redis.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,28 @@
+"""Route-level middleware: authenticate the caller and require the route's scope."""
+
+from __future__ import annotations
+
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from api_router.api.request_context import context_of
+from api_router.auth.authenticator import require_scope
+from api_router.auth.key_store import Scope as KeyScope
+from api_router.services import services_of
+
+
+class AuthMiddleware:
+    def __init__(self, app: ASGIApp, scope: KeyScope) -> None:
+        self.app = app
+        self.required_scope = scope
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = Headers(scope=scope)
+        principal = await services_of(scope).authenticator.authenticate(
+            headers.get("authorization"), headers.get("x-api-key")
+        )
+        context = context_of(scope)
+        context.principal = principal
+        context.telemetry.set_principal(principal.tenant, principal.key_id)
+        require_scope(principal, self.required_scope)
+        await self.app(scope, receive, send)

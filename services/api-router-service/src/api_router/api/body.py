@@ -1,0 +1,46 @@
+"""Reads a JSON request body within the size limit and the receive deadline."""
+
+from __future__ import annotations
+
+import asyncio
+
+from starlette.requests import ClientDisconnect, Request
+
+from api_router.api.errors import ApiError
+from api_router.config.settings import ServerSettings
+
+
+async def read_json_body(request: Request, limits: ServerSettings) -> bytes:
+    """The body, refused with 415 (not JSON), 413 (too large, before it is read whole) or
+    408 (not received within ``receive_timeout_s``)."""
+    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media_type != "application/json":
+        raise ApiError(
+            "unsupported_media_type", "send the body as 'Content-Type: application/json'"
+        )
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise ApiError("invalid_request", "the Content-Length header is not a number")
+        if int(declared) > limits.max_body_bytes:
+            raise _too_large(limits.max_body_bytes)
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async with asyncio.timeout(limits.receive_timeout_s):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limits.max_body_bytes:
+                    raise _too_large(limits.max_body_bytes)
+                chunks.append(chunk)
+    except TimeoutError:
+        raise ApiError(
+            "request_timeout", f"the body did not arrive within {limits.receive_timeout_s:g} s"
+        ) from None
+    except ClientDisconnect:
+        raise ApiError("invalid_request", "the client closed the connection mid-body") from None
+    return b"".join(chunks)
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError("payload_too_large", f"the body exceeds the limit of {limit} bytes")

@@ -1,0 +1,103 @@
+"""The error catalog: every error the gateway answers, one JSON shape.
+
+Exception tree::
+
+    ApiError                    an answer to the client: code -> (HTTP status, type)
+     ├── raised by handlers and stages (auth, routing, dispatch) with a catalog code
+     └── StoreUnavailable       Redis could not be reached (translated at the adapter)
+
+Every error is rendered as ``{"error": {"type", "code", "message", "request_id"}}``.
+Messages say how to fix the request; they never carry a stack trace or a secret.
+Anything that is not an ``ApiError`` is a bug and is answered ``internal_error``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Final, NamedTuple
+
+import msgspec
+
+
+class ErrorKind(NamedTuple):
+    status: int
+    type: str
+
+
+CATALOG: Final[Mapping[str, ErrorKind]] = {
+    # 400: the request cannot be understood; the message names the field path.
+    "invalid_request": ErrorKind(400, "invalid_request_error"),
+    "streaming_unsupported": ErrorKind(400, "invalid_request_error"),
+    # 401 / 403: who is calling, and may they.
+    "missing_credentials": ErrorKind(401, "authentication_error"),
+    "invalid_api_key": ErrorKind(401, "authentication_error"),
+    "key_revoked": ErrorKind(401, "authentication_error"),
+    "key_expired": ErrorKind(401, "authentication_error"),
+    "insufficient_scope": ErrorKind(403, "permission_error"),
+    # 404 / 405: what is being asked for does not exist.
+    "not_found": ErrorKind(404, "not_found_error"),
+    "model_not_found": ErrorKind(404, "not_found_error"),
+    "method_not_allowed": ErrorKind(405, "invalid_request_error"),
+    # 408 / 413 / 415: how the body arrived.
+    "request_timeout": ErrorKind(408, "invalid_request_error"),
+    "payload_too_large": ErrorKind(413, "invalid_request_error"),
+    "unsupported_media_type": ErrorKind(415, "invalid_request_error"),
+    # 5xx: the gateway or the nodes behind it.
+    "internal_error": ErrorKind(500, "api_error"),
+    "upstream_error": ErrorKind(502, "upstream_error"),
+    "no_capacity": ErrorKind(503, "overloaded_error"),
+    "service_unavailable": ErrorKind(503, "api_error"),
+    "upstream_timeout": ErrorKind(504, "upstream_error"),
+}
+
+
+class ApiError(Exception):
+    """An error answered to the client; ``code`` must be in :data:`CATALOG`."""
+
+    def __init__(
+        self, code: str, message: str, *, headers: Mapping[str, str] | None = None
+    ) -> None:
+        if code not in CATALOG:
+            raise ValueError(f"error code {code!r} is not in the catalog")
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.headers = dict(headers or {})
+
+    @property
+    def status(self) -> int:
+        return CATALOG[self.code].status
+
+
+class StoreUnavailable(ApiError):
+    """Redis did not answer in time; raised only by the Redis adapter."""
+
+    def __init__(self, message: str = "a backing store is unavailable, retry shortly") -> None:
+        super().__init__("service_unavailable", message, headers={"Retry-After": "1"})
+
+
+class ErrorBody(msgspec.Struct, frozen=True):
+    type: str
+    code: str
+    message: str
+    request_id: str | None
+
+
+class ErrorResponse(msgspec.Struct, frozen=True):
+    error: ErrorBody
+
+
+def error_body(error: ApiError, request_id: str | None) -> bytes:
+    kind = CATALOG[error.code]
+    return msgspec.json.encode(
+        ErrorResponse(ErrorBody(kind.type, error.code, error.message, request_id))
+    )
+
+
+def error_for_status(status: int) -> ApiError:
+    """The catalog error for a bare HTTP status raised by the framework (404, 405...)."""
+    if status == 404:
+        return ApiError("not_found", "no such route")
+    if status == 405:
+        return ApiError("method_not_allowed", "method not allowed on this route")
+    return ApiError("invalid_request", f"request rejected with status {status}")

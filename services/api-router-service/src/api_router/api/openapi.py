@@ -1,0 +1,102 @@
+"""The OpenAPI 3.1 document of the public API, built from the structs the handlers use."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+from api_router import __version__
+from api_router.api.errors import CATALOG, ErrorResponse
+from api_router.api.public.inference_contract import InferenceRequest, InferenceResponse
+from api_router.api.public.status import StatusReport
+from api_router.services import services_of
+
+_REF = "#/components/schemas/{name}"
+_INFERENCE_ERRORS = ("400", "401", "403", "404", "408", "413", "415", "502", "503", "504")
+
+
+def build_openapi() -> dict[str, Any]:
+    (request, response, error, status), schemas = msgspec.json.schema_components(
+        [InferenceRequest, InferenceResponse, ErrorResponse, StatusReport], ref_template=_REF
+    )
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "api-router",
+            "version": __version__,
+            "description": "Authenticated gateway for LLM inference. Error codes: "
+            + ", ".join(f"{code} ({kind.status})" for code, kind in CATALOG.items()),
+        },
+        "paths": {
+            "/v1/inference": {
+                "post": {
+                    "operationId": "createInference",
+                    "summary": "Run a chat completion on the best available node",
+                    "security": [{"bearerAuth": []}, {"apiKeyHeader": []}],
+                    "requestBody": {"required": True, "content": _json(request)},
+                    "responses": {
+                        "200": {
+                            "description": "The completion, with router-computed timings",
+                            "headers": {
+                                "X-Request-Id": {"schema": {"type": "string"}},
+                                "Server-Timing": {"schema": {"type": "string"}},
+                            },
+                            "content": _json(response),
+                        },
+                        **{code: _error(error) for code in _INFERENCE_ERRORS},
+                    },
+                }
+            },
+            "/v1/status/healthz": _status("getHealth", "Liveness: the process is up", status),
+            "/v1/status/readyz": _status(
+                "getReadiness", "Readiness: Redis, config, workers", status
+            ),
+            "/metrics": {
+                "get": {
+                    "operationId": "getMetrics",
+                    "summary": "Prometheus metrics",
+                    "responses": {
+                        "200": {
+                            "description": "Prometheus text exposition",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        }
+                    },
+                }
+            },
+        },
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {
+                "bearerAuth": {"type": "http", "scheme": "bearer"},
+                "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+            },
+        },
+    }
+
+
+async def openapi_document(request: Request) -> Response:
+    return Response(services_of(request.scope).openapi, media_type="application/json")
+
+
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"application/json": {"schema": schema}}
+
+
+def _error(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": "An error from the catalog", "content": _json(schema)}
+
+
+def _status(operation: str, summary: str, status: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "get": {
+            "operationId": operation,
+            "summary": summary,
+            "responses": {
+                "200": {"description": "Up", "content": _json(status)},
+                "503": {"description": "Down; the components say why", "content": _json(status)},
+            },
+        }
+    }

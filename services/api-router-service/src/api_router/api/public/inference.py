@@ -1,0 +1,96 @@
+"""``POST /v1/inference``: parse, route, dispatch, answer with router-computed timings."""
+
+from __future__ import annotations
+
+import time
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from api_router.api.body import read_json_body
+from api_router.api.errors import ApiError
+from api_router.api.public.inference_contract import (
+    InferenceResponse,
+    Timings,
+    TokenUsage,
+    decode_request,
+    encode_response,
+)
+from api_router.api.request_context import RequestContext, context_of
+from api_router.dispatch.dispatcher import Dispatched
+from api_router.dispatch.protocol import Job, JobPayload
+from api_router.services import services_of
+
+
+async def inference(request: Request) -> Response:
+    services = services_of(request.scope)
+    context = context_of(request.scope)
+    principal = context.authenticated()
+    body = decode_request(await read_json_body(request, services.settings.server))
+    if body.stream:
+        raise ApiError(
+            "streaming_unsupported", 'streaming is not available yet; send "stream": false'
+        )
+    snapshot = services.health.snapshot
+    context.telemetry.set_model(body.model, known=body.model in snapshot.known_models)
+    candidates = snapshot.candidates(body.model)
+    timeout_s = services.settings.dispatch.request_timeout_s
+    job = Job(
+        id=context.request_id,
+        attempt=1,
+        reply_to=services.replies.stream,
+        deadline_ms=int((context.arrived_at + timeout_s) * 1000),
+        model=body.model,
+        stream=False,
+        tenant=principal.tenant,
+        traceparent=context.telemetry.traceparent,
+        payload=JobPayload(body.messages, body.options),
+    )
+    dispatched = await services.dispatcher.dispatch(job, candidates, context.telemetry.dispatched)
+    timings = _timings(context, dispatched)
+    return Response(
+        encode_response(_response(context, body.model, dispatched, timings)),
+        media_type="application/json",
+        headers={"server-timing": _server_timing(timings)},
+    )
+
+
+def _timings(context: RequestContext, dispatched: Dispatched) -> Timings:
+    total = time.perf_counter() - context.telemetry.started
+    queue = dispatched.accepted_at - dispatched.submitted_at
+    inference_time = dispatched.done_at - dispatched.accepted_at
+    return Timings(
+        total_ms=_ms(total),
+        gateway_ms=_ms(total - queue - inference_time),
+        queue_ms=_ms(queue),
+        inference_ms=_ms(inference_time),
+    )
+
+
+def _response(
+    context: RequestContext, model: str, dispatched: Dispatched, timings: Timings
+) -> InferenceResponse:
+    completion = dispatched.completion
+    usage = completion.usage
+    return InferenceResponse(
+        id=context.request_id,
+        created=int(context.arrived_at),
+        model=model,
+        node_id=dispatched.node.node_id,
+        message=completion.message,
+        finish_reason=completion.finish_reason,
+        usage=TokenUsage(usage.prompt_tokens, usage.completion_tokens, usage.total_tokens),
+        timings=timings,
+        metadata=completion.metadata,
+    )
+
+
+def _server_timing(timings: Timings) -> str:
+    return (
+        f"gateway;dur={timings.gateway_ms}, queue;dur={timings.queue_ms}, "
+        f"inference;dur={timings.inference_ms}, total;dur={timings.total_ms}"
+    )
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 3)

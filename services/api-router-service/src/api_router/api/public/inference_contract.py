@@ -1,0 +1,81 @@
+"""The bodies of ``POST /v1/inference``: decoded strictly, encoded fast.
+
+These structs are the source of ``contracts/inference.*.schema.json`` and of the OpenAPI
+document, so code and contract cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+
+from api_router.api.errors import ApiError
+from api_router.chat import ChatMessage, ChatOptions
+
+ModelName = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,255}$",
+        description="Model name as the nodes serve it, for example 'llama3.2' or 'qwen2.5:7b'",
+    ),
+]
+MetadataKey = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+MetadataValue = Annotated[str, msgspec.Meta(max_length=512)]
+
+
+class InferenceRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A chat completion request."""
+
+    model: ModelName
+    messages: Annotated[list[ChatMessage], msgspec.Meta(min_length=1, max_length=256)]
+    options: ChatOptions = msgspec.field(default_factory=ChatOptions)
+    stream: bool = False
+    metadata: Annotated[dict[MetadataKey, MetadataValue], msgspec.Meta(max_length=16)] = (
+        msgspec.field(default_factory=dict)
+    )
+
+
+class TokenUsage(msgspec.Struct, frozen=True):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class Timings(msgspec.Struct, frozen=True):
+    """Milliseconds, measured by the router: total = gateway + queue + inference."""
+
+    total_ms: float
+    gateway_ms: float
+    queue_ms: float
+    inference_ms: float
+
+
+class InferenceResponse(msgspec.Struct, frozen=True):
+    """A finished chat completion."""
+
+    id: str
+    created: int
+    model: str
+    node_id: str
+    message: ChatMessage
+    finish_reason: str
+    usage: TokenUsage
+    timings: Timings
+    # String pairs the node attached to its answer (the mock backend marks itself here).
+    metadata: dict[str, str]
+    object: Literal["inference"] = "inference"
+
+
+_decoder = msgspec.json.Decoder(InferenceRequest)
+encode_response = msgspec.json.Encoder().encode
+
+
+def decode_request(body: bytes) -> InferenceRequest:
+    """Decode and validate; the error names the field path (``$.messages[0].role``)."""
+    try:
+        return _decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        raise ApiError("invalid_request", f"invalid request body: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise ApiError("invalid_request", f"the body is not valid JSON: {exc}") from None

@@ -1,0 +1,131 @@
+"""The app factory: routes, middleware order and the lifespan that owns every client.
+
+Request path, outermost first (read top to bottom)::
+
+    ServerErrorMiddleware      Starlette's last resort: a bug becomes a JSON 500
+    RequestContextMiddleware   request id, telemetry span, metrics, access log
+    ExceptionMiddleware        every ApiError / HTTPException rendered by render_error
+    Router
+      AuthMiddleware(scope)    per route: API key, then the route's scope
+      handler                  body limits, decode, route, dispatch, respond
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import secrets
+import socket
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.routing import Route
+
+from api_router.api.auth_middleware import AuthMiddleware
+from api_router.api.error_responses import render_error
+from api_router.api.errors import ApiError, StoreUnavailable
+from api_router.api.openapi import build_openapi, openapi_document
+from api_router.api.public.inference import inference
+from api_router.api.public.metrics import metrics
+from api_router.api.public.status import healthz, readyz
+from api_router.api.request_context import RequestContextMiddleware
+from api_router.auth.authenticator import Authenticator
+from api_router.auth.key_store import KeyStore
+from api_router.auth.key_store import Scope as KeyScope
+from api_router.background import stop_task
+from api_router.config.loader import require_pepper
+from api_router.config.settings import Settings
+from api_router.dispatch.dispatcher import Dispatcher
+from api_router.dispatch.reply_reader import ReplyReader
+from api_router.keyspace import Keyspace
+from api_router.redis_store import connect
+from api_router.routing.health_registry import HealthRegistry
+from api_router.services import Services
+from api_router.telemetry.request_telemetry import Telemetry
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings) -> Starlette:
+    pepper = require_pepper(settings)  # refuse to build an app that cannot check keys
+    instance_id = settings.server.instance_id or _new_instance_id()
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            services = await _open_services(settings, pepper, instance_id, stack)
+            app.state.services = services
+            log.info("gateway ready", extra={"instance_id": instance_id})
+            yield
+            # Shutdown: uvicorn has stopped accepting and drained in-flight requests by now;
+            # the exit stack then stops background tasks and closes clients in reverse order.
+            log.info("gateway stopping", extra={"instance_id": instance_id})
+
+    return Starlette(
+        routes=[
+            Route("/v1/inference", inference, methods=["POST"], middleware=_auth("inference")),
+            Route("/v1/status/healthz", healthz, methods=["GET"]),
+            Route("/v1/status/readyz", readyz, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
+            Route("/openapi.json", openapi_document, methods=["GET"]),
+        ],
+        middleware=[Middleware(RequestContextMiddleware)],
+        exception_handlers={
+            ApiError: render_error,
+            HTTPException: render_error,
+            Exception: render_error,
+        },
+        lifespan=lifespan,
+    )
+
+
+def _auth(scope: KeyScope) -> list[Middleware]:
+    return [Middleware(AuthMiddleware, scope=scope)]
+
+
+async def _open_services(
+    settings: Settings, pepper: str, instance_id: str, stack: AsyncExitStack
+) -> Services:
+    keys = Keyspace(settings.redis.key_prefix)
+    redis = connect(settings.redis)
+    stack.push_async_callback(redis.aclose)
+    health = HealthRegistry(redis, keys, settings.health)
+    telemetry = Telemetry(settings.telemetry, lambda: health.snapshot)
+    stack.callback(telemetry.shutdown)
+    replies = ReplyReader(redis, keys.reply_stream(instance_id))
+    key_store = KeyStore(redis, keys, pepper, settings.auth.key_cache_ttl_s)
+    services = Services(
+        settings=settings,
+        instance_id=instance_id,
+        keys=keys,
+        redis=redis,
+        key_store=key_store,
+        authenticator=Authenticator(key_store),
+        health=health,
+        replies=replies,
+        dispatcher=Dispatcher(redis, keys, replies, settings.dispatch),
+        telemetry=telemetry,
+        openapi=json.dumps(build_openapi()).encode(),
+    )
+    try:
+        await replies.open()
+        await health.refresh()
+    except StoreUnavailable:
+        # Serve anyway: /readyz says not ready and the background tasks catch up when
+        # Redis comes back.
+        log.warning("redis unavailable at start-up; starting not ready")
+    for name, job in (("health_registry", health.run()), ("reply_reader", replies.run())):
+        task = asyncio.create_task(job, name=name)
+        services.background[name] = task
+        stack.push_async_callback(stop_task, task)
+    return services
+
+
+def _new_instance_id() -> str:
+    host = "".join(c if c.isalnum() or c in "._-" else "-" for c in socket.gethostname())
+    return f"{host[:40]}-{os.getpid()}-{secrets.token_hex(3)}"

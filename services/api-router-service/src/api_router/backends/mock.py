@@ -1,0 +1,66 @@
+"""A deterministic built-in backend for local runs and load tests (no model behind it)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from api_router.backends.base import BackendError, ModelInventory
+from api_router.chat import ChatMessage, ChatOptions, Completion, Usage
+
+DEFAULT_REPLY_TOKENS = 16
+
+
+class MockBackend:
+    name = "mock"
+
+    def __init__(
+        self, models: Sequence[str], latency_s: float = 0.0, tokens_per_second: float = 0.0
+    ) -> None:
+        self._models = list(models)
+        self._latency_s = latency_s
+        self._tokens_per_second = tokens_per_second
+
+    async def chat(
+        self,
+        model: str,
+        messages: Sequence[ChatMessage],
+        options: ChatOptions,
+        timeout_s: float,
+    ) -> Completion:
+        if model not in self._models:
+            raise BackendError("model_not_found", f"mock does not serve {model!r}", retryable=True)
+        limit = options.max_tokens or DEFAULT_REPLY_TOKENS
+        full = reply_words(model, messages)
+        words = full[:limit]
+        delay = self._latency_s
+        if self._tokens_per_second > 0:
+            delay += len(words) / self._tokens_per_second
+        if delay > timeout_s:
+            await asyncio.sleep(timeout_s)
+            raise BackendError("backend_timeout", "mock did not answer in time", retryable=True)
+        if delay:
+            await asyncio.sleep(delay)
+        return Completion(
+            message=ChatMessage("assistant", " ".join(words)),
+            finish_reason="length" if len(full) > limit else "stop",
+            usage=Usage(count_tokens(messages), len(words)),
+            metadata={"backend": "mock", "mock": "true"},
+        )
+
+    async def inventory(self) -> ModelInventory:
+        return ModelInventory(available=list(self._models), loaded=list(self._models))
+
+    async def aclose(self) -> None:
+        return None
+
+
+def reply_words(model: str, messages: Sequence[ChatMessage]) -> list[str]:
+    """The same reply for the same conversation: a fixed opening, then the last user
+    message echoed back (one word = one token)."""
+    last_user = next((m.content for m in reversed(messages) if m.role == "user"), "")
+    return ["mock", "reply", "from", f"{model}:", *last_user.split()]
+
+
+def count_tokens(messages: Sequence[ChatMessage]) -> int:
+    return sum(len(m.content.split()) for m in messages)

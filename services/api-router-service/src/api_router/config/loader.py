@@ -1,0 +1,97 @@
+"""Loads settings once: YAML file, then ``API_ROUTER__SECTION__KEY`` environment overrides.
+
+Errors name the offending YAML path (``dispatch.accept_timeout_s``) and the reason, so
+``api-router config check`` and ``serve`` can refuse a bad file with exit code 2.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import yaml
+
+from api_router.config.settings import Settings
+
+ENV_PREFIX = "API_ROUTER__"
+_PATH_IN_MESSAGE = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
+_UNKNOWN_FIELD = re.compile(r"^Object contains unknown field `(?P<field>[^`]+)`")
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; ``path`` is the dotted YAML path at fault."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path or '<root>'}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+def load_settings(path: str | Path | None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read ``path`` (optional), apply environment overrides, validate into ``Settings``."""
+    tree = _read_yaml(Path(path)) if path is not None else {}
+    _apply_env_overrides(tree, os.environ if environ is None else environ)
+    try:
+        return msgspec.convert(tree, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        raise _config_error(str(exc)) from None
+
+
+def require_pepper(settings: Settings) -> str:
+    """The key-hashing pepper, or a clear error saying how to provide it."""
+    if settings.auth.pepper is None:
+        raise ConfigError(
+            "auth.pepper",
+            "missing; set API_ROUTER__AUTH__PEPPER to a random string of at least 32 characters",
+        )
+    return settings.auth.pepper
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError("", f"cannot read {path}: {exc.strerror}") from None
+    try:
+        tree = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError("", f"not valid YAML{where}") from None
+    if tree is None:
+        return {}
+    if not isinstance(tree, dict):
+        raise ConfigError("", "the top level must be a mapping of sections")
+    return tree
+
+
+def _apply_env_overrides(tree: dict[str, Any], environ: Mapping[str, str]) -> None:
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        parts = [part.lower() for part in name[len(ENV_PREFIX) :].split("__")]
+        if len(parts) != 2 or not all(parts):
+            raise ConfigError(name, "environment overrides look like API_ROUTER__SECTION__KEY")
+        section = tree.setdefault(parts[0], {})
+        if not isinstance(section, dict):
+            raise ConfigError(parts[0], "must be a mapping")
+        # Kept as strings: validation in lax mode turns "8080" into 8080 where an int is due.
+        section[parts[1]] = raw
+
+
+def _config_error(message: str) -> ConfigError:
+    path = ""
+    reason = message
+    found = _PATH_IN_MESSAGE.search(message)
+    if found:
+        path = found.group("path")
+        reason = message[: found.start()]
+    unknown = _UNKNOWN_FIELD.match(reason)
+    if unknown:
+        path = f"{path}.{unknown.group('field')}" if path else unknown.group("field")
+        reason = "unknown setting"
+    return ConfigError(path, reason[:1].lower() + reason[1:])

@@ -1,0 +1,94 @@
+"""Typed, immutable settings, one struct per area.
+
+The YAML file mirrors this tree; ``configs/router.sample.yaml`` documents every field with
+its default. Environment variables ``API_ROUTER__SECTION__KEY`` override the file.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+
+Seconds = Annotated[float, msgspec.Meta(gt=0)]
+Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
+Percent = Annotated[float, msgspec.Meta(ge=0, le=100)]
+
+
+class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class ServerSettings(_Section, frozen=True):
+    host: str = "127.0.0.1"
+    port: Port = 8080
+    # Bodies above this are refused (413) before they are read whole.
+    max_body_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 1_048_576
+    # A body that has not fully arrived by then is answered 408.
+    receive_timeout_s: Seconds = 10.0
+    # How long shutdown waits for in-flight requests before closing them.
+    graceful_shutdown_s: Seconds = 30.0
+    # Names this replica's reply stream; empty means "<hostname>-<pid>-<random>".
+    instance_id: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9._-]{0,64}$")] = ""
+
+
+class RedisSettings(_Section, frozen=True):
+    url: str = "redis://127.0.0.1:6379/0"
+    # Every key the service writes starts with this prefix (see keyspace.py).
+    key_prefix: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9._-]{1,32}$")] = "api-router"
+    # Per-command socket timeout; must exceed the 1 s blocking reads.
+    socket_timeout_s: Annotated[float, msgspec.Meta(gt=1)] = 3.0
+    connect_timeout_s: Seconds = 1.0
+    max_connections: Annotated[int, msgspec.Meta(ge=4)] = 512
+
+
+class AuthSettings(_Section, frozen=True):
+    # Server secret under which API key secrets are hashed (HMAC-SHA256). Set it through
+    # API_ROUTER__AUTH__PEPPER; never commit it. Required to serve or to create keys.
+    pepper: Annotated[str, msgspec.Meta(min_length=32)] | None = None
+    # Key records are cached in-process this long (misses too, so junk keys stay cheap).
+    key_cache_ttl_s: Seconds = 5.0
+
+
+class DispatchSettings(_Section, frozen=True):
+    # No `accepted` event within this time: 504 upstream_timeout.
+    accept_timeout_s: Seconds = 2.0
+    # No `done` within this time of arrival: 504 upstream_timeout. Also the job's deadline.
+    request_timeout_s: Seconds = 120.0
+    # Jobs waiting or running on one node; a node at the limit counts as full.
+    node_backlog_limit: Annotated[int, msgspec.Meta(ge=1)] = 64
+
+
+class HealthSettings(_Section, frozen=True):
+    # A node is fresh when its worker reported within this many seconds.
+    fresh_s: Seconds = 15.0
+    max_temp_celsius: float = 75.0
+    max_ram_percent: Percent = 90.0
+    # How often each replica re-reads the health registry (routing never reads Redis).
+    refresh_interval_s: Seconds = 1.0
+    # Entries of nodes silent for this long are removed from the registry.
+    forget_after_s: Seconds = 600.0
+
+
+class KafkaSettings(_Section, frozen=True):
+    # Where usage records go (the usage exporter); `api-router dev` points it at its broker.
+    bootstrap_servers: str = "127.0.0.1:9092"
+    usage_topic: str = "api-router.usage.v1"
+
+
+class TelemetrySettings(_Section, frozen=True):
+    service_name: str = "api-router"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # Where spans go: nowhere, stderr, or an OTLP/HTTP collector at otlp_endpoint.
+    traces_exporter: Literal["none", "console", "otlp"] = "none"
+    otlp_endpoint: str = "http://127.0.0.1:4318/v1/traces"
+
+
+class Settings(_Section, frozen=True):
+    server: ServerSettings = msgspec.field(default_factory=ServerSettings)
+    redis: RedisSettings = msgspec.field(default_factory=RedisSettings)
+    auth: AuthSettings = msgspec.field(default_factory=AuthSettings)
+    dispatch: DispatchSettings = msgspec.field(default_factory=DispatchSettings)
+    health: HealthSettings = msgspec.field(default_factory=HealthSettings)
+    kafka: KafkaSettings = msgspec.field(default_factory=KafkaSettings)
+    telemetry: TelemetrySettings = msgspec.field(default_factory=TelemetrySettings)

@@ -1,0 +1,29 @@
+"""JSON Schemas of the public and stream contracts, shipped as package data.
+
+``inference.request``, ``inference.response`` and ``error`` are generated from the structs
+that decode and encode them (``python -m api_router.contracts`` rewrites the files; a
+contract test fails when they differ). ``stream.job`` and ``stream.event`` describe Redis
+stream entries, whose fields are all strings, and are written by hand.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from typing import Any, Final
+
+CONTRACT_NAMES: Final = (
+    "inference.request",
+    "inference.response",
+    "error",
+    "stream.job",
+    "stream.event",
+)
+DRAFT: Final = "https://json-schema.org/draft/2020-12/schema"
+
+
+def load_contract(name: str) -> dict[str, Any]:
+    """The schema ``contracts/<name>.schema.json``."""
+    text = resources.files(__package__).joinpath(f"{name}.schema.json").read_text("utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema

@@ -1,0 +1,149 @@
+"""Hands a job to a node and waits for its answer: the gateway side of the stream protocol.
+
+One Redis round trip puts the job on the first candidate node that is not full; the
+replica's :class:`ReplyReader` wakes the request when the worker's events arrive. A job
+that is not accepted in time, or not done by its deadline, is marked cancelled so the
+worker drops it instead of answering nobody.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from api_router.api.errors import ApiError, StoreUnavailable
+from api_router.chat import Completion
+from api_router.config.settings import DispatchSettings
+from api_router.dispatch.protocol import Event, Job, ProtocolError
+from api_router.dispatch.reply_reader import ReplyReader, ReplyWaiter
+from api_router.keyspace import WORKER_GROUP, Keyspace
+from api_router.redis_store import Redis, lua_script, store_errors
+from api_router.routing.node_health import NodeHealth
+
+log = logging.getLogger(__name__)
+
+# Told how each dispatch ended: (node id, outcome, seconds from submit to last event).
+DispatchObserver = Callable[[str, str, float], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Dispatched:
+    """A finished job and the router's own clock readings (``time.perf_counter``)."""
+
+    node: NodeHealth
+    completion: Completion
+    submitted_at: float
+    accepted_at: float
+    done_at: float
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keyspace,
+        replies: ReplyReader,
+        settings: DispatchSettings,
+    ) -> None:
+        self._redis = redis
+        self._keys = keys
+        self._replies = replies
+        self._settings = settings
+        self._bounded_add = redis.register_script(lua_script(__package__, "bounded_add"))
+        self._background: set[asyncio.Task[None]] = set()
+
+    async def dispatch(
+        self, job: Job, candidates: Sequence[NodeHealth], observe: DispatchObserver
+    ) -> Dispatched:
+        waiter = self._replies.register(job.id, job.attempt)
+        try:
+            node, submitted_at = await self._submit(job, candidates)
+            try:
+                dispatched = await self._await_answer(job, node, waiter, submitted_at)
+            except ApiError as exc:
+                observe(node.node_id, exc.code, time.perf_counter() - submitted_at)
+                raise
+            observe(node.node_id, "done", dispatched.done_at - submitted_at)
+            return dispatched
+        finally:
+            self._replies.unregister(job.id)
+
+    async def _submit(self, job: Job, candidates: Sequence[NodeHealth]) -> tuple[NodeHealth, float]:
+        args = [self._settings.node_backlog_limit, WORKER_GROUP, *_flatten(job.to_fields())]
+        for node in candidates:
+            with store_errors("job dispatch"):
+                added = await self._bounded_add(
+                    keys=[self._keys.job_stream(node.node_id)], args=args
+                )
+            if isinstance(added, bytes):
+                return node, time.perf_counter()
+            reason = "at its backlog limit" if added == 0 else "without a job stream"
+            log.info(f"node {reason}, trying the next", extra={"node_id": node.node_id})
+        raise ApiError("no_capacity", f"every node serving {job.model!r} is at its backlog limit")
+
+    async def _await_answer(
+        self, job: Job, node: NodeHealth, waiter: ReplyWaiter, submitted_at: float
+    ) -> Dispatched:
+        accepted_at = None
+        deadline = submitted_at + (job.deadline_ms / 1000 - time.time())
+        while True:
+            now = time.perf_counter()
+            if accepted_at is None:
+                timeout = min(self._settings.accept_timeout_s, deadline - now)
+            else:
+                timeout = deadline - now
+            try:
+                event = await waiter.next(timeout)
+            except TimeoutError:
+                self._cancel(job)
+                stage = "accept the job" if accepted_at is None else "finish"
+                raise ApiError(
+                    "upstream_timeout", f"node {node.node_id} did not {stage} in time"
+                ) from None
+            if event.type == "accepted":
+                accepted_at = accepted_at or time.perf_counter()
+            elif event.type == "done":
+                done_at = time.perf_counter()
+                return Dispatched(
+                    node, _completion(event), submitted_at, accepted_at or done_at, done_at
+                )
+            elif event.type == "error":
+                raise _upstream_error(event)
+
+    def _cancel(self, job: Job) -> None:
+        """Tell the node to drop the job if it has not started it (off the response path)."""
+        ttl_ms = max(job.deadline_ms - int(time.time() * 1000), 0) + 60_000
+        task = asyncio.create_task(self._mark_cancelled(job.id, ttl_ms))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _mark_cancelled(self, request_id: str, ttl_ms: int) -> None:
+        try:
+            with store_errors("job cancellation"):
+                await self._redis.set(
+                    self._keys.cancel(self._replies.stream, request_id), 1, px=ttl_ms
+                )
+        except StoreUnavailable:
+            log.warning("could not mark job cancelled", extra={"request_id": request_id})
+
+
+def _flatten(fields: dict[str, str | bytes]) -> list[str | bytes]:
+    return [item for pair in fields.items() for item in pair]
+
+
+def _completion(event: Event) -> Completion:
+    try:
+        return event.completion()
+    except ProtocolError:
+        raise ApiError("upstream_error", f"node {event.node} sent an unreadable answer") from None
+
+
+def _upstream_error(event: Event) -> ApiError:
+    try:
+        error = event.error()
+    except ProtocolError:
+        return ApiError("upstream_error", f"node {event.node} failed with an unreadable error")
+    return ApiError("upstream_error", f"node {event.node} failed: {error.reason}: {error.message}")

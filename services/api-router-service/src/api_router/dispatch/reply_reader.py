@@ -1,0 +1,122 @@
+"""One background reader per replica: reads the replica's reply stream and hands each event
+to the request waiting for it.
+
+Events for requests nobody waits for any more (answered, timed out, a stale attempt) are
+dropped here, which is what guarantees one answer per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from api_router.api.errors import StoreUnavailable
+from api_router.dispatch.protocol import Event, ProtocolError
+from api_router.keyspace import REPLY_STREAM_TTL_S
+from api_router.redis_store import Redis, store_errors
+
+log = logging.getLogger(__name__)
+
+_BLOCK_MS = 1000
+_BATCH = 512
+_RETRY_DELAY_S = (0.05, 0.1, 0.25, 0.5, 1.0)
+
+
+class ReplyWaiter:
+    """The events of one request attempt, in arrival order."""
+
+    __slots__ = ("attempt", "request_id", "_events")
+
+    def __init__(self, request_id: str, attempt: int) -> None:
+        self.request_id = request_id
+        self.attempt = attempt
+        self._events: asyncio.Queue[Event] = asyncio.Queue()
+
+    def deliver(self, event: Event) -> None:
+        self._events.put_nowait(event)
+
+    async def next(self, timeout_s: float) -> Event:
+        """The next event; raises ``TimeoutError`` when none arrives in time."""
+        async with asyncio.timeout(max(timeout_s, 0.0)):
+            return await self._events.get()
+
+
+class ReplyReader:
+    def __init__(self, redis: Redis, stream: str) -> None:
+        self._redis = redis
+        self.stream = stream
+        self._waiters: dict[str, ReplyWaiter] = {}
+        self._last_id = b"0-0"
+
+    async def open(self) -> None:
+        """Create this replica's (empty) reply stream; workers never create it."""
+        await self._create_stream()
+
+    def register(self, request_id: str, attempt: int = 1) -> ReplyWaiter:
+        waiter = ReplyWaiter(request_id, attempt)
+        self._waiters[request_id] = waiter
+        return waiter
+
+    def unregister(self, request_id: str) -> None:
+        self._waiters.pop(request_id, None)
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiters)
+
+    async def run(self) -> None:
+        """Read forever; survives Redis outages by retrying with a growing delay."""
+        failures = 0
+        while True:
+            try:
+                batch = await self._read_batch()
+            except StoreUnavailable:
+                delay = _RETRY_DELAY_S[min(failures, len(_RETRY_DELAY_S) - 1)]
+                if failures == 0:
+                    log.warning("reply stream unreadable; retrying", extra={"stream": self.stream})
+                failures += 1
+                await asyncio.sleep(delay)
+                continue
+            if failures:
+                log.info("reply stream readable again", extra={"stream": self.stream})
+                failures = 0
+            self._dispatch(batch)
+
+    async def _read_batch(self) -> list[tuple[bytes, dict[bytes, bytes]]]:
+        # One round trip: drop what was already read, keep the stream alive, block for more.
+        with store_errors("the reply stream"):
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.xtrim(self.stream, minid=self._last_id)
+            pipe.expire(self.stream, REPLY_STREAM_TTL_S)
+            pipe.xread({self.stream: self._last_id}, count=_BATCH, block=_BLOCK_MS)
+            _, alive, found = await pipe.execute()
+            if not alive:
+                await self._create_stream()
+        if not found:
+            return []
+        entries: list[tuple[bytes, dict[bytes, bytes]]] = found[0][1]
+        self._last_id = entries[-1][0]
+        return entries
+
+    def _dispatch(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+        for entry_id, fields in entries:
+            try:
+                event = Event.from_fields(fields)
+            except ProtocolError as exc:
+                log.warning(
+                    "dropping malformed reply", extra={"entry": entry_id, "reason": str(exc)}
+                )
+                continue
+            waiter = self._waiters.get(event.id)
+            if waiter is not None and waiter.attempt == event.attempt:
+                waiter.deliver(event)
+
+    async def _create_stream(self) -> None:
+        with store_errors("the reply stream"):
+            pipe = self._redis.pipeline(transaction=True)
+            pipe.xadd(self.stream, {"type": "open"})
+            pipe.xtrim(self.stream, maxlen=0)
+            pipe.expire(self.stream, REPLY_STREAM_TTL_S)
+            entry_id, _, _ = await pipe.execute()
+        if self._last_id == b"0-0":
+            self._last_id = entry_id

@@ -1,0 +1,55 @@
+"""Every Redis key the gateway and the workers use, in one place.
+
+Keys that a single script or pipeline touches together share a ``{hash tag}`` so they live
+in one slot on Redis Cluster. ``prefix`` comes from ``redis.key_prefix``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Name of the consumer group every worker of a node reads its job stream through.
+WORKER_GROUP = "workers"
+
+
+@dataclass(frozen=True, slots=True)
+class Keyspace:
+    prefix: str = "api-router"
+
+    @property
+    def health(self) -> str:
+        """Hash node_id -> NodeHealth JSON. No TTL: a worker deletes its field on shutdown,
+        and gateways remove fields silent for ``health.forget_after_s``."""
+        return f"{self.prefix}:health"
+
+    def job_stream(self, node_id: str) -> str:
+        """Stream of jobs for one node (group ``workers``). Never trimmed by length: only
+        entries below the oldest pending one are removed, so no undelivered job is lost.
+        Tagged by node so the bounded-add and ack-and-trim scripts run in one slot."""
+        return f"{self.prefix}:req:{{{node_id}}}"
+
+    def reply_stream(self, instance_id: str) -> str:
+        """Stream of worker events for one gateway replica. The replica refreshes a TTL on it
+        while alive (``REPLY_STREAM_TTL_S``) and trims what it has read; workers add with
+        NOMKSTREAM, so a dead replica's stream is never recreated."""
+        return f"{self.prefix}:reply:{{{instance_id}}}"
+
+    @staticmethod
+    def cancel(reply_stream: str, request_id: str) -> str:
+        """Set when a replica abandons a request; expires a minute after the request's
+        deadline. Built from the reply stream's name so it shares that stream's hash tag:
+        the worker checks it and writes ``accepted`` there in one script."""
+        return f"{reply_stream}:cancel:{request_id}"
+
+    def api_key(self, key_id: str) -> str:
+        """KeyRecord JSON of one API key. No TTL: keys live until deleted."""
+        return f"{self.prefix}:key:{key_id}"
+
+    def tenant_keys(self, tenant: str) -> str:
+        """Set of the key ids of one tenant (listing keys without a scan). No TTL."""
+        return f"{self.prefix}:tenant-keys:{tenant}"
+
+
+# A replica refreshes its reply stream's TTL on every read (at least once a second), so
+# the stream outlives any pause of the replica but vanishes soon after it is gone.
+REPLY_STREAM_TTL_S = 300

@@ -1,0 +1,74 @@
+"""The one adapter to Redis: builds clients and translates redis-py errors into ours.
+
+Everything outside this module catches :class:`~api_router.api.errors.StoreUnavailable`,
+never ``redis.exceptions``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import resources
+
+import redis.asyncio as aioredis
+from redis import exceptions as redis_errors
+
+from api_router.api.errors import StoreUnavailable
+from api_router.config.settings import RedisSettings
+
+Redis = aioredis.Redis
+
+# Connection trouble, timeouts and a server that is loading or read-only are "unavailable";
+# anything else (a wrong type, a script error) is a bug and must surface as one.
+_UNAVAILABLE = (
+    redis_errors.ConnectionError,
+    redis_errors.TimeoutError,
+    redis_errors.BusyLoadingError,
+    redis_errors.ReadOnlyError,
+    OSError,
+)
+
+
+def connect(settings: RedisSettings) -> Redis:
+    """A pooled client; connections are opened lazily on first use."""
+    return aioredis.Redis.from_url(
+        settings.url,
+        socket_timeout=settings.socket_timeout_s,
+        socket_connect_timeout=settings.connect_timeout_s,
+        max_connections=settings.max_connections,
+        health_check_interval=30,
+        decode_responses=False,
+    )
+
+
+class MissingConsumerGroup(Exception):
+    """A stream's consumer group is gone (the stream was deleted, or Redis lost its data)."""
+
+
+@contextmanager
+def store_errors(what: str) -> Iterator[None]:
+    """Turn Redis being unreachable during ``what`` into ``StoreUnavailable``."""
+    try:
+        yield
+    except _UNAVAILABLE:
+        raise StoreUnavailable(f"{what} is unavailable, retry shortly") from None
+    except redis_errors.ResponseError as exc:
+        if str(exc).startswith("NOGROUP"):
+            raise MissingConsumerGroup(str(exc)) from None
+        raise
+
+
+def lua_script(package: str, name: str) -> str:
+    """The text of the Lua script ``<name>.lua`` kept beside the modules of ``package``."""
+    return resources.files(package).joinpath(f"{name}.lua").read_text(encoding="utf-8")
+
+
+async def ensure_consumer_group(redis: Redis, stream: str, group: str) -> None:
+    """Create ``group`` on ``stream`` (and the stream) unless it exists. The group starts
+    at id 0 so that jobs added before the first worker started are still delivered."""
+    try:
+        with store_errors("the job stream"):
+            await redis.xgroup_create(stream, group, id="0", mkstream=True)
+    except redis_errors.ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise

@@ -1,0 +1,90 @@
+"""Each replica's view of the node health hash, refreshed in the background.
+
+Requests read :attr:`HealthRegistry.snapshot` (no Redis call). When Redis cannot be read,
+the last entries are re-judged against the clock, so silent nodes still turn stale.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import cast
+
+import msgspec
+
+from api_router.api.errors import StoreUnavailable
+from api_router.config.settings import HealthSettings
+from api_router.keyspace import Keyspace
+from api_router.redis_store import Redis, store_errors
+from api_router.routing.node_health import NodeHealth, health_decoder
+from api_router.routing.snapshot import RoutingSnapshot
+
+log = logging.getLogger(__name__)
+
+
+class HealthRegistry:
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keyspace,
+        limits: HealthSettings,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._redis = redis
+        self._keys = keys
+        self._limits = limits
+        self._clock = clock
+        self._entries: tuple[NodeHealth, ...] = ()
+        self._snapshot = RoutingSnapshot()
+        self._last_refresh_ok = False
+
+    @property
+    def snapshot(self) -> RoutingSnapshot:
+        return self._snapshot
+
+    @property
+    def last_refresh_ok(self) -> bool:
+        return self._last_refresh_ok
+
+    async def refresh(self) -> None:
+        """Read the hash once and publish a new snapshot."""
+        now = self._clock()
+        try:
+            with store_errors("the health registry"):
+                raw = await self._redis.hgetall(self._keys.health)
+            self._entries = tuple(self._decode(cast(dict[bytes, bytes], raw)))
+            await self._forget_silent_nodes(now)
+            self._last_refresh_ok = True
+        except StoreUnavailable:
+            if self._last_refresh_ok:
+                log.warning("health registry unreadable; judging last known entries")
+            self._last_refresh_ok = False
+        self._snapshot = RoutingSnapshot.build(self._entries, now, self._limits)
+
+    async def run(self) -> None:
+        """Refresh forever, every ``refresh_interval_s``."""
+        while True:
+            await self.refresh()
+            await asyncio.sleep(self._limits.refresh_interval_s)
+
+    def _decode(self, raw: dict[bytes, bytes]) -> list[NodeHealth]:
+        nodes = []
+        for node_id, blob in raw.items():
+            try:
+                nodes.append(health_decoder.decode(blob))
+            except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+                log.warning(
+                    "ignoring malformed health entry",
+                    extra={"node_id": node_id.decode(errors="replace"), "reason": str(exc)},
+                )
+        return nodes
+
+    async def _forget_silent_nodes(self, now: float) -> None:
+        silent = [n for n in self._entries if now - n.last_seen > self._limits.forget_after_s]
+        if silent:
+            with store_errors("the health registry"):
+                await self._redis.hdel(self._keys.health, *(n.node_id for n in silent))
+            log.info("forgot silent nodes", extra={"nodes": [n.node_id for n in silent]})
+            self._entries = tuple(n for n in self._entries if n not in silent)

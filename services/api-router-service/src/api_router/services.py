@@ -1,0 +1,41 @@
+"""The typed bundle of clients and stages the lifespan opens and hands to the app."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from starlette.types import Scope
+
+from api_router.auth.authenticator import Authenticator
+from api_router.auth.key_store import KeyStore
+from api_router.config.settings import Settings
+from api_router.dispatch.dispatcher import Dispatcher
+from api_router.dispatch.reply_reader import ReplyReader
+from api_router.keyspace import Keyspace
+from api_router.redis_store import Redis
+from api_router.routing.health_registry import HealthRegistry
+from api_router.telemetry.request_telemetry import Telemetry
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    settings: Settings
+    instance_id: str
+    keys: Keyspace
+    redis: Redis
+    key_store: KeyStore
+    authenticator: Authenticator
+    health: HealthRegistry
+    replies: ReplyReader
+    dispatcher: Dispatcher
+    telemetry: Telemetry
+    openapi: bytes
+    # Long-running tasks of this replica by name; /healthz fails when one has stopped.
+    background: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+
+
+def services_of(scope: Scope) -> Services:
+    """The services of the app serving ``scope`` (set by the lifespan)."""
+    services: Services = scope["app"].state.services
+    return services

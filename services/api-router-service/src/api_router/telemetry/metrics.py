@@ -1,0 +1,74 @@
+"""The gateway's metrics: OpenTelemetry instruments, exported in Prometheus text format.
+
+Each app owns its registry and meter provider (no process-wide globals), so several apps
+in one process (tests) do not collide.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from opentelemetry.exporter.prometheus import PrometheusMetricReader
+from opentelemetry.metrics import CallbackOptions, Observation
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.resources import Resource
+from prometheus_client import CollectorRegistry, generate_latest
+
+from api_router.routing.snapshot import NodeState, RoutingSnapshot
+
+# Seconds; from sub-millisecond gateway work up to the longest generations.
+LATENCY_BUCKETS = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
+)  # fmt: skip
+NODE_STATES: tuple[NodeState, ...] = (
+    "healthy",
+    "stale",
+    "unavailable",
+    "too_hot",
+    "memory_pressure",
+)
+
+
+class GatewayMetrics:
+    def __init__(self, service_name: str, snapshot: Callable[[], RoutingSnapshot]) -> None:
+        self._snapshot = snapshot
+        self.registry = CollectorRegistry(auto_describe=True)
+        reader = PrometheusMetricReader(
+            registry=self.registry, disable_target_info=True, scope_info_enabled=False
+        )
+        self._provider = MeterProvider(
+            metric_readers=[reader], resource=Resource.create({"service.name": service_name})
+        )
+        meter = self._provider.get_meter("api_router")
+        self.requests = meter.create_counter(
+            "api_router.requests", unit="1", description="HTTP requests answered"
+        )
+        self.request_duration = meter.create_histogram(
+            "api_router.request.duration",
+            unit="s",
+            description="Time from request arrival to the end of the response",
+            explicit_bucket_boundaries_advisory=LATENCY_BUCKETS,
+        )
+        self.dispatch_duration = meter.create_histogram(
+            "api_router.dispatch.duration",
+            unit="s",
+            description="Time from a job on the node's stream to its last event",
+            explicit_bucket_boundaries_advisory=LATENCY_BUCKETS,
+        )
+        meter.create_observable_gauge(
+            "api_router.nodes",
+            callbacks=[self._observe_nodes],
+            unit="1",
+            description="Nodes in the health registry by state",
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+    def shutdown(self) -> None:
+        self._provider.shutdown()
+
+    def _observe_nodes(self, _options: CallbackOptions) -> Iterable[Observation]:
+        counts = self._snapshot().state_counts()
+        return [Observation(counts.get(state, 0), {"state": state}) for state in NODE_STATES]

@@ -1,0 +1,111 @@
+"""Telemetry of one request, with lifecycle verbs, so handlers never touch OpenTelemetry.
+
+``Telemetry.start_request`` opens the server span; handlers call ``set_model``,
+``set_principal``, ``dispatched``; the request-context middleware calls ``finish``, which
+records the metrics, ends the span and writes the access log line.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from api_router.config.settings import TelemetrySettings
+from api_router.routing.snapshot import RoutingSnapshot
+from api_router.telemetry.metrics import GatewayMetrics
+from api_router.telemetry.tracing import build_tracer_provider, parent_context, traceparent_of
+
+access_log = logging.getLogger("api_router.access")
+
+
+class Telemetry:
+    """The factory: one per app, owning the meter and tracer providers."""
+
+    def __init__(
+        self, settings: TelemetrySettings, snapshot: Callable[[], RoutingSnapshot]
+    ) -> None:
+        self.metrics = GatewayMetrics(settings.service_name, snapshot)
+        self._tracer_provider = build_tracer_provider(settings, settings.service_name)
+        self._tracer = self._tracer_provider.get_tracer("api_router")
+
+    def start_request(self, method: str, path: str, traceparent: str | None) -> RequestTelemetry:
+        span = self._tracer.start_span(
+            f"{method} {path}",
+            context=parent_context(traceparent),
+            kind=SpanKind.SERVER,
+            attributes={"http.request.method": method, "url.path": path},
+        )
+        return RequestTelemetry(self.metrics, span, method, path)
+
+    def shutdown(self) -> None:
+        self._tracer_provider.shutdown()
+        self.metrics.shutdown()
+
+
+class RequestTelemetry:
+    __slots__ = ("_metrics", "_span", "started", "method", "path", "route", "model",
+                 "node_id", "tenant", "key_id")  # fmt: skip
+
+    def __init__(self, metrics: GatewayMetrics, span: trace.Span, method: str, path: str) -> None:
+        self._metrics = metrics
+        self._span = span
+        self.started = time.perf_counter()
+        self.method = method
+        self.path = path
+        self.route = "unmatched"
+        self.model = ""
+        self.node_id = ""
+        self.tenant = ""
+        self.key_id = ""
+
+    @property
+    def traceparent(self) -> str:
+        return traceparent_of(self._span)
+
+    def set_model(self, model: str, known: bool) -> None:
+        """Unknown names are labelled ``other``: clients must not mint metric series."""
+        self.model = model if known else "other"
+        self._span.set_attribute("gen_ai.request.model", model)
+
+    def set_principal(self, tenant: str, key_id: str) -> None:
+        self.tenant = tenant
+        self.key_id = key_id
+        self._span.set_attribute("api_router.tenant", tenant)
+
+    def dispatched(self, node_id: str, outcome: str, seconds: float) -> None:
+        """A job left this replica for ``node_id`` and ended with ``outcome``."""
+        self.node_id = node_id
+        self._span.set_attribute("api_router.node_id", node_id)
+        self._metrics.dispatch_duration.record(seconds, {"node": node_id, "outcome": outcome})
+
+    def finish(self, status: int, route: str | None, error_code: str | None = None) -> None:
+        elapsed = time.perf_counter() - self.started
+        if route:
+            self.route = route
+        labels = {"route": self.route, "method": self.method, "status": str(status),
+                  "model": self.model}  # fmt: skip
+        self._metrics.requests.add(1, labels)
+        self._metrics.request_duration.record(elapsed, labels)
+        self._span.set_attribute("http.response.status_code", status)
+        if status >= 500:
+            self._span.set_status(Status(StatusCode.ERROR, error_code))
+        self._span.end()
+        access_log.info(
+            "request",
+            extra={
+                "method": self.method,
+                "path": self.path,
+                "route": self.route,
+                "status": status,
+                "error_code": error_code,
+                "duration_ms": round(elapsed * 1000, 3),
+                "tenant": self.tenant or None,
+                "key_id": self.key_id or None,
+                "model": self.model or None,
+                "node_id": self.node_id or None,
+            },
+        )

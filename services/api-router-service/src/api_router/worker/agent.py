@@ -1,0 +1,235 @@
+"""The worker agent: one per inference node.
+
+It reads its node's jobs (at most ``max_concurrency`` at once), answers each on the reply
+stream the job names (``accepted``, then ``done`` or ``error``), and acknowledges a job
+only once it is answered. Jobs of a crashed worker of the same node are reclaimed. On stop
+it takes no new jobs, finishes what it runs within a grace period, answers the rest with
+``error/shutting_down`` and leaves the health registry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from api_router.api.errors import StoreUnavailable
+from api_router.backends.base import Backend, BackendError
+from api_router.background import stop_task
+from api_router.dispatch.protocol import (
+    ErrorData,
+    ErrorReason,
+    Event,
+    Job,
+    ProtocolError,
+    accepted,
+    done,
+    failed,
+)
+from api_router.keyspace import Keyspace
+from api_router.redis_store import MissingConsumerGroup, Redis
+from api_router.worker.health_reporter import HealthReporter
+from api_router.worker.job_stream import Entry, JobStream
+
+log = logging.getLogger(__name__)
+
+_RETRY_DELAY_S = 0.5
+
+Action = Callable[[], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSettings:
+    node_id: str
+    pool: str
+    max_concurrency: int = 2
+    health_interval_s: float = 5.0
+    # A job whose worker has not renewed it for this long is taken over (crashed worker).
+    reclaim_idle_s: float = 15.0
+    # On stop, in-flight jobs get this long to finish.
+    drain_grace_s: float = 30.0
+    backend_timeout_s: float = 300.0
+    read_block_ms: int = 500
+
+
+class WorkerAgent:
+    def __init__(
+        self, settings: WorkerSettings, redis: Redis, keys: Keyspace, backend: Backend
+    ) -> None:
+        self._settings = settings
+        self._backend = backend
+        self.consumer = f"{settings.node_id}-{secrets.token_hex(4)}"
+        self._jobs = JobStream(redis, keys, settings.node_id, self.consumer)
+        self._health = HealthReporter(
+            redis, keys, settings.node_id, settings.pool, settings.max_concurrency, backend
+        )
+        self._inflight: dict[bytes, asyncio.Task[None]] = {}
+        self._slot_freed = asyncio.Event()
+        self._accepting = True
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Serve until ``stop`` is set, then drain and leave."""
+        await self._jobs.open()
+        await self._publish_health()
+        background = [
+            asyncio.create_task(
+                self._every(self._settings.health_interval_s, self._publish_health)
+            ),
+            asyncio.create_task(self._every(self._settings.reclaim_idle_s / 3, self._renew)),
+        ]
+        try:
+            await self._consume(stop)
+        finally:
+            # Stop: 1. tell gateways to send nothing more; 2. let running jobs finish;
+            # 3. stop the heartbeats; 4. leave the registry and the consumer group.
+            self._accepting = False
+            await self._quietly(self._publish_health)
+            await self._drain()
+            for task in background:
+                await stop_task(task)
+            await self._quietly(self._health.withdraw)
+            await self._quietly(self._jobs.leave)
+            log.info("worker stopped", extra={"node_id": self._settings.node_id})
+
+    async def _consume(self, stop: asyncio.Event) -> None:
+        reclaim_idle_ms = int(self._settings.reclaim_idle_s * 1000)
+        next_reclaim = 0.0
+        while not stop.is_set():
+            free = self._settings.max_concurrency - len(self._inflight)
+            if free <= 0:
+                self._slot_freed.clear()
+                await _first_of(self._slot_freed, stop, timeout_s=1.0)
+                continue
+            try:
+                entries: list[Entry] = []
+                if time.monotonic() >= next_reclaim:
+                    entries = await self._jobs.claim_abandoned(free, reclaim_idle_ms)
+                    next_reclaim = time.monotonic() + self._settings.reclaim_idle_s / 3
+                if not entries:
+                    entries = await self._jobs.read(free, self._settings.read_block_ms)
+            except StoreUnavailable:
+                log.warning("job stream unreadable; retrying")
+                await asyncio.sleep(_RETRY_DELAY_S)
+                continue
+            except MissingConsumerGroup:
+                log.warning("consumer group missing; recreating it")
+                await self._quietly(self._jobs.open)
+                continue
+            for entry in entries:
+                self._start(entry)
+
+    def _start(self, entry: Entry) -> None:
+        entry_id, fields = entry
+        task = asyncio.create_task(self._run_job(entry_id, fields))
+        self._inflight[entry_id] = task
+        task.add_done_callback(lambda _: self._finished(entry_id))
+
+    def _finished(self, entry_id: bytes) -> None:
+        self._inflight.pop(entry_id, None)
+        self._slot_freed.set()
+
+    async def _run_job(self, entry_id: bytes, fields: dict[bytes, bytes]) -> None:
+        try:
+            job = Job.from_fields(fields)
+        except ProtocolError as exc:
+            log.error("dropping malformed job", extra={"entry": entry_id, "reason": str(exc)})
+            await self._quietly(lambda: self._jobs.ack(entry_id))
+            return
+        try:
+            await self._answer(job)
+            await self._jobs.ack(entry_id)
+        except StoreUnavailable:
+            # Left pending: this worker (or another of the node) reclaims it once idle.
+            log.warning("redis unavailable mid-job; it will be reclaimed",
+                        extra={"request_id": job.id})  # fmt: skip
+        except asyncio.CancelledError:
+            # Drain grace is over: answer now rather than leave the client waiting.
+            await self._quietly(lambda: self._finish_shutting_down(entry_id, job))
+            raise
+
+    async def _answer(self, job: Job) -> None:
+        node = self._settings.node_id
+        started = time.perf_counter()
+        remaining_s = job.deadline_ms / 1000 - time.time()
+        if remaining_s <= 0:
+            await self._reply(job, _error(job, node, "expired", "the job's deadline passed"))
+            return
+        outcome = await self._jobs.accept(job, accepted(job, node, self.consumer))
+        if outcome != "accepted":
+            log.info("job skipped", extra={"request_id": job.id, "outcome": outcome})
+            return
+        try:
+            completion = await self._backend.chat(
+                job.model,
+                job.payload.messages,
+                job.payload.options,
+                min(self._settings.backend_timeout_s, remaining_s),
+            )
+            event = done(job, node, 1, completion)
+        except BackendError as exc:
+            event = _error(job, node, exc.reason, exc.message, exc.retryable)
+        await self._reply(job, event)
+        log.info(
+            "job answered",
+            extra={"request_id": job.id, "model": job.model, "event": event.type,
+                   "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+                   "traceparent": job.traceparent},
+        )  # fmt: skip
+
+    async def _reply(self, job: Job, event: Event) -> None:
+        if not await self._jobs.reply(job.reply_to, event):
+            log.info("gateway gone; answer dropped", extra={"request_id": job.id})
+
+    async def _finish_shutting_down(self, entry_id: bytes, job: Job) -> None:
+        node = self._settings.node_id
+        error = _error(job, node, "shutting_down", "the worker stopped", retryable=True)
+        await self._reply(job, error)
+        await self._jobs.ack(entry_id)
+
+    async def _drain(self) -> None:
+        if not self._inflight:
+            return
+        log.info("draining", extra={"inflight": len(self._inflight)})
+        _, unfinished = await asyncio.wait(
+            list(self._inflight.values()), timeout=self._settings.drain_grace_s
+        )
+        for task in unfinished:
+            task.cancel()
+        await asyncio.gather(*unfinished, return_exceptions=True)
+
+    async def _publish_health(self) -> None:
+        await self._health.publish(len(self._inflight), self._accepting)
+
+    async def _renew(self) -> None:
+        await self._jobs.renew(list(self._inflight))
+
+    async def _every(self, interval_s: float, action: Action) -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            await self._quietly(action)
+
+    @staticmethod
+    async def _quietly(action: Action) -> None:
+        """Run a housekeeping step; Redis being away is logged, not fatal."""
+        try:
+            await action()
+        except StoreUnavailable as exc:
+            log.warning("housekeeping step failed", extra={"reason": exc.message})
+
+
+def _error(
+    job: Job, node: str, reason: ErrorReason, message: str, retryable: bool = False
+) -> Event:
+    return failed(job.id, job.attempt, node, 1, ErrorData(reason, message, retryable))
+
+
+async def _first_of(*events: asyncio.Event, timeout_s: float) -> None:
+    waiters = [asyncio.create_task(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waiters, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()

@@ -1,0 +1,89 @@
+"""The worker's side of its node's job stream and of the gateways' reply streams.
+
+Jobs are read through the consumer group ``workers``. While a job runs, its worker keeps
+renewing its claim (``renew``), so that ``claim_abandoned`` (XAUTOCLAIM) only takes jobs
+whose worker stopped renewing: one that crashed or was killed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal, cast
+
+from api_router.dispatch.protocol import Event, Job
+from api_router.keyspace import WORKER_GROUP, Keyspace
+from api_router.redis_store import Redis, ensure_consumer_group, lua_script, store_errors
+
+Entry = tuple[bytes, dict[bytes, bytes]]
+AcceptOutcome = Literal["accepted", "cancelled", "gateway_gone"]
+_ACCEPT_OUTCOMES: dict[int, AcceptOutcome] = {1: "accepted", 0: "cancelled", -1: "gateway_gone"}
+
+
+class JobStream:
+    def __init__(self, redis: Redis, keys: Keyspace, node_id: str, consumer: str) -> None:
+        self._redis = redis
+        self._keys = keys
+        self.stream = keys.job_stream(node_id)
+        self.consumer = consumer
+        self._accept = redis.register_script(lua_script(__package__, "accept"))
+        self._ack_and_trim = redis.register_script(lua_script(__package__, "ack_and_trim"))
+        self._claim_cursor = "0-0"
+
+    async def open(self) -> None:
+        await ensure_consumer_group(self._redis, self.stream, WORKER_GROUP)
+
+    async def read(self, count: int, block_ms: int) -> list[Entry]:
+        """Up to ``count`` new jobs, waiting up to ``block_ms`` for the first."""
+        with store_errors("the job stream"):
+            found = await self._redis.xreadgroup(
+                WORKER_GROUP, self.consumer, {self.stream: ">"}, count=count, block=block_ms
+            )
+        # With decode_responses=False: [[stream, [(entry id, {field: value})...]]] or None.
+        streams = cast(list[tuple[bytes, list[Entry]]] | None, found)
+        return list(streams[0][1]) if streams else []
+
+    async def claim_abandoned(self, count: int, min_idle_ms: int) -> list[Entry]:
+        """Take over up to ``count`` jobs whose worker stopped renewing them."""
+        with store_errors("the job stream"):
+            cursor, entries, _deleted = await self._redis.xautoclaim(
+                self.stream, WORKER_GROUP, self.consumer, min_idle_ms,
+                start_id=self._claim_cursor, count=count,
+            )  # fmt: skip
+        self._claim_cursor = cursor.decode() if isinstance(cursor, bytes) else str(cursor)
+        return [(entry_id, fields) for entry_id, fields in entries if fields]
+
+    async def renew(self, entry_ids: Sequence[bytes]) -> None:
+        """Reset the idle time of jobs this worker is running (it is still alive)."""
+        if entry_ids:
+            with store_errors("the job stream"):
+                await self._redis.xclaim(
+                    self.stream, WORKER_GROUP, self.consumer, 0, list(entry_ids), justid=True
+                )
+
+    async def accept(self, job: Job, event: Event) -> AcceptOutcome:
+        """Write ``accepted`` unless the gateway cancelled the job or is gone."""
+        keys = [self._keys.cancel(job.reply_to, job.id), job.reply_to]
+        args = [item for pair in event.to_fields().items() for item in pair]
+        with store_errors("the reply stream"):
+            outcome = await self._accept(keys=keys, args=args)
+        return _ACCEPT_OUTCOMES[int(outcome)]
+
+    async def reply(self, reply_to: str, event: Event) -> bool:
+        """Write an event; False when the gateway's reply stream is gone."""
+        with store_errors("the reply stream"):
+            added = await self._redis.xadd(reply_to, event.to_fields(), nomkstream=True)  # type: ignore[arg-type]
+        return added is not None
+
+    async def ack(self, entry_id: bytes) -> None:
+        with store_errors("the job stream"):
+            await self._ack_and_trim(keys=[self.stream], args=[WORKER_GROUP, entry_id])
+
+    async def leave(self) -> None:
+        """Remove this consumer from the group, unless it still owns unfinished jobs
+        (deleting it would drop them; another worker of the node reclaims them instead)."""
+        with store_errors("the job stream"):
+            pending = await self._redis.xpending_range(
+                self.stream, WORKER_GROUP, min="-", max="+", count=1, consumername=self.consumer
+            )
+            if not pending:
+                await self._redis.xgroup_delconsumer(self.stream, WORKER_GROUP, self.consumer)

@@ -1,0 +1,53 @@
+"""Session-wide real servers and the per-test stack built on them."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.fake_ollama import FakeOllama
+from tests.support.servers import RedisServer, TansuBroker
+from tests.support.stack import Stack
+
+_test_numbers = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def broker() -> Iterator[TansuBroker]:
+    server = TansuBroker().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def fake_ollama_server() -> Iterator[FakeOllama]:
+    server = FakeOllama().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake_ollama(fake_ollama_server: FakeOllama) -> FakeOllama:
+    """The session's fake Ollama, reset to its defaults for this test."""
+    fake_ollama_server.reset()
+    return fake_ollama_server
+
+
+@pytest.fixture
+def stack(redis_server: RedisServer, fake_ollama: FakeOllama, tmp_path: Path) -> Iterator[Stack]:
+    """A clean Redis (own key prefix, flushed) and a place for this test's processes."""
+    with redis_server.client() as client:
+        client.flushall()
+    test_stack = Stack(redis_server, f"t{next(_test_numbers)}", tmp_path, fake_ollama.url)
+    yield test_stack
+    test_stack.stop_all()

@@ -1,0 +1,155 @@
+"""One test's view of the system: its Redis, settings, workers, gateways and keys."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgspec
+from starlette.applications import Starlette
+
+from api_router.app import create_app
+from api_router.auth.key_store import KeyStore, Scope
+from api_router.config.settings import Settings
+from api_router.keyspace import Keyspace
+from api_router.redis_store import connect
+from api_router.routing.node_health import NodeHealth, health_encoder
+from api_router.services import Services
+from tests.support.processes import GatewayProcess, WorkerProcess
+from tests.support.servers import RedisServer, wait_until
+
+PEPPER = "test-pepper-0123456789abcdef0123456789"
+
+# Settings every test starts from: quick health refresh and a short request timeout.
+BASE_SETTINGS: dict[str, Any] = {
+    "auth": {"pepper": PEPPER, "key_cache_ttl_s": 0.5},
+    "health": {"refresh_interval_s": 0.1},
+    "dispatch": {"request_timeout_s": 10.0},
+}
+
+
+@dataclass
+class Gateway:
+    """An app served in-process (ASGI transport), with its lifespan running."""
+
+    app: Starlette
+    client: httpx.AsyncClient
+
+    @property
+    def services(self) -> Services:
+        services: Services = self.app.state.services
+        return services
+
+    async def wait_for_model(self, model: str, nodes: int = 1, timeout_s: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while len(self.services.health.snapshot.ranked.get(model, ())) < nodes:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the gateway never saw {nodes} node(s) serving {model!r}")
+            await asyncio.sleep(0.02)
+
+
+class Stack:
+    def __init__(self, redis: RedisServer, prefix: str, tmp: Path, ollama_url: str) -> None:
+        self.redis = redis
+        self.prefix = prefix
+        self.tmp = tmp
+        self.ollama_url = ollama_url
+        self.keys = Keyspace(prefix)
+        self._processes: list[WorkerProcess | GatewayProcess] = []
+
+    def settings(self, **sections: dict[str, Any]) -> Settings:
+        tree: dict[str, Any] = {name: dict(values) for name, values in BASE_SETTINGS.items()}
+        tree["redis"] = {"url": self.redis.url, "key_prefix": self.prefix}
+        for name, values in sections.items():
+            tree.setdefault(name, {}).update(values)
+        return msgspec.convert(tree, Settings)
+
+    def env(self, **sections: dict[str, Any]) -> dict[str, str]:
+        """The environment that configures a gateway or worker process like ``settings``."""
+        import os
+
+        settings = msgspec.to_builtins(self.settings(**sections))
+        env = {k: v for k, v in os.environ.items() if not k.startswith("API_ROUTER")}
+        for section, values in settings.items():
+            for key, value in values.items():
+                if value is not None:
+                    env[f"API_ROUTER__{section.upper()}__{key.upper()}"] = str(value)
+        return env
+
+    def worker(
+        self, node_id: str, *args: str, pool: str = "edge", backend_url: str | None = None,
+        wait: bool = True,
+    ) -> WorkerProcess:  # fmt: skip
+        """A worker process with the ollama backend against the fake Ollama by default."""
+        if "--backend" not in args:
+            args = ("--backend", "ollama", "--backend-url", backend_url or self.ollama_url, *args)
+        worker = WorkerProcess(node_id, self.env(), self.tmp, ["--pool", pool, *args])
+        worker.start()
+        self._processes.append(worker)
+        if wait:
+            self.wait_registered(worker)
+        return worker
+
+    def wait_registered(self, worker: WorkerProcess) -> None:
+        def registered() -> bool:
+            if not worker.alive():
+                raise RuntimeError(f"{worker.name} exited:\n{worker.log()}")
+            with self.redis.client() as client:
+                return bool(client.hexists(self.keys.health, worker.node_id))
+
+        wait_until(registered, 15, f"{worker.name} registration")
+
+    def gateway_process(self, name: str = "gateway", **sections: dict[str, Any]) -> GatewayProcess:
+        gateway = GatewayProcess(self.env(**sections), self.tmp, name)
+        gateway.start()
+        self._processes.append(gateway)
+        gateway.wait_ready()
+        return gateway
+
+    @asynccontextmanager
+    async def gateway(self, **sections: dict[str, Any]) -> AsyncIterator[Gateway]:
+        app = create_app(self.settings(**sections))
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+                yield Gateway(app, client)
+
+    async def create_key(
+        self, tenant: str = "acme", scopes: Iterable[Scope] = ("inference",)
+    ) -> str:
+        client = connect(self.settings().redis)
+        try:
+            store = KeyStore(client, self.keys, PEPPER, 0.0)
+            return (await store.create(tenant, scopes, name="test")).api_key
+        finally:
+            await client.aclose()
+
+    def put_health(self, node: NodeHealth) -> None:
+        """Write a node entry directly, as a worker would (for nodes with no process)."""
+        with self.redis.client() as client:
+            client.hset(self.keys.health, node.node_id, health_encoder.encode(node))
+
+    def stop_all(self) -> None:
+        for process in reversed(self._processes):
+            process.stop()
+
+
+def node_health(node_id: str, **overrides: Any) -> NodeHealth:
+    values: dict[str, Any] = {
+        "node_id": node_id, "pool": "edge", "models_loaded": [], "models_available": ["m"],
+        "ram_percent": 50.0, "cpu_percent": 10.0, "temp_celsius": 50.0, "inflight": 0,
+        "max_concurrency": 2, "available": True, "last_seen": time.time(), "version": "test",
+    }  # fmt: skip
+    values.update(overrides)
+    return NodeHealth(**values)
+
+
+def chat(model: str = "llama3.2", content: str = "hello there", **extra: Any) -> dict[str, Any]:
+    """A valid /v1/inference body."""
+    return {"model": model, "messages": [{"role": "user", "content": content}], **extra}
