@@ -99,6 +99,8 @@ async def _open_services(
     stack.callback(telemetry.shutdown)
     replies = ReplyReader(redis, keys.reply_stream(instance_id))
     key_store = KeyStore(redis, keys, pepper, settings.auth.key_cache_ttl_s)
+    dispatcher = Dispatcher(redis, keys, replies, settings.dispatch)
+    stack.push_async_callback(dispatcher.aclose)
     services = Services(
         settings=settings,
         instance_id=instance_id,
@@ -108,7 +110,7 @@ async def _open_services(
         authenticator=Authenticator(key_store),
         health=health,
         replies=replies,
-        dispatcher=Dispatcher(redis, keys, replies, settings.dispatch),
+        dispatcher=dispatcher,
         telemetry=telemetry,
         openapi=json.dumps(build_openapi()).encode(),
     )

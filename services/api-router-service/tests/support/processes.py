@@ -76,13 +76,15 @@ class GatewayProcess(ServiceProcess):
         super().__init__(name, argv, env, log_dir)
         self.url = f"http://127.0.0.1:{self.port}"
 
-    def wait_ready(self, timeout_s: float = 15.0) -> None:
-        def ready() -> bool:
+    def wait_up(self, check: str = "readyz", timeout_s: float = 15.0) -> None:
+        """Wait for ``/v1/status/<check>``: ``readyz`` needs a worker, ``healthz`` does not."""
+
+        def up() -> bool:
             if not self.alive():
                 raise RuntimeError(f"gateway exited:\n{self.log()}")
             try:
-                return httpx.get(f"{self.url}/v1/status/readyz", timeout=1).status_code == 200
+                return httpx.get(f"{self.url}/v1/status/{check}", timeout=1).status_code == 200
             except httpx.HTTPError:
                 return False
 
-        wait_until(ready, timeout_s, "gateway readiness")
+        wait_until(up, timeout_s, f"gateway {check}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import subprocess
 import time
@@ -25,6 +26,17 @@ def wait_until(condition: Callable[[], bool], timeout_s: float = 10.0, what: str
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out after {timeout_s} s waiting for {what or condition}")
         time.sleep(0.02)
+
+
+async def eventually(
+    condition: Callable[[], bool], timeout_s: float = 10.0, what: str = ""
+) -> None:
+    """``wait_until`` for async tests: polls without blocking the event loop."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout_s} s waiting for {what or condition}")
+        await asyncio.sleep(0.02)
 
 
 def port_open(port: int) -> bool:

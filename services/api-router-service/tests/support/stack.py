@@ -96,20 +96,25 @@ class Stack:
             self.wait_registered(worker)
         return worker
 
+    def worker_registered(self, node_id: str) -> bool:
+        with self.redis.client() as client:
+            return bool(client.hexists(self.keys.health, node_id))
+
     def wait_registered(self, worker: WorkerProcess) -> None:
         def registered() -> bool:
             if not worker.alive():
                 raise RuntimeError(f"{worker.name} exited:\n{worker.log()}")
-            with self.redis.client() as client:
-                return bool(client.hexists(self.keys.health, worker.node_id))
+            return self.worker_registered(worker.node_id)
 
         wait_until(registered, 15, f"{worker.name} registration")
 
-    def gateway_process(self, name: str = "gateway", **sections: dict[str, Any]) -> GatewayProcess:
+    def gateway_process(
+        self, name: str = "gateway", check: str = "readyz", **sections: dict[str, Any]
+    ) -> GatewayProcess:
         gateway = GatewayProcess(self.env(**sections), self.tmp, name)
         gateway.start()
         self._processes.append(gateway)
-        gateway.wait_ready()
+        gateway.wait_up(check)
         return gateway
 
     @asynccontextmanager

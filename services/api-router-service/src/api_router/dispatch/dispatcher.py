@@ -82,7 +82,7 @@ class Dispatcher:
                 return node, time.perf_counter()
             reason = "at its backlog limit" if added == 0 else "without a job stream"
             log.info(f"node {reason}, trying the next", extra={"node_id": node.node_id})
-        raise ApiError("no_capacity", f"every node serving {job.model!r} is at its backlog limit")
+        raise ApiError("no_capacity", f"no node serving {job.model!r} can take a job now")
 
     async def _await_answer(
         self, job: Job, node: NodeHealth, waiter: ReplyWaiter, submitted_at: float
@@ -112,6 +112,11 @@ class Dispatcher:
                 )
             elif event.type == "error":
                 raise _upstream_error(event)
+
+    async def aclose(self) -> None:
+        """Let pending cancellation marks reach Redis before the client closes."""
+        if self._background:
+            await asyncio.wait(self._background, timeout=1.0)
 
     def _cancel(self, job: Job) -> None:
         """Tell the node to drop the job if it has not started it (off the response path)."""

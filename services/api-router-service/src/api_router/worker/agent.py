@@ -72,7 +72,6 @@ class WorkerAgent:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Serve until ``stop`` is set, then drain and leave."""
-        await self._jobs.open()
         await self._publish_health()
         background = [
             asyncio.create_task(
@@ -201,6 +200,9 @@ class WorkerAgent:
         await asyncio.gather(*unfinished, return_exceptions=True)
 
     async def _publish_health(self) -> None:
+        # A node only advertises itself with a stream to receive on: Redis may have lost
+        # the group (a restart without persistence) since the last beat.
+        await self._jobs.open()
         await self._health.publish(len(self._inflight), self._accepting)
 
     async def _renew(self) -> None:

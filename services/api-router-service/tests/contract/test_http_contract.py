@@ -1,0 +1,108 @@
+"""Real HTTP answers against contracts/*.schema.json and the served OpenAPI document."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from jsonschema import Draft202012Validator
+from openapi_spec_validator import validate as validate_openapi
+
+from api_router.contracts import CONTRACT_NAMES, load_contract
+from api_router.contracts.http import HTTP_CONTRACTS, http_contract
+from tests.support.stack import Stack, chat
+
+
+def validator(name: str) -> Draft202012Validator:
+    schema = load_contract(name)
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema)
+
+
+@pytest.mark.parametrize("name", sorted(HTTP_CONTRACTS))
+def test_contract_files_are_what_the_code_decodes_and_encodes(name: str) -> None:
+    assert load_contract(name) == http_contract(name), (
+        f"contracts/{name}.schema.json is stale: run `python -m api_router.contracts`"
+    )
+
+
+@pytest.mark.parametrize("name", CONTRACT_NAMES)
+def test_every_contract_is_a_valid_2020_12_schema(name: str) -> None:
+    Draft202012Validator.check_schema(load_contract(name))
+
+
+async def test_real_answers_match_their_contracts(stack: Stack) -> None:
+    stack.worker("node-a")
+    key = await stack.create_key()
+    async with stack.gateway() as gw:
+        await gw.wait_for_model("llama3.2")
+        ok = await gw.client.post(
+            "/v1/inference",
+            json=chat(options={"temperature": 0.2, "max_tokens": 8}, metadata={"a": "b"}),
+            headers={"X-API-Key": key},
+        )
+        errors = [
+            await gw.client.post("/v1/inference", json=chat()),
+            await gw.client.post("/v1/inference", json={"model": 1}, headers={"X-API-Key": key}),
+            await gw.client.post("/v1/inference", json=chat("nope"), headers={"X-API-Key": key}),
+            await gw.client.get("/nowhere"),
+        ]
+    assert ok.status_code == 200
+    validator("inference.response").validate(ok.json())
+    assert [e.status_code for e in errors] == [401, 400, 404, 404]
+    for error in errors:
+        validator("error").validate(error.json())
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        chat(),
+        chat(options={"temperature": 0, "top_p": 1, "max_tokens": 1, "stop": ["x"], "seed": -1}),
+        chat(metadata={"session_id": "abc"}, stream=False),
+        {"model": "m", "messages": []},
+        {"model": "m", "messages": [{"role": "robot", "content": "x"}]},
+        {"model": "m", "messages": [{"role": "user", "content": "x"}], "unknown": True},
+        {"model": "m"},
+    ],
+)
+async def test_the_request_schema_and_the_decoder_agree(stack: Stack, body: dict[str, Any]) -> None:
+    """A body the schema accepts is accepted by the gateway, and one it rejects is a 400."""
+    schema_ok = validator("inference.request").is_valid(body)
+    key = await stack.create_key()
+    async with stack.gateway() as gw:
+        response = await gw.client.post("/v1/inference", json=body, headers={"X-API-Key": key})
+    assert (response.status_code != 400) == schema_ok, response.text
+
+
+async def test_the_openapi_document_is_valid_and_uses_the_contract_schemas(stack: Stack) -> None:
+    async with stack.gateway() as gw:
+        response = await gw.client.get("/openapi.json")
+    document = response.json()
+    validate_openapi(document)
+    assert document["openapi"] == "3.1.0"
+    components = document["components"]["schemas"]
+    for name, struct in HTTP_CONTRACTS.items():
+        contract = load_contract(name)
+        title = struct.__name__
+        assert components[title] == _with_component_refs(contract["$defs"][title]), name
+    operation = document["paths"]["/v1/inference"]["post"]
+    assert operation["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/InferenceRequest"
+    }
+    assert set(operation["responses"]) >= {"200", "400", "401", "403", "404", "413", "415",
+                                           "502", "503", "504"}  # fmt: skip
+
+
+def _with_component_refs(schema: Any) -> Any:
+    """The same schema with ``#/$defs/X`` references spelled as OpenAPI components."""
+    if isinstance(schema, dict):
+        return {
+            key: value.replace("#/$defs/", "#/components/schemas/")
+            if key == "$ref"
+            else _with_component_refs(value)
+            for key, value in schema.items()
+        }
+    if isinstance(schema, list):
+        return [_with_component_refs(item) for item in schema]
+    return schema

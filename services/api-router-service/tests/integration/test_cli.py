@@ -1,0 +1,99 @@
+"""`api-router` subcommands called through main(argv), as the console script does."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from api_router.cli import main
+from tests.support.stack import PEPPER, Stack, chat
+
+SAMPLE = Path(__file__).parents[2] / "configs" / "router.sample.yaml"
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch, stack: Stack) -> Stack:
+    for name, value in stack.env().items():
+        if name.startswith("API_ROUTER"):
+            monkeypatch.setenv(name, value)
+    return stack
+
+
+@pytest.fixture
+def pepper_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [n for n in os.environ if n.startswith("API_ROUTER")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("API_ROUTER__AUTH__PEPPER", PEPPER)
+
+
+def test_config_check_accepts_the_sample(
+    pepper_only: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["config", "check", str(SAMPLE)]) == 0
+    assert "valid" in capsys.readouterr().out
+
+
+def test_config_check_names_the_path_and_exits_2(
+    pepper_only: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("health:\n  max_ram_percent: 150\n")
+    assert main(["config", "check", str(bad)]) == 2
+    assert "health.max_ram_percent: expected `float` <= 100" in capsys.readouterr().err
+
+
+def test_config_check_without_a_pepper_exits_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("API_ROUTER__AUTH__PEPPER", raising=False)
+    assert main(["config", "check", str(SAMPLE)]) == 2
+    assert "API_ROUTER__AUTH__PEPPER" in capsys.readouterr().err
+
+
+async def test_keys_create_prints_a_working_key_once(
+    env: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack = env
+    code = await _in_thread(
+        ["keys", "create", "--tenant", "acme", "--scope", "inference", "--scope",
+         "audit:read", "--name", "ci", "--json"]
+    )  # fmt: skip
+    assert code == 0
+    created = json.loads(capsys.readouterr().out)
+    assert created["tenant"] == "acme"
+    assert created["scopes"] == ["audit:read", "inference"]
+    assert created["api_key"].startswith(f"ark_{created['id']}_")
+    with stack.redis.client() as client:
+        stored = client.get(stack.keys.api_key(created["id"]))
+    assert stored is not None and created["api_key"].split("_")[2].encode() not in stored
+    stack.worker("node-a")
+    async with stack.gateway() as gw:
+        await gw.wait_for_model("llama3.2")
+        response = await gw.client.post(
+            "/v1/inference", json=chat(), headers={"X-API-Key": created["api_key"]}
+        )
+    assert response.status_code == 200
+
+
+def test_keys_create_refuses_a_bad_tenant_name(
+    env: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["keys", "create", "--tenant", "bad tenant!"]) == 2
+    assert "tenant" in capsys.readouterr().err
+
+
+def test_a_backend_that_needs_a_url_without_one_exits_2(
+    env: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["worker", "--node-id", "n", "--pool", "p", "--backend", "ollama"]) == 2
+    assert "--backend-url" in capsys.readouterr().err
+
+
+async def _in_thread(argv: list[str]) -> int:
+    """main() runs its own event loop, so call it off the test's loop."""
+    import asyncio
+
+    return await asyncio.to_thread(main, argv)

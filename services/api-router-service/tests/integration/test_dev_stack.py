@@ -1,0 +1,122 @@
+"""`api-router dev`: the local stack starts, serves, writes dev.env and stops cleanly."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import psutil
+import redis
+
+from tests.support.servers import free_port, port_open, wait_until
+
+REQUIRED = ("API_ROUTER_URL", "API_ROUTER_KEY", "API_ROUTER_ADMIN_KEY", "API_ROUTER__REDIS__URL",
+            "API_ROUTER__KAFKA__BOOTSTRAP_SERVERS")  # fmt: skip
+
+
+class DevRun:
+    def __init__(self, run_dir: Path, *extra: str) -> None:
+        self.ports = {"--port": free_port(), "--redis-port": free_port(),
+                      "--broker-port": free_port()}  # fmt: skip
+        argv = [sys.executable, "-m", "api_router", "dev", "--run-dir", str(run_dir), *extra]
+        for flag, port in self.ports.items():
+            argv += [flag, str(port)]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("API_ROUTER")}
+        env.pop("OLLAMA_URL", None)
+        self.output = run_dir.parent / f"dev-{self.ports['--port']}.out"
+        with self.output.open("wb") as out:
+            self.process = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
+        self.env_file = run_dir / "dev.env"
+
+    def wait_up(self) -> dict[str, str]:
+        def up() -> bool:
+            assert self.process.poll() is None, self.output.read_text()
+            return "Ctrl-C stops the stack" in self.output.read_text()
+
+        wait_until(up, 60, "the dev stack")
+        pairs = (line.partition("=") for line in self.env_file.read_text().splitlines())
+        return {name: shlex.split(value)[0] for name, _, value in pairs}
+
+    def stop(self) -> list[psutil.Process]:
+        """SIGINT, as Ctrl-C sends; returns the children it had, to check they are gone."""
+        children = psutil.Process(self.process.pid).children(recursive=True)
+        self.process.send_signal(signal.SIGINT)
+        assert self.process.wait(30) == 0, self.output.read_text()
+        return children
+
+
+def test_the_stack_serves_and_ctrl_c_leaves_nothing_behind(tmp_path: Path) -> None:
+    run = DevRun(tmp_path / ".run")
+    try:
+        values = run.wait_up()
+        assert set(REQUIRED) <= set(values)
+        assert values["API_ROUTER_URL"] == f"http://127.0.0.1:{run.ports['--port']}"
+        assert values["API_ROUTER__REDIS__URL"].endswith(f":{run.ports['--redis-port']}/0")
+        assert port_open(run.ports["--broker-port"])
+        output = run.output.read_text()
+        assert f"curl -s {values['API_ROUTER_URL']}/v1/inference" in output
+        assert values["API_ROUTER_KEY"] in output
+        response = httpx.post(
+            f"{values['API_ROUTER_URL']}/v1/inference",
+            json={"model": "mock", "messages": [{"role": "user", "content": "hi"}]},
+            headers={"Authorization": f"Bearer {values['API_ROUTER_KEY']}"},
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["node_id"] in {"node-a", "node-b"}
+        assert response.json()["metadata"]["mock"] == "true"
+        admin = httpx.post(
+            f"{values['API_ROUTER_URL']}/v1/inference",
+            json={"model": "mock", "messages": [{"role": "user", "content": "hi"}]},
+            headers={"Authorization": f"Bearer {values['API_ROUTER_ADMIN_KEY']}"},
+        )
+        assert admin.status_code == 403  # the admin key has the admin scope only
+        children = run.stop()
+        assert len(children) >= 5  # redis, broker, two workers, gateway
+        wait_until(lambda: not any(c.is_running() for c in children), 10, "children to exit")
+        for port in run.ports.values():
+            assert not port_open(port)
+
+        # A second run over the same run dir keeps the data and the demo keys.
+        again = DevRun(tmp_path / ".run")
+        try:
+            assert again.wait_up()["API_ROUTER_KEY"] == values["API_ROUTER_KEY"]
+        finally:
+            again.stop()
+    finally:
+        if run.process.poll() is None:
+            run.process.kill()
+
+
+def test_the_stack_runs_with_a_config_file(tmp_path: Path) -> None:
+    config = tmp_path / "router.yaml"
+    config.write_text("redis:\n  key_prefix: custom\n")
+    run = DevRun(tmp_path / ".run", "--config", str(config))
+    try:
+        values = run.wait_up()
+        with redis.Redis.from_url(values["API_ROUTER__REDIS__URL"]) as client:
+            assert client.hexists("custom:health", "node-a")
+        assert values["API_ROUTER__REDIS__KEY_PREFIX"] == "custom"
+    finally:
+        run.stop()
+
+
+def test_a_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "api_router", "dev", "--run-dir", str(tmp_path / ".run"),
+             "--port", str(port), "--redis-port", str(free_port()),
+             "--broker-port", str(free_port())],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+    assert result.returncode == 1
+    assert f"port {port} for the gateway is in use" in result.stderr
+    assert "--port" in result.stderr
