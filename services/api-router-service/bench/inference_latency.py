@@ -44,6 +44,7 @@ def measure(gateway_url: str, ollama_url: str, key: str, requests: int, warmup: 
     direct_body = {**body, "stream": False}
     direct: list[float] = []
     through: list[float] = []
+    parts: dict[str, list[float]] = {"gateway_ms": [], "queue_ms": [], "inference_ms": []}
     with httpx.Client(timeout=10) as ollama, httpx.Client(timeout=10) as gateway:
         for i in range(warmup + requests):
             started = time.perf_counter()
@@ -58,12 +59,17 @@ def measure(gateway_url: str, ollama_url: str, key: str, requests: int, warmup: 
             if i >= warmup:
                 direct.append(middle - started)
                 through.append(ended - middle)
+                for name, values in parts.items():
+                    values.append(routed.json()["timings"][name])
     added = [g - d for g, d in zip(through, direct, strict=True)]
     report = {
         "requests": requests,
         "direct_fake_ollama": summary(direct),
         "through_gateway": summary(through),
         "added_by_gateway_and_worker": summary(added),
+        # The router's own split of each routed request (medians, ms): its work, the time
+        # until the worker accepted, and the worker's backend call until `done` arrived.
+        "router_timings_p50_ms": {k: round(statistics.median(v), 3) for k, v in parts.items()},
     }
     print(json.dumps(report, indent=2))
 

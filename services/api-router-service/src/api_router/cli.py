@@ -73,6 +73,8 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
+    import uvloop
+
     from api_router.backends import BackendSpec, build_backend
     from api_router.keyspace import Keyspace
     from api_router.redis_store import connect
@@ -117,7 +119,7 @@ def _worker(args: argparse.Namespace) -> int:
             await redis.aclose()
 
     try:
-        asyncio.run(serve())
+        uvloop.run(serve())
     except ValueError as exc:  # a backend that needs --backend-url without one
         print(f"api-router worker: {exc}", file=sys.stderr)
         return 2

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import httpx
 import msgspec
 
 from api_router.backends.base import ModelInventory
-from api_router.backends.http_errors import backend_errors
+from api_router.backends.http_client import JsonHttpClient
 from api_router.chat import ChatMessage, ChatOptions, Completion, Usage
+
+INVENTORY_TIMEOUT_S = 5.0
 
 
 class _ChatReply(msgspec.Struct):
@@ -28,15 +29,15 @@ class _ModelList(msgspec.Struct):
     models: list[_Model] = msgspec.field(default_factory=list)
 
 
-_chat_decoder = msgspec.json.Decoder(_ChatReply)
-_models_decoder = msgspec.json.Decoder(_ModelList)
+_chat_reply = msgspec.json.Decoder(_ChatReply)
+_model_list = msgspec.json.Decoder(_ModelList)
 
 
 class OllamaBackend:
     name = "ollama"
 
-    def __init__(self, base_url: str, client: httpx.AsyncClient | None = None) -> None:
-        self._client = client or httpx.AsyncClient(base_url=base_url.rstrip("/"))
+    def __init__(self, base_url: str) -> None:
+        self._http = JsonHttpClient(base_url, "ollama")
 
     async def chat(
         self,
@@ -45,19 +46,9 @@ class OllamaBackend:
         options: ChatOptions,
         timeout_s: float,
     ) -> Completion:
-        body = {
-            "model": model,
-            "messages": messages,
-            "stream": False,
-            "options": ollama_options(options),
-        }
-        with backend_errors("ollama", model):
-            response = await self._client.post(
-                "/api/chat", content=msgspec.json.encode(body), timeout=timeout_s,
-                headers={"content-type": "application/json"},
-            )  # fmt: skip
-            response.raise_for_status()
-            reply = _chat_decoder.decode(response.content)
+        body = {"model": model, "messages": messages, "stream": False,
+                "options": ollama_options(options)}  # fmt: skip
+        reply = await self._http.post("/api/chat", body, _chat_reply, timeout_s, model)
         return Completion(
             message=ChatMessage("assistant", reply.message.content),
             finish_reason=reply.done_reason,
@@ -65,17 +56,14 @@ class OllamaBackend:
         )
 
     async def inventory(self) -> ModelInventory:
-        with backend_errors("ollama"):
-            tags = await self._client.get("/api/tags", timeout=5.0)
-            tags.raise_for_status()
-            running = await self._client.get("/api/ps", timeout=5.0)
-            running.raise_for_status()
-            available = [m.name for m in _models_decoder.decode(tags.content).models]
-            loaded = [m.name for m in _models_decoder.decode(running.content).models]
-        return ModelInventory(available, loaded)
+        tags = await self._http.get("/api/tags", _model_list, INVENTORY_TIMEOUT_S)
+        running = await self._http.get("/api/ps", _model_list, INVENTORY_TIMEOUT_S)
+        return ModelInventory(
+            available=[m.name for m in tags.models], loaded=[m.name for m in running.models]
+        )
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self._http.aclose()
 
 
 def ollama_options(options: ChatOptions) -> dict[str, Any]:

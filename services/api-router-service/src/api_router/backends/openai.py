@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import httpx
 import msgspec
 
 from api_router.backends.base import BackendError, ModelInventory
-from api_router.backends.http_errors import backend_errors
+from api_router.backends.http_client import JsonHttpClient
 from api_router.chat import ChatMessage, ChatOptions, Completion, Usage
+
+INVENTORY_TIMEOUT_S = 5.0
 
 
 class _Message(msgspec.Struct):
@@ -39,17 +40,16 @@ class _ModelList(msgspec.Struct):
     data: list[_Model] = msgspec.field(default_factory=list)
 
 
-_chat_decoder = msgspec.json.Decoder(_ChatReply)
-_models_decoder = msgspec.json.Decoder(_ModelList)
+_chat_reply = msgspec.json.Decoder(_ChatReply)
+_model_list = msgspec.json.Decoder(_ModelList)
 
 
 class OpenAIBackend:
     name = "openai"
 
-    def __init__(self, base_url: str, client: httpx.AsyncClient | None = None) -> None:
+    def __init__(self, base_url: str) -> None:
         # Accept both "http://host:8000" and "http://host:8000/v1".
-        root = base_url.rstrip("/").removesuffix("/v1")
-        self._client = client or httpx.AsyncClient(base_url=root)
+        self._http = JsonHttpClient(base_url.rstrip("/").removesuffix("/v1"), "openai backend")
 
     async def chat(
         self,
@@ -58,16 +58,9 @@ class OpenAIBackend:
         options: ChatOptions,
         timeout_s: float,
     ) -> Completion:
-        body = {"model": model, "messages": messages, "stream": False,
-                **msgspec.structs.asdict(options)}  # fmt: skip
-        body = {name: value for name, value in body.items() if value is not None}
-        with backend_errors("openai backend", model):
-            response = await self._client.post(
-                "/v1/chat/completions", content=msgspec.json.encode(body), timeout=timeout_s,
-                headers={"content-type": "application/json"},
-            )  # fmt: skip
-            response.raise_for_status()
-            reply = _chat_decoder.decode(response.content)
+        sampling = {k: v for k, v in msgspec.structs.asdict(options).items() if v is not None}
+        body = {"model": model, "messages": messages, "stream": False, **sampling}
+        reply = await self._http.post("/v1/chat/completions", body, _chat_reply, timeout_s, model)
         if not reply.choices:
             raise BackendError("backend_error", "openai backend sent no choices", retryable=False)
         choice = reply.choices[0]
@@ -78,12 +71,10 @@ class OpenAIBackend:
         )
 
     async def inventory(self) -> ModelInventory:
-        with backend_errors("openai backend"):
-            response = await self._client.get("/v1/models", timeout=5.0)
-            response.raise_for_status()
-            models = [m.id for m in _models_decoder.decode(response.content).data]
+        listing = await self._http.get("/v1/models", _model_list, INVENTORY_TIMEOUT_S)
+        models = [m.id for m in listing.data]
         # A server of this kind holds what it lists.
         return ModelInventory(available=models, loaded=models)
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self._http.aclose()

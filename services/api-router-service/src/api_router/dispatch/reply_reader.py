@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from typing import cast
 
 from api_router.api.errors import StoreUnavailable
 from api_router.dispatch.protocol import Event, ProtocolError
@@ -19,6 +21,9 @@ log = logging.getLogger(__name__)
 
 _BLOCK_MS = 1000
 _BATCH = 512
+# Trimming what was read and refreshing the TTL happen at most this often, off the
+# per-event path: each read is then a single XREAD.
+_UPKEEP_INTERVAL_S = 1.0
 _RETRY_DELAY_S = (0.05, 0.1, 0.25, 0.5, 1.0)
 
 
@@ -47,6 +52,7 @@ class ReplyReader:
         self.stream = stream
         self._waiters: dict[str, ReplyWaiter] = {}
         self._last_id = b"0-0"
+        self._next_upkeep = 0.0
 
     async def open(self) -> None:
         """Create this replica's (empty) reply stream; workers never create it."""
@@ -83,18 +89,17 @@ class ReplyReader:
             self._dispatch(batch)
 
     async def _read_batch(self) -> list[tuple[bytes, dict[bytes, bytes]]]:
-        # One round trip: drop what was already read, keep the stream alive, block for more.
         with store_errors("the reply stream"):
-            pipe = self._redis.pipeline(transaction=False)
-            pipe.xtrim(self.stream, minid=self._last_id)
-            pipe.expire(self.stream, REPLY_STREAM_TTL_S)
-            pipe.xread({self.stream: self._last_id}, count=_BATCH, block=_BLOCK_MS)
-            _, alive, found = await pipe.execute()
-            if not alive:
-                await self._create_stream()
-        if not found:
+            if time.monotonic() >= self._next_upkeep:
+                await self._upkeep()
+            found = await self._redis.xread(
+                {self.stream: self._last_id}, count=_BATCH, block=_BLOCK_MS
+            )
+        # With decode_responses=False: [[stream, [(entry id, {field: value})...]]] or [].
+        streams = cast(list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]], found)
+        if not streams:
             return []
-        entries: list[tuple[bytes, dict[bytes, bytes]]] = found[0][1]
+        entries = streams[0][1]
         self._last_id = entries[-1][0]
         return entries
 
@@ -110,6 +115,17 @@ class ReplyReader:
             waiter = self._waiters.get(event.id)
             if waiter is not None and waiter.attempt == event.attempt:
                 waiter.deliver(event)
+
+    async def _upkeep(self) -> None:
+        """Drop what was already read and keep the stream alive (recreating it if Redis
+        lost it), in one round trip."""
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.xtrim(self.stream, minid=self._last_id)
+        pipe.expire(self.stream, REPLY_STREAM_TTL_S)
+        _, alive = await pipe.execute()
+        if not alive:
+            await self._create_stream()
+        self._next_upkeep = time.monotonic() + _UPKEEP_INTERVAL_S
 
     async def _create_stream(self) -> None:
         with store_errors("the reply stream"):
