@@ -79,13 +79,15 @@ def _worker(args: argparse.Namespace) -> int:
     from api_router.keyspace import Keyspace
     from api_router.redis_store import connect
     from api_router.telemetry.logs import configure_logging
+    from api_router.telemetry.tracing import build_tracer_provider
     from api_router.worker.agent import WorkerAgent, WorkerSettings
 
     settings = load_settings(args.config)
     redis_settings = settings.redis
     if args.redis_url:
         redis_settings = msgspec.structs.replace(redis_settings, url=args.redis_url)
-    configure_logging(settings.telemetry.log_level, f"{settings.telemetry.service_name}-worker")
+    service_name = f"{settings.telemetry.service_name}-worker"
+    configure_logging(settings.telemetry.log_level, service_name)
     spec = BackendSpec(
         url=args.backend_url,
         models=[m for m in args.models.split(",") if m],
@@ -109,14 +111,16 @@ def _worker(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
+        tracing = build_tracer_provider(settings.telemetry, service_name)
+        keys = Keyspace(redis_settings.key_prefix)
         try:
-            agent = WorkerAgent(
-                worker_settings, redis, Keyspace(redis_settings.key_prefix), backend
-            )
+            agent = WorkerAgent(worker_settings, redis, keys, backend, tracing.get_tracer(__name__))
             await agent.run(stop)
         finally:
+            # The agent has drained and left the registry by now; close the clients.
             await backend.aclose()
             await redis.aclose()
+            tracing.shutdown()
 
     try:
         uvloop.run(serve())

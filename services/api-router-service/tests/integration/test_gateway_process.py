@@ -8,6 +8,7 @@ import signal
 import socket
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -43,6 +44,42 @@ async def test_a_completion_over_real_http(stack: Stack) -> None:
     assert response.headers["x-request-id"] == response.json()["id"]
     assert response.headers["server-timing"].startswith("gateway;dur=")
     assert response.json()["node_id"] == "node-a"
+
+
+async def test_a_trace_runs_from_the_client_through_gateway_and_worker(stack: Stack) -> None:
+    console = {"traces_exporter": "console"}
+    worker = stack.worker("node-a", telemetry=console)
+    gateway = stack.gateway_process(telemetry=console)
+    key = await stack.create_key()
+    client_trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    traceparent = f"00-{client_trace}-00f067aa0ba902b7-01"
+    async with httpx.AsyncClient(base_url=gateway.url) as client:
+        response = await client.post(
+            "/v1/inference", json=chat(), headers={"X-API-Key": key, "traceparent": traceparent}
+        )
+    assert response.status_code == 200
+    for process in (gateway, worker):  # spans are flushed on shutdown
+        process.send(signal.SIGTERM)
+        process.wait()
+    server = _span(gateway.log(), "POST /v1/inference")
+    job = _span(worker.log(), "worker.job")
+    assert server["context"]["trace_id"] == f"0x{client_trace}"
+    assert server["parent_id"] == "0x00f067aa0ba902b7"
+    assert job["context"]["trace_id"] == f"0x{client_trace}"
+    assert job["parent_id"] == server["context"]["span_id"]
+    assert job["attributes"]["api_router.request_id"] == response.json()["id"]
+
+
+def _span(log: str, name: str) -> dict[str, Any]:
+    """The first span called ``name`` that the console exporter printed."""
+    decoder = json.JSONDecoder()
+    start = log.find("{\n")
+    while start != -1:
+        span, end = decoder.raw_decode(log, start)
+        if span.get("name") == name:
+            return dict(span)
+        start = log.find("{\n", end)
+    raise AssertionError(f"no span {name!r} in the log")
 
 
 def test_a_body_that_stalls_past_the_receive_deadline_is_408(stack: Stack) -> None:

@@ -84,12 +84,13 @@ class Stack:
 
     def worker(
         self, node_id: str, *args: str, pool: str = "edge", backend_url: str | None = None,
-        wait: bool = True,
+        wait: bool = True, **sections: dict[str, Any],
     ) -> WorkerProcess:  # fmt: skip
         """A worker process with the ollama backend against the fake Ollama by default."""
         if "--backend" not in args:
             args = ("--backend", "ollama", "--backend-url", backend_url or self.ollama_url, *args)
-        worker = WorkerProcess(node_id, self.env(), self.tmp, ["--pool", pool, *args])
+        env = self.env(**sections)
+        worker = WorkerProcess(node_id, env, self.tmp, ["--pool", pool, *args])
         worker.start()
         self._processes.append(worker)
         if wait:

@@ -16,6 +16,9 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
+
 from api_router.api.errors import StoreUnavailable
 from api_router.backends.base import Backend, BackendError
 from api_router.background import stop_task
@@ -31,6 +34,7 @@ from api_router.dispatch.protocol import (
 )
 from api_router.keyspace import Keyspace
 from api_router.redis_store import MissingConsumerGroup, Redis
+from api_router.telemetry.tracing import parent_context
 from api_router.worker.health_reporter import HealthReporter
 from api_router.worker.job_stream import Entry, JobStream
 
@@ -57,10 +61,16 @@ class WorkerSettings:
 
 class WorkerAgent:
     def __init__(
-        self, settings: WorkerSettings, redis: Redis, keys: Keyspace, backend: Backend
+        self,
+        settings: WorkerSettings,
+        redis: Redis,
+        keys: Keyspace,
+        backend: Backend,
+        tracer: trace.Tracer | None = None,
     ) -> None:
         self._settings = settings
         self._backend = backend
+        self._tracer = tracer or trace.NoOpTracer()
         self.consumer = f"{settings.node_id}-{secrets.token_hex(4)}"
         self._jobs = JobStream(redis, keys, settings.node_id, self.consumer)
         self._health = HealthReporter(
@@ -138,7 +148,12 @@ class WorkerAgent:
             await self._quietly(lambda: self._jobs.ack(entry_id))
             return
         try:
-            await self._answer(job)
+            with self._tracer.start_as_current_span(
+                "worker.job", context=parent_context(job.traceparent), kind=SpanKind.CONSUMER,
+                attributes={"api_router.node_id": self._settings.node_id,
+                            "gen_ai.request.model": job.model, "api_router.request_id": job.id},
+            ):  # fmt: skip
+                await self._answer(job)
             await self._jobs.ack(entry_id)
         except StoreUnavailable:
             # Left pending: this worker (or another of the node) reclaims it once idle.
