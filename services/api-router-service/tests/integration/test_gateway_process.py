@@ -19,6 +19,14 @@ from tests.support.servers import RedisServer, eventually
 from tests.support.stack import Stack, chat
 
 
+def request_head(key: str, framing: str) -> bytes:
+    """The head of a POST /v1/inference with ``framing`` (a length or chunked)."""
+    return (
+        f"POST /v1/inference HTTP/1.1\r\nHost: x\r\nX-API-Key: {key}\r\n"
+        f"Content-Type: application/json\r\n{framing}\r\n\r\n"
+    ).encode()
+
+
 def raw_request(port: int, head: bytes, body: bytes, pause_s: float = 0.0) -> bytes:
     """Send a request by hand (optionally stalling mid-body) and read the whole answer."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
@@ -84,11 +92,7 @@ def _span(log: str, name: str) -> dict[str, Any]:
 
 def test_a_body_that_stalls_past_the_receive_deadline_is_408(stack: Stack) -> None:
     gateway = stack.gateway_process(check="healthz", server={"receive_timeout_s": 0.5})
-    key = asyncio.run(stack.create_key())
-    head = (
-        f"POST /v1/inference HTTP/1.1\r\nHost: x\r\nX-API-Key: {key}\r\n"
-        "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n"
-    ).encode()
+    head = request_head(asyncio.run(stack.create_key()), "Content-Length: 100")
     started = time.monotonic()
     answer = raw_request(gateway.port, head, b'{"model": "m",', pause_s=0)
     assert time.monotonic() - started < 5
@@ -98,11 +102,7 @@ def test_a_body_that_stalls_past_the_receive_deadline_is_408(stack: Stack) -> No
 
 def test_a_chunked_body_over_the_limit_is_refused_before_it_is_read_whole(stack: Stack) -> None:
     gateway = stack.gateway_process(check="healthz", server={"max_body_bytes": 2048})
-    key = asyncio.run(stack.create_key())
-    head = (
-        f"POST /v1/inference HTTP/1.1\r\nHost: x\r\nX-API-Key: {key}\r\n"
-        "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
-    ).encode()
+    head = request_head(asyncio.run(stack.create_key()), "Transfer-Encoding: chunked")
     chunk = b"400\r\n" + b" " * 1024 + b"\r\n"
     answer = raw_request(gateway.port, head, chunk * 3)  # 3 KiB sent, the rest never is
     assert answer.startswith(b"HTTP/1.1 413")

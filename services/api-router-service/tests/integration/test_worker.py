@@ -14,7 +14,7 @@ from api_router.dispatch.protocol import Event, Job, JobPayload
 from api_router.keyspace import WORKER_GROUP
 from tests.support.fake_ollama import FakeOllama
 from tests.support.servers import eventually, wait_until
-from tests.support.stack import Stack, chat
+from tests.support.stack import Gateway, Stack, chat
 
 
 def send_job(stack: Stack, node: str, reply_to: str, *, deadline_ms: int | None = None) -> Job:
@@ -31,6 +31,27 @@ def send_job(stack: Stack, node: str, reply_to: str, *, deadline_ms: int | None 
     return job
 
 
+async def request_mid_job(gw: Gateway, key: str, fake_ollama: FakeOllama) -> asyncio.Task[Any]:
+    """Send a request and return once the worker is inside its backend call."""
+    await gw.wait_for_model("llama3.2")
+    calls = len(fake_ollama.chats)
+    request = asyncio.create_task(
+        gw.client.post("/v1/inference", json=chat(), headers={"X-API-Key": key})
+    )
+    await eventually(lambda: len(fake_ollama.chats) > calls, what="the backend call")
+    return request
+
+
+def stream_emptied(stack: Stack, node: str) -> None:
+    """Wait until every job on the node's stream is acknowledged (and trimmed)."""
+
+    def empty() -> bool:
+        with stack.redis.client() as client:
+            return bool(client.xlen(stack.keys.job_stream(node)) == 0)
+
+    wait_until(empty, what=f"{node}'s stream to empty")
+
+
 def events(stack: Stack, reply_to: str) -> list[Event]:
     with stack.redis.client() as client:
         entries = client.xrange(reply_to)
@@ -44,13 +65,7 @@ async def test_a_job_of_a_killed_worker_is_reclaimed_by_its_restart(
     first = stack.worker("node-a")
     key = await stack.create_key()
     async with stack.gateway() as gw:
-        await gw.wait_for_model("llama3.2")
-        request = asyncio.create_task(
-            gw.client.post("/v1/inference", json=chat(), headers={"X-API-Key": key})
-        )
-        await eventually(
-            lambda: len(fake_ollama.chats) == 1, what="the backend call"
-        )  # the worker is mid-job
+        request = await request_mid_job(gw, key, fake_ollama)
         first.send(signal.SIGKILL)
         first.wait()
         fake_ollama.delay_s = 0.0
@@ -70,11 +85,7 @@ async def test_sigterm_finishes_in_flight_work_then_leaves(
     worker = stack.worker("node-a")
     key = await stack.create_key()
     async with stack.gateway() as gw:
-        await gw.wait_for_model("llama3.2")
-        request = asyncio.create_task(
-            gw.client.post("/v1/inference", json=chat(), headers={"X-API-Key": key})
-        )
-        await eventually(lambda: len(fake_ollama.chats) == 1, what="the backend call")
+        request = await request_mid_job(gw, key, fake_ollama)
         worker.send(signal.SIGTERM)
         response = await request
         assert response.status_code == 200, response.text
@@ -93,11 +104,7 @@ async def test_work_past_the_drain_grace_is_answered_shutting_down(
     worker = stack.worker("node-a", "--drain-grace-s", "0.3")
     key = await stack.create_key()
     async with stack.gateway() as gw:
-        await gw.wait_for_model("llama3.2")
-        request = asyncio.create_task(
-            gw.client.post("/v1/inference", json=chat(), headers={"X-API-Key": key})
-        )
-        await eventually(lambda: len(fake_ollama.chats) == 1, what="the backend call")
+        request = await request_mid_job(gw, key, fake_ollama)
         started = time.monotonic()
         worker.send(signal.SIGTERM)
         response = await request
@@ -130,13 +137,7 @@ def test_a_cancelled_job_is_dropped_without_a_backend_call(
     with stack.redis.client() as client:
         client.set(stack.keys.cancel(reply_to, job.id), 1, ex=60)
     stack.worker("node-a")
-    stream = stack.keys.job_stream("node-a")
-
-    def acknowledged() -> bool:
-        with stack.redis.client() as client:
-            return bool(client.xlen(stream) == 0)
-
-    wait_until(acknowledged, what="the cancelled job to be acknowledged")
+    stream_emptied(stack, "node-a")
     assert events(stack, reply_to) == []
     assert fake_ollama.chats == []
 
@@ -147,13 +148,7 @@ def test_answers_to_a_gateway_that_is_gone_do_not_recreate_its_stream(stack: Sta
     with stack.redis.client() as client:
         client.delete(reply_to)
     stack.worker("node-a")
-    stream = stack.keys.job_stream("node-a")
-
-    def acknowledged() -> bool:
-        with stack.redis.client() as client:
-            return bool(client.xlen(stream) == 0)
-
-    wait_until(acknowledged, what="the job to be acknowledged")
+    stream_emptied(stack, "node-a")
     with stack.redis.client() as client:
         assert not client.exists(reply_to)
 
@@ -173,3 +168,23 @@ async def test_finished_jobs_are_trimmed_from_the_node_stream(stack: Stack) -> N
         assert client.xlen(stream) == 0
         info = msgspec.convert(client.xinfo_groups(stream)[0], dict[str, Any])
         assert (info["pending"], info["lag"]) == (0, 0)
+
+
+def test_a_malformed_job_is_answered_malformed_job_and_acknowledged(
+    stack: Stack, fake_ollama: FakeOllama
+) -> None:
+    stack.worker("node-a")
+    reply_to = f"{stack.prefix}:reply:{{test}}"
+    with stack.redis.client() as client:
+        client.xadd(reply_to, {"type": "open"})
+        client.xadd(
+            stack.keys.job_stream("node-a"),
+            {"v": "1", "id": "req_" + "cd" * 16, "attempt": "1", "reply_to": reply_to,
+             "payload": "{not json"},
+        )  # fmt: skip
+    wait_until(lambda: len(events(stack, reply_to)) == 1, what="the malformed_job answer")
+    (event,) = events(stack, reply_to)
+    assert (event.id, event.type) == ("req_" + "cd" * 16, "error")
+    assert event.error().reason == "malformed_job"
+    stream_emptied(stack, "node-a")
+    assert fake_ollama.chats == []

@@ -80,14 +80,15 @@ class Dispatcher:
                 )
             if isinstance(added, bytes):
                 return node, time.perf_counter()
-            reason = "at its backlog limit" if added == 0 else "without a job stream"
-            log.info(f"node {reason}, trying the next", extra={"node_id": node.node_id})
+            reason = "backlog_full" if added == 0 else "no_job_stream"
+            log.info("node skipped", extra={"node_id": node.node_id, "reason": reason})
         raise ApiError("no_capacity", f"no node serving {job.model!r} can take a job now")
 
     async def _await_answer(
         self, job: Job, node: NodeHealth, waiter: ReplyWaiter, submitted_at: float
     ) -> Dispatched:
         accepted_at = None
+        # The job's deadline is wall-clock (it travels to the worker); wait on our own clock.
         deadline = submitted_at + (job.deadline_ms / 1000 - time.time())
         while True:
             now = time.perf_counter()

@@ -106,6 +106,15 @@ class Job:
             raise ProtocolError(f"malformed job: {exc!r}") from None
 
 
+def reply_address(fields: dict[bytes, bytes]) -> tuple[str, int, str] | None:
+    """``(id, attempt, reply_to)`` of a job too malformed to decode, when those are
+    readable, so the worker can still answer it with ``error/malformed_job``."""
+    try:
+        return fields[b"id"].decode(), int(fields[b"attempt"]), fields[b"reply_to"].decode()
+    except (KeyError, ValueError):
+        return None
+
+
 @dataclass(frozen=True, slots=True)
 class Event:
     id: str

@@ -31,6 +31,7 @@ from api_router.dispatch.protocol import (
     accepted,
     done,
     failed,
+    reply_address,
 )
 from api_router.keyspace import Keyspace
 from api_router.redis_store import MissingConsumerGroup, Redis
@@ -128,7 +129,8 @@ class WorkerAgent:
                 await self._quietly(self._jobs.open)
                 continue
             for entry in entries:
-                self._start(entry)
+                if entry[0] not in self._inflight:  # reclaimed from ourselves: still running
+                    self._start(entry)
 
     def _start(self, entry: Entry) -> None:
         entry_id, fields = entry
@@ -144,8 +146,9 @@ class WorkerAgent:
         try:
             job = Job.from_fields(fields)
         except ProtocolError as exc:
-            log.error("dropping malformed job", extra={"entry": entry_id, "reason": str(exc)})
-            await self._quietly(lambda: self._jobs.ack(entry_id))
+            reason = str(exc)
+            log.error("malformed job", extra={"entry": entry_id, "reason": reason})
+            await self._quietly(lambda: self._reject_malformed(entry_id, fields, reason))
             return
         try:
             with self._tracer.start_as_current_span(
@@ -196,6 +199,17 @@ class WorkerAgent:
     async def _reply(self, job: Job, event: Event) -> None:
         if not await self._jobs.reply(job.reply_to, event):
             log.info("gateway gone; answer dropped", extra={"request_id": job.id})
+
+    async def _reject_malformed(
+        self, entry_id: bytes, fields: dict[bytes, bytes], reason: str
+    ) -> None:
+        address = reply_address(fields)
+        if address is not None:
+            job_id, attempt, reply_to = address
+            error = ErrorData("malformed_job", reason)
+            event = failed(job_id, attempt, self._settings.node_id, 1, error)
+            await self._jobs.reply(reply_to, event)
+        await self._jobs.ack(entry_id)
 
     async def _finish_shutting_down(self, entry_id: bytes, job: Job) -> None:
         node = self._settings.node_id
