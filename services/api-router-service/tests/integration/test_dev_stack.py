@@ -14,6 +14,7 @@ import httpx
 import psutil
 import redis
 
+from tests.support.fake_ollama import FakeOllama
 from tests.support.servers import free_port, port_open, wait_until
 
 REQUIRED = ("API_ROUTER_URL", "API_ROUTER_KEY", "API_ROUTER_ADMIN_KEY", "API_ROUTER__REDIS__URL",
@@ -21,7 +22,7 @@ REQUIRED = ("API_ROUTER_URL", "API_ROUTER_KEY", "API_ROUTER_ADMIN_KEY", "API_ROU
 
 
 class DevRun:
-    def __init__(self, run_dir: Path, *extra: str) -> None:
+    def __init__(self, run_dir: Path, *extra: str, ollama_url: str | None = None) -> None:
         self.ports = {"--port": free_port(), "--redis-port": free_port(),
                       "--broker-port": free_port()}  # fmt: skip
         argv = [sys.executable, "-m", "api_router", "dev", "--run-dir", str(run_dir), *extra]
@@ -29,6 +30,8 @@ class DevRun:
             argv += [flag, str(port)]
         env = {k: v for k, v in os.environ.items() if not k.startswith("API_ROUTER")}
         env.pop("OLLAMA_URL", None)
+        if ollama_url:
+            env["OLLAMA_URL"] = ollama_url
         self.output = run_dir.parent / f"dev-{self.ports['--port']}.out"
         with self.output.open("wb") as out:
             self.process = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -43,10 +46,10 @@ class DevRun:
         pairs = (line.partition("=") for line in self.env_file.read_text().splitlines())
         return {name: shlex.split(value)[0] for name, _, value in pairs}
 
-    def stop(self) -> list[psutil.Process]:
-        """SIGINT, as Ctrl-C sends; returns the children it had, to check they are gone."""
+    def stop(self, signum: signal.Signals = signal.SIGINT) -> list[psutil.Process]:
+        """SIGINT (as Ctrl-C sends) or SIGTERM; returns the children it had, to check them."""
         children = psutil.Process(self.process.pid).children(recursive=True)
-        self.process.send_signal(signal.SIGINT)
+        self.process.send_signal(signum)
         assert self.process.wait(30) == 0, self.output.read_text()
         return children
 
@@ -93,17 +96,29 @@ def test_the_stack_serves_and_ctrl_c_leaves_nothing_behind(tmp_path: Path) -> No
             run.process.kill()
 
 
-def test_the_stack_runs_with_a_config_file(tmp_path: Path) -> None:
+def test_the_stack_runs_with_a_config_file_and_ollama(
+    tmp_path: Path, fake_ollama: FakeOllama
+) -> None:
     config = tmp_path / "router.yaml"
     config.write_text("redis:\n  key_prefix: custom\n")
-    run = DevRun(tmp_path / ".run", "--config", str(config))
+    run = DevRun(tmp_path / ".run", "--config", str(config), ollama_url=fake_ollama.url)
+    children: list[psutil.Process] = []
     try:
         values = run.wait_up()
         with redis.Redis.from_url(values["API_ROUTER__REDIS__URL"]) as client:
             assert client.hexists("custom:health", "node-a")
         assert values["API_ROUTER__REDIS__KEY_PREFIX"] == "custom"
+        assert values["API_ROUTER_MODEL"] == "llama3.2:latest"  # what the ollama nodes list
+        response = httpx.post(
+            f"{values['API_ROUTER_URL']}/v1/inference",
+            json={"model": "llama3.2", "messages": [{"role": "user", "content": "hi"}]},
+            headers={"Authorization": f"Bearer {values['API_ROUTER_KEY']}"},
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["message"]["content"] == "fake ollama says: hi"
     finally:
-        run.stop()
+        children = run.stop(signal.SIGTERM)
+    wait_until(lambda: not any(c.is_running() for c in children), 10, "children to exit")
 
 
 def test_a_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
