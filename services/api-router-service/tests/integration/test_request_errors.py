@@ -10,6 +10,7 @@ import pytest
 
 from api_router.keyspace import WORKER_GROUP
 from tests.support.fake_ollama import FakeOllama
+from tests.support.servers import eventually
 from tests.support.stack import Gateway, Stack, chat, node_health
 
 
@@ -299,3 +300,19 @@ async def test_unknown_routes_and_methods_answer_in_the_error_shape(stack: Stack
         405,
         "method_not_allowed",
     )
+
+
+async def test_a_node_whose_backend_goes_away_is_unavailable_not_unknown(stack: Stack) -> None:
+    backend = FakeOllama().start()
+    stack.worker("node-a", backend_url=backend.url)
+    key = await stack.create_key()
+    async with stack.gateway() as gw:
+        await gw.wait_for_model("llama3.2")
+        backend.stop()  # the worker's next health beat finds its backend unreachable
+        await eventually(
+            lambda: gw.services.health.snapshot.states.get("node-a") == "unavailable",
+            what="node-a to turn unavailable",
+        )
+        response = await post(gw, chat(), key)
+    assert response.status_code == 503
+    assert error_of(response)["code"] == "no_capacity"

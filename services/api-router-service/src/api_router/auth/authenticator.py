@@ -20,7 +20,6 @@ class Principal:
     key_id: str
     tenant: str
     scopes: frozenset[str]
-    auth_method: str = "api_key"
 
 
 class Authenticator:

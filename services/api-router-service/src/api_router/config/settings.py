@@ -71,9 +71,8 @@ class HealthSettings(_Section, frozen=True):
 
 
 class KafkaSettings(_Section, frozen=True):
-    # Where usage records go (the usage exporter); `api-router dev` points it at its broker.
+    # The broker usage records will go to; `api-router dev` points it at its own broker.
     bootstrap_servers: str = "127.0.0.1:9092"
-    usage_topic: str = "api-router.usage.v1"
 
 
 class TelemetrySettings(_Section, frozen=True):

@@ -66,10 +66,6 @@ class ReplyReader:
     def unregister(self, request_id: str) -> None:
         self._waiters.pop(request_id, None)
 
-    @property
-    def waiting(self) -> int:
-        return len(self._waiters)
-
     async def run(self) -> None:
         """Read forever; survives Redis outages by retrying with a growing delay."""
         failures = 0

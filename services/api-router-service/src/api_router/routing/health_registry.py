@@ -44,10 +44,6 @@ class HealthRegistry:
     def snapshot(self) -> RoutingSnapshot:
         return self._snapshot
 
-    @property
-    def last_refresh_ok(self) -> bool:
-        return self._last_refresh_ok
-
     async def refresh(self) -> None:
         """Read the hash once and publish a new snapshot."""
         now = self._clock()
