@@ -67,9 +67,12 @@ def measure(gateway_url: str, ollama_url: str, key: str, requests: int, warmup: 
         "direct_fake_ollama": summary(direct),
         "through_gateway": summary(through),
         "added_by_gateway_and_worker": summary(added),
-        # The router's own split of each routed request (medians, ms): its work, the time
-        # until the worker accepted, and the worker's backend call until `done` arrived.
-        "router_timings_p50_ms": {k: round(statistics.median(v), 3) for k, v in parts.items()},
+        # The router's own split of each routed request: its work, the time until the
+        # worker accepted, and the worker's backend call until `done` arrived.
+        "router_timings_ms": {
+            name: {"p50": round(statistics.median(v), 3), "p99": round(percentile(v, 0.99), 3)}
+            for name, v in parts.items()
+        },
     }
     print(json.dumps(report, indent=2))
 
