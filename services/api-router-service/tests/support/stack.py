@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
@@ -72,8 +73,6 @@ class Stack:
 
     def env(self, **sections: dict[str, Any]) -> dict[str, str]:
         """The environment that configures a gateway or worker process like ``settings``."""
-        import os
-
         settings = msgspec.to_builtins(self.settings(**sections))
         env = {k: v for k, v in os.environ.items() if not k.startswith("API_ROUTER")}
         for section, values in settings.items():

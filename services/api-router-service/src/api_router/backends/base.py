@@ -8,6 +8,9 @@ from typing import NamedTuple, Protocol
 from api_router.chat import ChatMessage, ChatOptions, Completion
 from api_router.dispatch.protocol import ErrorReason
 
+# How long a health beat waits for a backend to list its models.
+INVENTORY_TIMEOUT_S = 5.0
+
 
 class ModelInventory(NamedTuple):
     available: list[str]  # models the backend can serve

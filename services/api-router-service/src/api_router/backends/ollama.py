@@ -7,11 +7,9 @@ from typing import Any
 
 import msgspec
 
-from api_router.backends.base import ModelInventory
+from api_router.backends.base import INVENTORY_TIMEOUT_S, ModelInventory
 from api_router.backends.http_client import JsonHttpClient
 from api_router.chat import ChatMessage, ChatOptions, Completion, Usage
-
-INVENTORY_TIMEOUT_S = 5.0
 
 
 class _ChatReply(msgspec.Struct):

@@ -6,11 +6,9 @@ from collections.abc import Sequence
 
 import msgspec
 
-from api_router.backends.base import BackendError, ModelInventory
+from api_router.backends.base import INVENTORY_TIMEOUT_S, BackendError, ModelInventory
 from api_router.backends.http_client import JsonHttpClient
 from api_router.chat import ChatMessage, ChatOptions, Completion, Usage
-
-INVENTORY_TIMEOUT_S = 5.0
 
 
 class _Message(msgspec.Struct):
