@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 import httpx
-from tests.support.servers import RedisServer, free_port, port_open, wait_until
+from tests.support.servers import RedisServer, TansuBroker, free_port, port_open, wait_until
 from tests.support.stack import Stack, chat
 
 
@@ -84,12 +84,13 @@ def main() -> None:
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="api-router-bench-"))
     redis = RedisServer(workdir / "redis").start()
+    broker = TansuBroker().start()
     ollama_port = free_port()
     ollama = subprocess.Popen(
         [sys.executable, "-m", "tests.support.fake_ollama", str(ollama_port)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    stack = Stack(redis, "bench", workdir, f"http://127.0.0.1:{ollama_port}")
+    stack = Stack(redis, broker, "bench", workdir, f"http://127.0.0.1:{ollama_port}")
     try:
         wait_until(lambda: port_open(ollama_port), what="fake ollama")
         stack.worker("node-a", "--health-interval-s", "5", "--max-concurrency", "4")
@@ -100,6 +101,7 @@ def main() -> None:
         stack.stop_all()
         ollama.kill()
         ollama.wait()
+        broker.stop()
         redis.stop()
 
 

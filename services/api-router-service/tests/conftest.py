@@ -44,10 +44,14 @@ def fake_ollama(fake_ollama_server: FakeOllama) -> FakeOllama:
 
 
 @pytest.fixture
-def stack(redis_server: RedisServer, fake_ollama: FakeOllama, tmp_path: Path) -> Iterator[Stack]:
-    """A clean Redis (own key prefix, flushed) and a place for this test's processes."""
+def stack(
+    redis_server: RedisServer, broker: TansuBroker, fake_ollama: FakeOllama, tmp_path: Path
+) -> Iterator[Stack]:
+    """A clean Redis (own key prefix, flushed), an own usage topic and a place for this
+    test's processes."""
     with redis_server.client() as client:
         client.flushall()
-    test_stack = Stack(redis_server, f"t{next(_test_numbers)}", tmp_path, fake_ollama.url)
+    number = next(_test_numbers)
+    test_stack = Stack(redis_server, broker, f"t{number}", tmp_path, fake_ollama.url)
     yield test_stack
     test_stack.stop_all()

@@ -30,6 +30,7 @@ from api_router.api.auth_middleware import AuthMiddleware
 from api_router.api.error_responses import render_error
 from api_router.api.errors import ApiError, StoreUnavailable
 from api_router.api.openapi import build_openapi, openapi_document
+from api_router.api.public.audit import audit_request, audit_requests
 from api_router.api.public.inference import inference
 from api_router.api.public.metrics import metrics
 from api_router.api.public.status import healthz, readyz
@@ -47,6 +48,8 @@ from api_router.redis_store import connect
 from api_router.routing.health_registry import HealthRegistry
 from api_router.services import Services
 from api_router.telemetry.request_telemetry import Telemetry
+from api_router.usage.audit_store import AuditStore
+from api_router.usage.exporter import UsageExporter
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +72,13 @@ def create_app(settings: Settings) -> Starlette:
     return Starlette(
         routes=[
             Route("/v1/inference", inference, methods=["POST"], middleware=_auth("inference")),
+            Route(
+                "/v1/audit/requests/{request_id}",
+                audit_request,
+                methods=["GET"],
+                middleware=_auth("audit:read", "admin"),
+            ),
+            Route("/v1/audit/requests", audit_requests, methods=["GET"], middleware=_auth("admin")),
             Route("/v1/status/healthz", healthz, methods=["GET"]),
             Route("/v1/status/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
@@ -84,8 +94,9 @@ def create_app(settings: Settings) -> Starlette:
     )
 
 
-def _auth(scope: KeyScope) -> list[Middleware]:
-    return [Middleware(AuthMiddleware, scope=scope)]
+def _auth(*scopes: KeyScope) -> list[Middleware]:
+    """Authenticate, then require any one of ``scopes``."""
+    return [Middleware(AuthMiddleware, scopes=scopes)]
 
 
 async def _open_services(
@@ -101,6 +112,12 @@ async def _open_services(
     key_store = KeyStore(redis, keys, pepper, settings.auth.key_cache_ttl_s)
     dispatcher = Dispatcher(redis, keys, replies, settings.dispatch)
     stack.push_async_callback(dispatcher.aclose)
+    # Closed after their loops stop (pushed first, so run last): both flush what is queued.
+    audit = AuditStore(redis, keys, settings.audit)
+    stack.push_async_callback(audit.aclose)
+    usage = UsageExporter(settings.kafka, settings.usage, client_id=instance_id)
+    stack.push_async_callback(usage.aclose)
+    telemetry.metrics.observe_usage_export(usage)
     services = Services(
         settings=settings,
         instance_id=instance_id,
@@ -112,6 +129,8 @@ async def _open_services(
         replies=replies,
         dispatcher=dispatcher,
         telemetry=telemetry,
+        usage=usage,
+        audit=audit,
         openapi=json.dumps(build_openapi()).encode(),
     )
     try:
@@ -121,7 +140,13 @@ async def _open_services(
         # Serve anyway: /readyz says not ready and the background tasks catch up when
         # Redis comes back.
         log.warning("redis unavailable at start-up; starting not ready")
-    for name, job in (("health_registry", health.run()), ("reply_reader", replies.run())):
+    loops = {
+        "health_registry": health.run(),
+        "reply_reader": replies.run(),
+        "audit_writer": audit.run(),
+        "usage_exporter": usage.run(),
+    }
+    for name, job in loops.items():
         task = asyncio.create_task(job, name=name)
         services.background[name] = task
         stack.push_async_callback(stop_task, task)

@@ -49,6 +49,16 @@ class Keyspace:
         """Set of the key ids of one tenant (listing keys without a scan). No TTL."""
         return f"{self.prefix}:tenant-keys:{tenant}"
 
+    def audit_record(self, request_id: str) -> str:
+        """AuditRecord JSON of one request; expires after ``audit.retention_s``."""
+        return f"{self.prefix}:audit:{request_id}"
+
+    def audit_index(self, tenant: str | None) -> str:
+        """Sorted set request_id -> finished-at epoch ms, of one tenant or (``None``) of
+        all. Entries older than the retention are trimmed on every write, and the set
+        expires a retention after its last write, so an idle tenant's index goes away."""
+        return f"{self.prefix}:audit-index:" + ("all" if tenant is None else f"t:{tenant}")
+
 
 # A replica refreshes its reply stream's TTL on every read (at least once a second), so
 # the stream outlives any pause of the replica but vanishes soon after it is gone.

@@ -16,6 +16,8 @@ from api_router.keyspace import Keyspace
 from api_router.redis_store import Redis
 from api_router.routing.health_registry import HealthRegistry
 from api_router.telemetry.request_telemetry import Telemetry
+from api_router.usage.audit_store import AuditStore
+from api_router.usage.exporter import UsageExporter
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +32,8 @@ class Services:
     replies: ReplyReader
     dispatcher: Dispatcher
     telemetry: Telemetry
+    usage: UsageExporter
+    audit: AuditStore
     openapi: bytes
     # Long-running tasks of this replica by name; /healthz fails when one has stopped.
     background: dict[str, asyncio.Task[None]] = field(default_factory=dict)

@@ -15,7 +15,7 @@ import pytest
 
 from tests.support.fake_ollama import FakeOllama
 from tests.support.processes import GatewayProcess
-from tests.support.servers import RedisServer, eventually
+from tests.support.servers import RedisServer, TansuBroker, eventually
 from tests.support.stack import Stack, chat
 
 
@@ -169,16 +169,17 @@ async def test_health_and_readiness_report_each_component(stack: Stack) -> None:
     assert ready.status_code == 200
     assert ready.json()["status"] == "ready"
     assert set(ready.json()["components"]) == {
-        "redis", "config", "workers", "health_registry", "reply_reader"
+        "redis", "config", "workers", "health_registry", "reply_reader", "audit_writer",
+        "usage_exporter", "usage_export",
     }  # fmt: skip
     assert alive.status_code == 200 and alive.json()["status"] == "ok"
 
 
 async def test_redis_down_is_503_and_everything_recovers_when_it_returns(
-    tmp_path: Path, fake_ollama: FakeOllama
+    tmp_path: Path, fake_ollama: FakeOllama, broker: TansuBroker
 ) -> None:
     redis = RedisServer(tmp_path / "redis").start()
-    stack = Stack(redis, "outage", tmp_path, fake_ollama.url)
+    stack = Stack(redis, broker, "outage", tmp_path, fake_ollama.url)
     try:
         stack.worker("node-a")
         key = await stack.create_key()

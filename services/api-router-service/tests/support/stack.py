@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import time
 from collections.abc import AsyncIterator, Iterable
@@ -23,7 +24,7 @@ from api_router.redis_store import connect
 from api_router.routing.node_health import NodeHealth, health_encoder
 from api_router.services import Services
 from tests.support.processes import GatewayProcess, WorkerProcess
-from tests.support.servers import RedisServer, wait_until
+from tests.support.servers import RedisServer, TansuBroker, wait_until
 
 PEPPER = "test-pepper-0123456789abcdef0123456789"
 
@@ -56,17 +57,27 @@ class Gateway:
 
 
 class Stack:
-    def __init__(self, redis: RedisServer, prefix: str, tmp: Path, ollama_url: str) -> None:
+    def __init__(
+        self, redis: RedisServer, broker: TansuBroker, prefix: str, tmp: Path, ollama_url: str
+    ) -> None:
         self.redis = redis
+        self.broker = broker
         self.prefix = prefix
         self.tmp = tmp
         self.ollama_url = ollama_url
         self.keys = Keyspace(prefix)
+        self.usage_topic = f"usage.{prefix}"
         self._processes: list[WorkerProcess | GatewayProcess] = []
+        self._gateways = itertools.count(1)
 
     def settings(self, **sections: dict[str, Any]) -> Settings:
         tree: dict[str, Any] = {name: dict(values) for name, values in BASE_SETTINGS.items()}
         tree["redis"] = {"url": self.redis.url, "key_prefix": self.prefix}
+        tree["kafka"] = {
+            "bootstrap_servers": self.broker.bootstrap,
+            "usage_topic": self.usage_topic,
+        }
+        tree["usage"] = {"spool_dir": str(self.tmp / "usage-spool")}
         for name, values in sections.items():
             tree.setdefault(name, {}).update(values)
         return msgspec.convert(tree, Settings)
@@ -111,6 +122,7 @@ class Stack:
     def gateway_process(
         self, name: str = "gateway", check: str = "readyz", **sections: dict[str, Any]
     ) -> GatewayProcess:
+        sections = {"usage": {"spool_dir": str(self.tmp / f"{name}-spool")}, **sections}
         gateway = GatewayProcess(self.env(**sections), self.tmp, name)
         gateway.start()
         self._processes.append(gateway)
@@ -119,7 +131,8 @@ class Stack:
 
     @asynccontextmanager
     async def gateway(self, **sections: dict[str, Any]) -> AsyncIterator[Gateway]:
-        app = create_app(self.settings(**sections))
+        spool = self.tmp / f"in-process-{next(self._gateways)}-spool"
+        app = create_app(self.settings(**{"usage": {"spool_dir": str(spool)}, **sections}))
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:

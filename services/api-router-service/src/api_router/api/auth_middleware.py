@@ -6,23 +6,31 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api_router.api.request_context import context_of
-from api_router.auth.authenticator import require_scope
+from api_router.auth.authenticator import KeyRefused, require_scope
 from api_router.auth.key_store import Scope as KeyScope
 from api_router.services import services_of
 
 
 class AuthMiddleware:
-    def __init__(self, app: ASGIApp, scope: KeyScope) -> None:
+    def __init__(self, app: ASGIApp, scopes: tuple[KeyScope, ...]) -> None:
         self.app = app
-        self.required_scope = scope
+        self.required_scopes = scopes  # any one of them will do
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = Headers(scope=scope)
-        principal = await services_of(scope).authenticator.authenticate(
-            headers.get("authorization"), headers.get("x-api-key")
-        )
         context = context_of(scope)
+        context.billable = "inference" in self.required_scopes
+        usage = context.usage
+        usage.auth_method = "api_key"
+        try:
+            principal = await services_of(scope).authenticator.authenticate(
+                headers.get("authorization"), headers.get("x-api-key")
+            )
+        except KeyRefused as refused:
+            usage.tenant, usage.key_id = refused.tenant, refused.key_id
+            raise
         context.principal = principal
+        usage.tenant, usage.key_id = principal.tenant, principal.key_id
         context.telemetry.set_principal(principal.tenant, principal.key_id)
-        require_scope(principal, self.required_scope)
+        require_scope(principal, self.required_scopes)
         await self.app(scope, receive, send)

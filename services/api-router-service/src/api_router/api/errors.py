@@ -47,6 +47,7 @@ CATALOG: Final[Mapping[str, ErrorKind]] = {
     "upstream_error": ErrorKind(502, "upstream_error"),
     "no_capacity": ErrorKind(503, "overloaded_error"),
     "service_unavailable": ErrorKind(503, "api_error"),
+    "usage_unavailable": ErrorKind(503, "api_error"),
     "upstream_timeout": ErrorKind(504, "upstream_error"),
 }
 

@@ -18,6 +18,7 @@ from api_router.auth.authenticator import Principal
 from api_router.services import Services, services_of
 from api_router.telemetry.logs import request_id_var
 from api_router.telemetry.request_telemetry import RequestTelemetry
+from api_router.usage.record import UsageFacts, build_records, usage_of
 
 _CONTEXT_KEY = "api_router.context"
 
@@ -29,6 +30,9 @@ class RequestContext:
     arrived_at: float = field(default_factory=time.time)  # epoch seconds, for deadlines
     principal: Principal | None = None
     error_code: str | None = None
+    # Set by the auth middleware of billable routes: they leave a usage and audit record.
+    billable: bool = False
+    usage: UsageFacts = field(default_factory=UsageFacts)
 
     def authenticated(self) -> Principal:
         if self.principal is None:  # only reachable if a route forgot its AuthMiddleware
@@ -75,7 +79,24 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send_with_request_id)
         finally:
             telemetry.finish(status, _route_name(scope.get("route")), context.error_code)
+            if context.billable and context.usage.identified:
+                _record_usage(services, context, status)
             request_id_var.reset(token)
+
+
+def _record_usage(services: Services, context: RequestContext, status: int) -> None:
+    """Hand the request's records to the exporter and the audit store (both only queue)."""
+    audit = build_records(
+        context.usage,
+        request_id=context.request_id,
+        http_status=status,
+        error_code=context.error_code,
+        started_at=context.arrived_at,
+        elapsed_s=time.perf_counter() - context.telemetry.started,
+        gateway_instance=services.instance_id,
+    )
+    services.usage.record(usage_of(audit))
+    services.audit.write(audit)
 
 
 def _route_name(route: BaseRoute | None) -> str | None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from api_router.api.errors import ApiError
 from api_router.auth import api_keys
-from api_router.auth.key_store import KeyStore, Scope
+from api_router.auth.key_store import KeyRecord, KeyStore, Scope
 
 # Hashed when the key id is unknown, so unknown ids and wrong secrets cost the same time.
 _DECOY_HASH = "0" * 64
@@ -38,15 +38,27 @@ class Authenticator:
         if not api_keys.secret_matches(self._keys.pepper, secret, stored_hash) or record is None:
             raise ApiError("invalid_api_key", "the API key is not valid")
         if record.status != "active":
-            raise ApiError("key_revoked", "the API key has been revoked")
+            raise KeyRefused("key_revoked", "the API key has been revoked", record)
         if record.expires_at is not None and record.expires_at <= self._clock():
-            raise ApiError("key_expired", "the API key has expired")
+            raise KeyRefused("key_expired", "the API key has expired", record)
         return Principal(record.id, record.tenant, frozenset(record.scopes))
 
 
-def require_scope(principal: Principal, scope: Scope) -> None:
-    if scope not in principal.scopes:
-        raise ApiError("insufficient_scope", f"this API key lacks the {scope!r} scope")
+class KeyRefused(ApiError):
+    """A genuine key (its secret matched) that may no longer be used: the refusal is
+    recorded against its tenant, unlike a key nobody can show to be theirs."""
+
+    def __init__(self, code: str, message: str, record: KeyRecord) -> None:
+        super().__init__(code, message)
+        self.key_id = record.id
+        self.tenant = record.tenant
+
+
+def require_scope(principal: Principal, scopes: tuple[Scope, ...]) -> None:
+    """Pass when the key holds any one of ``scopes``."""
+    if principal.scopes.isdisjoint(scopes):
+        wanted = " or ".join(repr(scope) for scope in scopes)
+        raise ApiError("insufficient_scope", f"this API key lacks the {wanted} scope")
 
 
 def _presented_key(authorization: str | None, api_key: str | None) -> str:

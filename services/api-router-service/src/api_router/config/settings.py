@@ -71,8 +71,41 @@ class HealthSettings(_Section, frozen=True):
 
 
 class KafkaSettings(_Section, frozen=True):
-    # The broker usage records will go to; `api-router dev` points it at its own broker.
+    # The broker usage records go to; `api-router dev` points it at its own broker.
     bootstrap_servers: str = "127.0.0.1:9092"
+    usage_topic: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9._-]{1,249}$")] = (
+        "api-router.usage.v1"
+    )
+    # Used when the gateway creates the topic at start-up (never left to auto-creation).
+    topic_partitions: Annotated[int, msgspec.Meta(ge=1)] = 6
+    topic_replication: Annotated[int, msgspec.Meta(ge=1)] = 1
+    # Off by default because the dev broker (Tansu) does not support it; on in production.
+    enable_idempotence: bool = False
+    linger_ms: Annotated[int, msgspec.Meta(ge=0)] = 5
+    # A batch not acknowledged within this time counts as failed; the producer is replaced.
+    send_timeout_s: Seconds = 5.0
+
+
+class UsageSettings(_Section, frozen=True):
+    # Where the disk spool (SQLite, via sqlitedict) lives.
+    spool_dir: str = ".run/usage-spool"
+    # Records are committed to the spool at least this often: the most a SIGKILL can lose.
+    batch_window_ms: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 100
+    # Records waiting in memory for the next spool commit; beyond it the full policy applies.
+    queue_max: Annotated[int, msgspec.Meta(ge=1)] = 10_000
+    # Records the spool holds at most (records not yet acknowledged by Kafka).
+    spool_max_records: Annotated[int, msgspec.Meta(ge=1)] = 1_000_000
+    # At the cap: refuse new billable requests with 503, or drop the oldest (counted).
+    on_spool_full: Literal["refuse", "drop_oldest"] = "refuse"
+    # Records per Kafka batch when shipping the spool.
+    ship_batch: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 500
+    # How long graceful shutdown tries to ship what is spooled before leaving it for next run.
+    shutdown_flush_s: Seconds = 5.0
+
+
+class AuditSettings(_Section, frozen=True):
+    # How long each request's audit record is kept in Redis.
+    retention_s: Annotated[int, msgspec.Meta(ge=60)] = 7 * 24 * 3600
 
 
 class TelemetrySettings(_Section, frozen=True):
@@ -90,4 +123,6 @@ class Settings(_Section, frozen=True):
     dispatch: DispatchSettings = msgspec.field(default_factory=DispatchSettings)
     health: HealthSettings = msgspec.field(default_factory=HealthSettings)
     kafka: KafkaSettings = msgspec.field(default_factory=KafkaSettings)
+    usage: UsageSettings = msgspec.field(default_factory=UsageSettings)
+    audit: AuditSettings = msgspec.field(default_factory=AuditSettings)
     telemetry: TelemetrySettings = msgspec.field(default_factory=TelemetrySettings)

@@ -1,4 +1,5 @@
-"""Generates the HTTP contract schemas from the structs the gateway decodes and encodes."""
+"""Generates the contract schemas of the structs the gateway decodes and encodes: HTTP
+bodies, and the usage records it sends to Kafka."""
 
 from __future__ import annotations
 
@@ -9,11 +10,14 @@ import msgspec
 from api_router.api.errors import ErrorResponse
 from api_router.api.public.inference_contract import InferenceRequest, InferenceResponse
 from api_router.contracts import DRAFT
+from api_router.usage.record import AuditRecord, UsageRecord
 
 HTTP_CONTRACTS: dict[str, type[msgspec.Struct]] = {
     "inference.request": InferenceRequest,
     "inference.response": InferenceResponse,
     "error": ErrorResponse,
+    "usage.record": UsageRecord,
+    "audit.record": AuditRecord,
 }
 
 

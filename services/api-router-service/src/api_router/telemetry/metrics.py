@@ -15,6 +15,7 @@ from opentelemetry.sdk.resources import Resource
 from prometheus_client import CollectorRegistry, generate_latest
 
 from api_router.routing.snapshot import NodeState, RoutingSnapshot
+from api_router.usage.exporter import UsageExporter
 
 # Seconds; from sub-millisecond gateway work up to the longest generations.
 LATENCY_BUCKETS = (
@@ -40,7 +41,7 @@ class GatewayMetrics:
         self._provider = MeterProvider(
             metric_readers=[reader], resource=Resource.create({"service.name": service_name})
         )
-        meter = self._provider.get_meter("api_router")
+        meter = self._meter = self._provider.get_meter("api_router")
         self.requests = meter.create_counter(
             "api_router.requests", unit="1", description="HTTP requests answered"
         )
@@ -63,6 +64,40 @@ class GatewayMetrics:
             description="Nodes in the health registry by state",
         )
 
+    def observe_usage_export(self, exporter: UsageExporter) -> None:
+        """Read the exporter's counters and backlog at every scrape."""
+        counts = exporter.counts
+        meter = self._meter
+        for name, read, description in (
+            ("produced", lambda: counts.produced, "Usage records acknowledged by Kafka"),
+            ("spooled", lambda: counts.spooled, "Usage records committed to the disk spool"),
+            ("dropped", lambda: counts.dropped, "Usage records dropped (queue or spool full)"),
+        ):
+            meter.create_observable_counter(
+                f"api_router.usage.records.{name}",
+                callbacks=[_observe(read)],
+                unit="1",
+                description=description,
+            )
+        meter.create_observable_counter(
+            "api_router.usage.spool.errors",
+            callbacks=[_observe(lambda: counts.spool_errors)],
+            unit="1",
+            description="Failed reads or writes of the usage spool",
+        )
+        meter.create_observable_gauge(
+            "api_router.usage.spool.depth",
+            callbacks=[_observe(lambda: exporter.depth)],
+            unit="1",
+            description="Usage records not yet acknowledged by Kafka",
+        )
+        meter.create_observable_gauge(
+            "api_router.usage.spool.oldest_age",
+            callbacks=[_observe(exporter.oldest_age_s)],
+            unit="s",
+            description="Age of the oldest usage record not yet acknowledged by Kafka",
+        )
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
@@ -72,3 +107,7 @@ class GatewayMetrics:
     def _observe_nodes(self, _options: CallbackOptions) -> Iterable[Observation]:
         counts = self._snapshot().state_counts()
         return [Observation(counts.get(state, 0), {"state": state}) for state in NODE_STATES]
+
+
+def _observe(read: Callable[[], float]) -> Callable[[CallbackOptions], Iterable[Observation]]:
+    return lambda _options: [Observation(read())]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -17,8 +18,9 @@ from api_router.api.public.inference_contract import (
     encode_response,
 )
 from api_router.api.request_context import RequestContext, context_of
-from api_router.dispatch.dispatcher import Dispatched
+from api_router.dispatch.dispatcher import Dispatched, DispatchObserver
 from api_router.dispatch.protocol import Job, JobPayload
+from api_router.routing.node_health import NodeHealth
 from api_router.services import services_of
 
 
@@ -26,6 +28,11 @@ async def inference(request: Request) -> Response:
     services = services_of(request.scope)
     context = context_of(request.scope)
     principal = context.authenticated()
+    if not services.usage.accepting:
+        raise ApiError(
+            "usage_unavailable", "usage records cannot be kept right now, retry later",
+            headers={"Retry-After": "5"},
+        )  # fmt: skip
     body = decode_request(await read_json_body(request, services.settings.server))
     if body.stream:
         raise ApiError(
@@ -33,6 +40,7 @@ async def inference(request: Request) -> Response:
         )
     snapshot = services.health.snapshot
     context.telemetry.set_model(body.model, known=body.model in snapshot.known_models)
+    context.usage.model = body.model
     candidates = snapshot.candidates(body.model)
     timeout_s = services.settings.dispatch.request_timeout_s
     job = Job(
@@ -46,13 +54,30 @@ async def inference(request: Request) -> Response:
         traceparent=context.telemetry.traceparent,
         payload=JobPayload(body.messages, body.options),
     )
-    dispatched = await services.dispatcher.dispatch(job, candidates, context.telemetry.dispatched)
+    dispatched = await services.dispatcher.dispatch(job, candidates, _observer(context, candidates))
     timings = _timings(context, dispatched)
+    usage = context.usage
+    usage.prompt_tokens = dispatched.completion.usage.prompt_tokens
+    usage.completion_tokens = dispatched.completion.usage.completion_tokens
+    usage.queue_ms, usage.inference_ms = timings.queue_ms, timings.inference_ms
     return Response(
         encode_response(_response(context, body.model, dispatched, timings)),
         media_type="application/json",
         headers={"server-timing": _server_timing(timings)},
     )
+
+
+def _observer(context: RequestContext, candidates: Sequence[NodeHealth]) -> DispatchObserver:
+    """Note the node that took the job, for telemetry and the usage record."""
+
+    def observe(node_id: str, outcome: str, seconds: float) -> None:
+        context.telemetry.dispatched(node_id, outcome, seconds)
+        usage = context.usage
+        usage.node_id = node_id
+        usage.pool = next((n.pool for n in candidates if n.node_id == node_id), "")
+        usage.attempts += 1
+
+    return observe
 
 
 def _timings(context: RequestContext, dispatched: Dispatched) -> Timings:

@@ -17,7 +17,8 @@ _PING_TIMEOUT_S = 0.5
 
 
 class ComponentStatus(msgspec.Struct, frozen=True, omit_defaults=True):
-    status: Literal["ok", "failed"]
+    # "degraded" still counts as ready: the component works around a failure behind it.
+    status: Literal["ok", "degraded", "failed"]
     detail: str | None = None
 
 
@@ -46,9 +47,10 @@ async def readyz(request: Request) -> Response:
         "workers": ComponentStatus(
             "ok" if fresh else "failed", f"{fresh} fresh worker(s) in the health registry"
         ),
+        "usage_export": _usage_export(services),
         **_background_tasks(services),
     }
-    ready = all(c.status == "ok" for c in components.values())
+    ready = all(c.status != "failed" for c in components.values())
     return _report("ready" if ready else "not_ready", ready, components)
 
 
@@ -60,6 +62,15 @@ async def _ping(services: Services) -> ComponentStatus:
     except (StoreUnavailable, TimeoutError):
         return ComponentStatus("failed", "redis did not answer PING")
     return OK
+
+
+def _usage_export(services: Services) -> ComponentStatus:
+    usage = services.usage
+    if usage.state == "ok":
+        return ComponentStatus("ok", "usage records flow to kafka")
+    return ComponentStatus(
+        "degraded", f"kafka unavailable, {usage.depth} usage record(s) kept in the spool"
+    )
 
 
 def _background_tasks(services: Services) -> dict[str, ComponentStatus]:

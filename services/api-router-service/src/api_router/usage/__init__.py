@@ -1,0 +1,1 @@
+"""Usage records: building them, exporting them to Kafka through a disk spool, auditing."""

@@ -1,0 +1,222 @@
+"""Usage records to Kafka, at least once, with the request path never waiting on Kafka.
+
+Write-ahead: the request path only appends to an in-memory batch. Every batch window the
+journal loop commits the batch to the disk spool; the ship loop sends the spool to Kafka,
+oldest first, and deletes records only after Kafka acknowledged them. So at any moment a
+record is either in the last window's batch (the most a SIGKILL can lose) or on disk, and
+an outage of Kafka, a stalled producer or a restart of the gateway loses nothing: records
+wait in the spool and are re-sent, keeping their ``record_id`` for consumers to dedupe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import Literal, ParamSpec, TypeVar
+
+import msgspec
+
+from api_router.config.settings import KafkaSettings, UsageSettings
+from api_router.usage.kafka_producer import KafkaUnavailable, UsageProducer
+from api_router.usage.record import UsageRecord
+from api_router.usage.spool import SpoolError, UsageSpool
+
+log = logging.getLogger(__name__)
+
+_RETRY_MIN_S = 0.2
+_RETRY_MAX_S = 5.0
+# A spool call that takes longer than this is treated as failed (sqlitedict's thread can
+# die on a failed commit and leave callers waiting forever).
+_SPOOL_TIMEOUT_S = 10.0
+
+ExportState = Literal["ok", "spooling"]
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class ExportCounts:
+    """Plain counters, read by the metrics callbacks (see telemetry/usage_metrics.py)."""
+
+    def __init__(self) -> None:
+        self.produced = 0
+        self.spooled = 0
+        self.dropped = 0
+        self.spool_errors = 0
+
+
+class UsageExporter:
+    def __init__(self, kafka: KafkaSettings, settings: UsageSettings, client_id: str) -> None:
+        self._settings = settings
+        self._window_s = settings.batch_window_ms / 1000
+        self._batch: deque[tuple[str, str]] = deque()
+        # Batches the spool failed to take: shipped straight from memory instead.
+        self._unspooled: deque[tuple[str, str]] = deque()
+        self._spool = UsageSpool(Path(settings.spool_dir))
+        self._producer = UsageProducer(kafka, client_id)
+        self._wake_shipper = asyncio.Event()
+        self._oldest_finished: float | None = None  # epoch s of the oldest unshipped record
+        self.counts = ExportCounts()
+        self.kafka_up = False
+
+    # -- the request path --------------------------------------------------------------
+
+    def record(self, record: UsageRecord) -> None:
+        """Queue one record; never blocks and never raises."""
+        if len(self._batch) >= self._settings.queue_max:
+            self._batch.popleft()  # the journal is stuck; keep the newest, count the loss
+            self.counts.dropped += 1
+            log.error("usage queue full, dropped the oldest record")
+        self._batch.append((record.record_id, msgspec.json.encode(record).decode()))
+
+    @property
+    def accepting(self) -> bool:
+        """False while the spool is full and the policy is to refuse new requests."""
+        return not (
+            self._settings.on_spool_full == "refuse"
+            and self._spool.depth >= self._settings.spool_max_records
+        )
+
+    @property
+    def state(self) -> ExportState:
+        return "ok" if self.kafka_up and self.depth <= len(self._batch) else "spooling"
+
+    @property
+    def depth(self) -> int:
+        """Records not yet acknowledged by Kafka."""
+        return self._spool.depth + len(self._unspooled) + len(self._batch)
+
+    def oldest_age_s(self) -> float:
+        return 0.0 if self._oldest_finished is None else time.time() - self._oldest_finished
+
+    # -- background work ---------------------------------------------------------------
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._journal_loop())
+            group.create_task(self._ship_loop())
+
+    async def aclose(self) -> None:
+        """Graceful shutdown, after the loops were stopped: spool what is in memory, then
+        ship for up to ``shutdown_flush_s``; whatever is left waits for the next start."""
+        await self._journal()
+        try:
+            async with asyncio.timeout(self._settings.shutdown_flush_s):
+                while self.depth and await self._ship_once():
+                    pass
+        except TimeoutError:
+            log.warning("usage records left in the spool for the next start",
+                        extra={"records": self.depth})  # fmt: skip
+        await self._producer.close()
+        self._spool.close()
+
+    async def _journal_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._window_s)
+            await self._journal()
+
+    async def _journal(self) -> None:
+        if not self._batch:
+            return
+        batch = list(self._batch)
+        self._batch.clear()
+        try:
+            await self._make_room(len(batch))
+            await self._call_spool(self._spool.append, batch)
+            self.counts.spooled += len(batch)
+        except SpoolError as exc:
+            self.counts.spool_errors += 1
+            log.error("usage spool write failed; shipping from memory", extra={"error": str(exc)})
+            self._unspooled.extend(batch)
+        self._wake_shipper.set()
+
+    async def _make_room(self, incoming: int) -> None:
+        if self._settings.on_spool_full != "drop_oldest":
+            return
+        excess = self._spool.depth + incoming - self._settings.spool_max_records
+        if excess > 0:
+            oldest = [rid for rid, _ in await self._call_spool(self._spool.oldest, excess)]
+            await self._call_spool(self._spool.delete, oldest)
+            self.counts.dropped += len(oldest)
+            log.error("usage spool full, dropped the oldest records",
+                      extra={"dropped": len(oldest)})  # fmt: skip
+
+    async def _ship_loop(self) -> None:
+        pause = _RETRY_MIN_S
+        while True:
+            if not self._spool.depth and not self._unspooled:
+                self._oldest_finished = None
+                self._wake_shipper.clear()
+                await self._wake_shipper.wait()
+            if await self._ship_once():
+                pause = _RETRY_MIN_S
+            else:
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, _RETRY_MAX_S)
+
+    async def _ship_once(self) -> bool:
+        """Send one batch, oldest first; False when Kafka (or the spool) is unavailable."""
+        from_memory = bool(self._unspooled)
+        try:
+            if from_memory:
+                batch = list(self._unspooled)[: self._settings.ship_batch]
+            else:
+                batch = await self._call_spool(self._spool.oldest, self._settings.ship_batch)
+            if not batch:
+                return True
+            self._oldest_finished = _finished_at(batch[0][1])
+            if not self._producer.started:
+                await self._producer.start()
+            await self._producer.send([_kafka_message(value) for _, value in batch])
+        except KafkaUnavailable as exc:
+            if self.kafka_up:
+                log.warning("kafka unavailable, usage records wait in the spool",
+                            extra={"error": str(exc)})  # fmt: skip
+            self.kafka_up = False
+            # A producer that stopped making progress is replaced, not retried: an
+            # idempotent one can be stuck for good after the broker lost its state.
+            await self._producer.close()
+            return False
+        except SpoolError as exc:
+            self.counts.spool_errors += 1
+            log.error("usage spool read failed", extra={"error": str(exc)})
+            return False
+        if not self.kafka_up:
+            log.info("kafka available, shipping usage records")
+            self.kafka_up = True
+        if from_memory:
+            for _ in batch:
+                self._unspooled.popleft()
+        else:
+            await self._call_spool(self._spool.delete, [rid for rid, _ in batch])
+        self.counts.produced += len(batch)
+        return True
+
+    async def _call_spool(self, call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run a blocking spool call off the event loop, with a deadline."""
+        try:
+            async with asyncio.timeout(_SPOOL_TIMEOUT_S):
+                return await asyncio.to_thread(call, *args, **kwargs)
+        except (SpoolError, TimeoutError) as exc:
+            # sqlitedict's thread dies on a failed commit; start a fresh one for next time.
+            await asyncio.to_thread(self._spool.reopen)
+            raise SpoolError(str(exc) or "usage spool call timed out") from None
+
+
+class _Routing(msgspec.Struct):
+    tenant: str
+    finished_at: str
+
+
+def _kafka_message(value: str) -> tuple[str, bytes]:
+    """The record's tenant (the message key) and its bytes."""
+    return msgspec.json.decode(value, type=_Routing).tenant, value.encode()
+
+
+def _finished_at(value: str) -> float:
+    finished = msgspec.json.decode(value, type=_Routing).finished_at
+    return dt.datetime.fromisoformat(finished).timestamp()

@@ -1,0 +1,157 @@
+"""The usage record of one finished request, and the audit record that extends it.
+
+Handlers fill a request's :class:`UsageFacts` as it goes (who called, which node, how many
+tokens); when the request has been answered, :func:`build_records` turns the facts and the
+HTTP outcome into the records that go to Kafka and to the audit store.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import msgspec
+
+SCHEMA_VERSION = 1
+
+Status = Literal["ok", "denied", "upstream_error", "timeout", "cancelled"]
+AuthMethod = Literal["", "api_key", "signature"]
+
+
+class RecordTimings(msgspec.Struct, frozen=True):
+    total_ms: float
+    gateway_ms: float
+    queue_ms: float
+    inference_ms: float
+
+
+class RoutingOutcome(msgspec.Struct, frozen=True):
+    # "dispatched" once a node answered, "not_routed" when the request ended before that.
+    outcome: str
+    attempts: int
+
+
+class UsageRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """One per finished billable request; ``record_id`` is the consumers' dedupe key."""
+
+    record_id: str
+    schema_version: int = SCHEMA_VERSION
+    request_id: str
+    tenant: str
+    key_id: str
+    model: str
+    node_id: str
+    pool: str
+    status: Status
+    http_status: int
+    error_code: str | None
+    prompt_tokens: int
+    completion_tokens: int
+    cost: float
+    timings: RecordTimings
+    routing: RoutingOutcome
+    started_at: str  # RFC 3339, UTC, milliseconds
+    finished_at: str
+    gateway_instance: str
+
+
+class AuditRecord(UsageRecord, frozen=True, kw_only=True):
+    """The usage record plus how the caller was authenticated and what limits decided."""
+
+    auth_method: AuthMethod
+    limit_decisions: list[dict[str, Any]]
+
+
+@dataclass(slots=True)
+class UsageFacts:
+    """What one request's records are built from, filled in as the request goes."""
+
+    tenant: str = ""
+    key_id: str = ""
+    auth_method: AuthMethod = ""
+    model: str = ""
+    node_id: str = ""
+    pool: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+    queue_ms: float = 0.0
+    inference_ms: float = 0.0
+    attempts: int = 0
+    # Set when the HTTP status alone cannot tell, e.g. a stream the client abandoned.
+    status: Status | None = None
+    limit_decisions: list[msgspec.Struct] = field(default_factory=list)
+
+    @property
+    def identified(self) -> bool:
+        """A record is kept only for callers whose key was known (even if then refused)."""
+        return bool(self.tenant)
+
+
+def status_of(http_status: int) -> Status:
+    if http_status < 400:
+        return "ok"
+    if http_status == 504:
+        return "timeout"
+    if http_status >= 500:
+        return "upstream_error"
+    return "denied"  # refused by the gateway: credentials, limits, budget, a bad request
+
+
+def build_records(
+    facts: UsageFacts,
+    *,
+    request_id: str,
+    http_status: int,
+    error_code: str | None,
+    started_at: float,
+    elapsed_s: float,
+    gateway_instance: str,
+) -> AuditRecord:
+    """The audit record of a finished request; :func:`usage_of` cuts the usage record."""
+    total_ms = round(elapsed_s * 1000, 3)
+    return AuditRecord(
+        record_id=f"usage_{request_id.removeprefix('req_')}",
+        request_id=request_id,
+        tenant=facts.tenant,
+        key_id=facts.key_id,
+        model=facts.model,
+        node_id=facts.node_id,
+        pool=facts.pool,
+        status=facts.status or status_of(http_status),
+        http_status=http_status,
+        error_code=error_code,
+        prompt_tokens=facts.prompt_tokens,
+        completion_tokens=facts.completion_tokens,
+        cost=facts.cost,
+        timings=RecordTimings(
+            total_ms=total_ms,
+            gateway_ms=round(max(total_ms - facts.queue_ms - facts.inference_ms, 0.0), 3),
+            queue_ms=facts.queue_ms,
+            inference_ms=facts.inference_ms,
+        ),
+        routing=RoutingOutcome("dispatched" if facts.node_id else "not_routed", facts.attempts),
+        started_at=rfc3339(started_at),
+        finished_at=rfc3339(started_at + elapsed_s),
+        gateway_instance=gateway_instance,
+        auth_method=facts.auth_method,
+        limit_decisions=[msgspec.to_builtins(d) for d in facts.limit_decisions],
+    )
+
+
+_USAGE_FIELDS = UsageRecord.__struct_fields__
+
+
+def usage_of(audit: AuditRecord) -> UsageRecord:
+    return UsageRecord(**{name: getattr(audit, name) for name in _USAGE_FIELDS})
+
+
+def rfc3339(epoch_s: float) -> str:
+    moment = dt.datetime.fromtimestamp(epoch_s, dt.UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def now_rfc3339() -> str:
+    return rfc3339(time.time())
