@@ -139,12 +139,15 @@ class Stack:
                 yield Gateway(app, client)
 
     async def create_key(
-        self, tenant: str = "acme", scopes: Iterable[Scope] = ("inference",)
+        self,
+        tenant: str = "acme",
+        scopes: Iterable[Scope] = ("inference",),
+        expires_at: float | None = None,
     ) -> str:
         client = connect(self.settings().redis)
         try:
             store = KeyStore(client, self.keys, PEPPER, 0.0)
-            return (await store.create(tenant, scopes, name="test")).api_key
+            return (await store.create(tenant, scopes, "test", expires_at)).api_key
         finally:
             await client.aclose()
 

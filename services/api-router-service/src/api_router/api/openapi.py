@@ -10,18 +10,25 @@ from starlette.responses import Response
 
 from api_router import __version__
 from api_router.api.errors import CATALOG, ErrorResponse
+from api_router.api.public.audit import AuditList
 from api_router.api.public.inference_contract import InferenceRequest, InferenceResponse
 from api_router.api.public.status import StatusReport
 from api_router.services import services_of
+from api_router.usage.record import AuditRecord, UsageRecord
 
 _REF = "#/components/schemas/{name}"
 _INFERENCE_ERRORS = ("400", "401", "403", "404", "408", "413", "415", "502", "503", "504")
 
 
 def build_openapi() -> dict[str, Any]:
-    (request, response, error, status), schemas = msgspec.json.schema_components(
-        [InferenceRequest, InferenceResponse, ErrorResponse, StatusReport], ref_template=_REF
-    )
+    # UsageRecord is not an HTTP body; it is listed as the schema of the Kafka messages.
+    (request, response, error, status, audit, audit_list, _), schemas = (
+        msgspec.json.schema_components(
+            [InferenceRequest, InferenceResponse, ErrorResponse, StatusReport, AuditRecord,
+             AuditList, UsageRecord],
+            ref_template=_REF,
+        )
+    )  # fmt: skip
     return {
         "openapi": "3.1.0",
         "info": {
@@ -50,6 +57,27 @@ def build_openapi() -> dict[str, Any]:
                     },
                 }
             },
+            "/v1/audit/requests/{request_id}": _audit(
+                "getAuditRecord",
+                "One request's audit record: own tenant with audit:read, any with admin",
+                audit,
+                error,
+                parameters=[_parameter("request_id", "path", "req_ and 32 hex digits")],
+            ),
+            "/v1/audit/requests": _audit(
+                "listAuditRecords",
+                "Audit records, newest first (admin)",
+                audit_list,
+                error,
+                parameters=[
+                    _parameter("tenant", "query", "only this tenant's records"),
+                    _parameter("since", "query", "RFC 3339 time, inclusive"),
+                    _parameter("until", "query", "RFC 3339 time, inclusive; default now"),
+                    _parameter("status", "query", "ok, denied, upstream_error, timeout, cancelled"),
+                    _parameter("limit", "query", "1 to 500, default 50"),
+                    _parameter("cursor", "query", "next_cursor of the previous page"),
+                ],
+            ),
             "/v1/status/healthz": _status("getHealth", "Liveness: the process is up", status),
             "/v1/status/readyz": _status(
                 "getReadiness", "Readiness: Redis, config, workers", status
@@ -87,6 +115,37 @@ def _json(schema: dict[str, Any]) -> dict[str, Any]:
 
 def _error(schema: dict[str, Any]) -> dict[str, Any]:
     return {"description": "An error from the catalog", "content": _json(schema)}
+
+
+def _audit(
+    operation: str,
+    summary: str,
+    body: dict[str, Any],
+    error: dict[str, Any],
+    parameters: list[dict[str, Any]],
+) -> dict[str, Any]:
+    return {
+        "get": {
+            "operationId": operation,
+            "summary": summary,
+            "security": [{"bearerAuth": []}, {"apiKeyHeader": []}],
+            "parameters": parameters,
+            "responses": {
+                "200": {"description": "Found", "content": _json(body)},
+                **{code: _error(error) for code in ("400", "401", "403", "404", "503")},
+            },
+        }
+    }
+
+
+def _parameter(name: str, where: str, description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": where,
+        "required": where == "path",
+        "description": description,
+        "schema": {"type": "string"},
+    }
 
 
 def _status(operation: str, summary: str, status: dict[str, Any]) -> dict[str, Any]:

@@ -1,8 +1,9 @@
 """JSON Schemas of the public and stream contracts, shipped as package data.
 
 ``inference.request``, ``inference.response``, ``error``, ``usage.record`` (the Kafka
-message) and ``audit.record`` are generated from the structs that decode and encode them (``python -m api_router.contracts`` rewrites the files; a
-contract test fails when they differ). ``stream.job`` and ``stream.event`` describe Redis
+message) and ``audit.record`` are generated from the structs that decode and encode them
+(``python -m api_router.contracts`` rewrites the files; a contract test fails when they
+differ). ``stream.job`` and ``stream.event`` describe Redis
 stream entries, whose fields are all strings, and are written by hand.
 """
 

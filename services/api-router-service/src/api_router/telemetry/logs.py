@@ -40,3 +40,9 @@ def configure_logging(level: str, service: str) -> None:
         logging.getLogger(name).propagate = True
     # httpx logs every request at INFO; a worker's backend calls are in its own log lines.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # sqlitedict logs a failed statement as a stack dump, line by line; the usage spool
+    # logs each failure once, in our shape, instead.
+    logging.getLogger("sqlitedict").setLevel(logging.CRITICAL)
+    # aiokafka logs every failed connection attempt while Kafka is away; the exporter logs
+    # the outage once and counts it.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)

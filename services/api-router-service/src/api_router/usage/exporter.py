@@ -106,7 +106,7 @@ class UsageExporter:
         await self._journal()
         try:
             async with asyncio.timeout(self._settings.shutdown_flush_s):
-                while self.depth and await self._ship_once():
+                while (self._spool.depth or self._unspooled) and await self._ship_once():
                     pass
         except TimeoutError:
             log.warning("usage records left in the spool for the next start",
@@ -148,30 +148,29 @@ class UsageExporter:
     async def _ship_loop(self) -> None:
         pause = _RETRY_MIN_S
         while True:
+            if not await self._ship_once():
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, _RETRY_MAX_S)
+                continue
+            pause = _RETRY_MIN_S
             if not self._spool.depth and not self._unspooled:
                 self._oldest_finished = None
                 self._wake_shipper.clear()
                 await self._wake_shipper.wait()
-            if await self._ship_once():
-                pause = _RETRY_MIN_S
-            else:
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, _RETRY_MAX_S)
 
     async def _ship_once(self) -> bool:
         """Send one batch, oldest first; False when Kafka (or the spool) is unavailable."""
         from_memory = bool(self._unspooled)
         try:
+            if not self._producer.started:
+                await self._producer.start()
             if from_memory:
                 batch = list(self._unspooled)[: self._settings.ship_batch]
             else:
                 batch = await self._call_spool(self._spool.oldest, self._settings.ship_batch)
-            if not batch:
-                return True
-            self._oldest_finished = _finished_at(batch[0][1])
-            if not self._producer.started:
-                await self._producer.start()
-            await self._producer.send([_kafka_message(value) for _, value in batch])
+            if batch:
+                self._oldest_finished = _finished_at(batch[0][1])
+                await self._producer.send([_kafka_message(value) for _, value in batch])
         except KafkaUnavailable as exc:
             if self.kafka_up:
                 log.warning("kafka unavailable, usage records wait in the spool",
@@ -191,7 +190,7 @@ class UsageExporter:
         if from_memory:
             for _ in batch:
                 self._unspooled.popleft()
-        else:
+        elif batch:
             await self._call_spool(self._spool.delete, [rid for rid, _ in batch])
         self.counts.produced += len(batch)
         return True

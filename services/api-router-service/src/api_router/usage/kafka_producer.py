@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -32,14 +32,30 @@ class UsageProducer:
     def __init__(self, settings: KafkaSettings, client_id: str) -> None:
         self._settings = settings
         self._client_id = client_id
+        # Kept from the moment they exist, so that close() also ends a start cut short.
+        self._admin: AIOKafkaAdminClient | None = None
         self._producer: AIOKafkaProducer | None = None
+        self._starting: asyncio.Task[None] | None = None
+        self.started = False
 
     async def start(self) -> None:
-        """Create the topic if missing, then connect the producer."""
+        """Create the topic if missing, then connect the producer.
+
+        Runs as its own task, shielded: aiokafka leaks a connection when cancelled while it
+        connects, so a caller being cancelled leaves the start to finish for close()."""
+        if self._starting is None:
+            self._starting = asyncio.create_task(self._start())
+        try:
+            await asyncio.shield(self._starting)
+        finally:
+            if self._starting.done():
+                self._starting = None
+
+    async def _start(self) -> None:
         try:
             async with asyncio.timeout(_CONNECT_TIMEOUT_S):
                 await self._ensure_topic()
-                producer = AIOKafkaProducer(
+                self._producer = AIOKafkaProducer(
                     bootstrap_servers=self._settings.bootstrap_servers,
                     client_id=self._client_id,
                     acks="all",
@@ -47,22 +63,15 @@ class UsageProducer:
                     linger_ms=self._settings.linger_ms,
                     request_timeout_ms=int(self._settings.send_timeout_s * 1000),
                 )
-                try:
-                    await producer.start()
-                except BaseException:
-                    await self._stop(producer)
-                    raise
+                await self._producer.start()
         except (KafkaError, OSError, TimeoutError) as exc:
+            await self._close_clients()
             raise KafkaUnavailable(f"kafka unavailable: {exc!r}") from None
-        self._producer = producer
-
-    @property
-    def started(self) -> bool:
-        return self._producer is not None
+        self.started = True
 
     async def send(self, records: Sequence[tuple[str, bytes]]) -> None:
         """Send ``(tenant, json)`` records and wait until Kafka acknowledged every one."""
-        if self._producer is None:
+        if self._producer is None or not self.started:
             raise KafkaUnavailable("producer not started")
         topic = self._settings.usage_topic
         try:
@@ -76,12 +85,24 @@ class UsageProducer:
             raise KafkaUnavailable(f"kafka send failed: {exc!r}") from None
 
     async def close(self) -> None:
+        starting, self._starting = self._starting, None
+        if starting is not None:
+            await asyncio.wait({starting}, timeout=_CONNECT_TIMEOUT_S)
+            if starting.done() and not starting.cancelled():
+                starting.exception()  # retrieved; the failure was logged by the caller
+        await self._close_clients()
+
+    async def _close_clients(self) -> None:
+        self.started = False
+        admin, self._admin = self._admin, None
         producer, self._producer = self._producer, None
+        if admin is not None:
+            await _within_a_moment(admin.close())
         if producer is not None:
-            await self._stop(producer)
+            await _within_a_moment(producer.stop())
 
     async def _ensure_topic(self) -> None:
-        admin = AIOKafkaAdminClient(
+        admin = self._admin = AIOKafkaAdminClient(
             bootstrap_servers=self._settings.bootstrap_servers, client_id=self._client_id
         )
         await admin.start()
@@ -101,13 +122,14 @@ class UsageProducer:
             log.info("usage topic ready", extra={"topic": self._settings.usage_topic})
         finally:
             await admin.close()
+            self._admin = None  # only now: a close cut short is finished by close()
 
-    @staticmethod
-    async def _stop(producer: AIOKafkaProducer) -> None:
-        # A producer whose broker is gone can wait forever to flush; what it held is still
-        # in the spool, so give up on it after a moment.
-        try:
-            async with asyncio.timeout(_CLOSE_TIMEOUT_S):
-                await producer.stop()
-        except (KafkaError, OSError, TimeoutError):
-            log.warning("kafka producer did not close cleanly")
+
+async def _within_a_moment(closing: Awaitable[None]) -> None:
+    """A client whose broker is gone can wait forever to flush; what a producer held is
+    still in the spool, so give up on it after a moment."""
+    try:
+        async with asyncio.timeout(_CLOSE_TIMEOUT_S):
+            await closing
+    except (KafkaError, OSError, TimeoutError):
+        log.warning("kafka client did not close cleanly")

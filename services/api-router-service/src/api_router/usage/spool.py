@@ -16,7 +16,7 @@ import logging
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 from sqlitedict import SqliteDict
@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 _TABLE = "usage"
 _FILE = "usage-spool.sqlite"
+_CLOSE_WAIT_S = 5.0
 
 
 class SpoolError(Exception):
@@ -33,6 +34,17 @@ class SpoolError(Exception):
 
 def _as_is(value: str) -> str:
     return value
+
+
+def _intact(path: Path) -> bool:
+    """Checked before sqlitedict opens the file: its thread dies on a broken one."""
+    if not path.exists():
+        return True
+    try:
+        with closing(sqlite3.connect(path)) as conn:
+            return conn.execute("PRAGMA quick_check").fetchall() == [("ok",)]
+    except sqlite3.DatabaseError:
+        return False
 
 
 class UsageSpool:
@@ -46,6 +58,9 @@ class UsageSpool:
         """Store ``(record_id, json)`` pairs and commit them to disk."""
         with self._errors("write"):
             self._db.update(records)
+            # Surfaces a failed insert before the commit, which would keep the rows that
+            # went in before it; the caller reopens the spool, rolling them back.
+            self._db.conn.select_one("SELECT 1")
             self._db.commit(blocking=True)
             self.depth = self._count()
 
@@ -66,35 +81,32 @@ class UsageSpool:
             self.depth = self._count()
 
     def reopen(self) -> None:
-        """Start afresh after a failure (sqlitedict's thread may have died with it)."""
+        """Start afresh after a failure: the failed transaction is rolled back when the old
+        connection closes, and a new thread replaces one that may have died with it."""
+        thread = self._db.conn
         self._db.close(force=True)
-        self._db = self._open()
+        thread.join(_CLOSE_WAIT_S)
+        self._db = self._connect()
         self.depth = self._count()
 
     def close(self) -> None:
         self._db.close()
 
     def _open(self) -> SqliteDict:
-        try:
-            db = SqliteDict(
-                str(self.path), tablename=_TABLE, autocommit=False, encode=_as_is,
-                decode=_as_is, outer_stack=False,
-            )  # fmt: skip
-            db.conn.select_one(f'SELECT count(*) FROM "{_TABLE}"')
-            return db
-        except (sqlite3.DatabaseError, RuntimeError) as exc:
+        if not _intact(self.path):
             # Keep the broken file for inspection and carry on with an empty spool: serving
-            # requests matters more than a file we cannot read anyway.
+            # requests matters more than a file nobody can read anyway.
             aside = self.path.with_suffix(f".corrupt-{int(time.time())}")
             self.path.rename(aside)
-            log.error(
-                "usage spool unreadable, moved aside; starting an empty one",
-                extra={"path": str(self.path), "moved_to": str(aside), "error": str(exc)},
-            )
-            return SqliteDict(
-                str(self.path), tablename=_TABLE, autocommit=False, encode=_as_is,
-                decode=_as_is, outer_stack=False,
-            )  # fmt: skip
+            log.error("usage spool unreadable, moved aside; starting an empty one",
+                      extra={"path": str(self.path), "moved_to": str(aside)})  # fmt: skip
+        return self._connect()
+
+    def _connect(self) -> SqliteDict:
+        return SqliteDict(
+            str(self.path), tablename=_TABLE, autocommit=False, encode=_as_is, decode=_as_is,
+            outer_stack=False,
+        )  # fmt: skip
 
     def _count(self) -> int:
         row = self._db.conn.select_one(f'SELECT count(*) FROM "{_TABLE}"')

@@ -1,0 +1,160 @@
+"""Nothing is lost when Kafka goes away: under load, across a gateway restart, and when
+the spool itself fails.
+
+The broker keeps messages in memory, so a restarted broker is empty: each test reads what
+the first broker acknowledged before stopping it, and the rest from its successor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import sys
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.servers import TansuBroker, eventually
+from tests.support.stack import Gateway, Stack, chat
+from tests.support.usage_topic import TopicReader
+
+
+async def test_a_broker_outage_under_steady_load_loses_no_record(stack: Stack) -> None:
+    broker = TansuBroker().start()
+    kafka = {"bootstrap_servers": broker.bootstrap, "send_timeout_s": 1.0}
+    stack.worker("node-a")
+    key = await stack.create_key()
+    sent: set[str] = set()
+    finished_at: dict[str, float] = {}
+    try:
+        async with stack.gateway(kafka=kafka) as gw:
+            await gw.wait_for_model("llama3.2")
+
+            async def load(seconds: float) -> None:
+                end = time.monotonic() + seconds
+                while time.monotonic() < end:
+                    answer = await _post(gw, key)
+                    sent.add(answer.json()["id"])
+                    finished_at[answer.json()["id"]] = time.time()
+                    await asyncio.sleep(0.05)
+
+            await load(2)
+            await eventually(lambda: gw.services.usage.depth == 0, 10, "first records shipped")
+            first = TopicReader(broker.bootstrap, stack.usage_topic)
+            await first.read_until(len(sent))
+            broker.stop()
+            await load(10)
+            during = (await gw.client.get("/v1/status/readyz")).json()
+            spooled = gw.services.usage.depth
+            broker = TansuBroker(broker.port).start()  # a new, empty broker on the same port
+            await load(2)
+            await eventually(lambda: gw.services.usage.depth == 0, 30, "spool drained")
+        second = TopicReader(broker.bootstrap, stack.usage_topic)
+        await second.read_until(len(sent) - len(first.records))
+    finally:
+        broker.stop()
+
+    received = [r["request_id"] for r in first.records + second.records]
+    assert set(received) == sent
+    assert during["status"] == "ready"
+    assert during["components"]["usage_export"]["status"] == "degraded"
+    assert spooled > 100
+    delays = [
+        sent_at - finished_at[record["request_id"]]
+        for record, sent_at in zip(second.records, second.sent_at, strict=True)
+    ]
+    _report(
+        records_sent=len(sent),
+        records_received=len(received),
+        duplicates=len(received) - len(set(received)),
+        max_delivery_delay_s=round(max(delays), 2),
+        spooled_during_outage=spooled,
+    )
+
+
+async def test_sigterm_while_the_broker_is_down_then_a_restart_loses_nothing(
+    stack: Stack,
+) -> None:
+    broker = TansuBroker().start()
+    kafka = {"bootstrap_servers": broker.bootstrap}
+    stack.worker("node-a")
+    key = await stack.create_key()
+    try:
+        gateway = stack.gateway_process(kafka=kafka)
+        async with httpx.AsyncClient(base_url=gateway.url, headers=_bearer(key)) as client:
+            before = [await client.post("/v1/inference", json=chat()) for _ in range(3)]
+            first = TopicReader(broker.bootstrap, stack.usage_topic)
+            await first.read_until(3)
+            broker.stop()
+            during = [await client.post("/v1/inference", json=chat()) for _ in range(4)]
+        gateway.send(signal.SIGTERM)  # at once: the last records are still in memory
+        gateway.wait()
+        broker = TansuBroker(broker.port).start()
+        stack.gateway_process(kafka=kafka)  # the same spool directory
+        second = TopicReader(broker.bootstrap, stack.usage_topic)
+        await second.read_until(4)
+    finally:
+        broker.stop()
+    assert [a.status_code for a in before + during] == [200] * 7
+    assert {r["request_id"] for r in first.records} == {a.json()["id"] for a in before}
+    assert {r["request_id"] for r in second.records} == {a.json()["id"] for a in during}
+
+
+async def test_an_unreadable_spool_is_set_aside_and_requests_are_served(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    spool_dir = stack.tmp / "broken-spool"
+    spool_dir.mkdir()
+    (spool_dir / "usage-spool.sqlite").write_bytes(b"this is not an SQLite database" * 100)
+    stack.worker("node-a")
+    key = await stack.create_key()
+    with caplog.at_level(logging.ERROR, logger="api_router.usage.spool"):
+        async with stack.gateway(usage={"spool_dir": str(spool_dir)}) as gw:
+            await gw.wait_for_model("llama3.2")
+            answer = await _post(gw, key)
+            await eventually(lambda: gw.services.usage.counts.produced == 1, 10, "record shipped")
+    assert answer.status_code == 200
+    assert "usage spool unreadable, moved aside" in caplog.text
+    assert len(list(spool_dir.glob("usage-spool.corrupt-*"))) == 1
+
+
+async def test_a_full_spool_disk_is_reported_and_records_still_reach_kafka(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    stack.worker("node-a")
+    key = await stack.create_key()
+    with caplog.at_level(logging.ERROR, logger="api_router.usage.exporter"):
+        async with stack.gateway() as gw:
+            await gw.wait_for_model("llama3.2")
+            # Capping SQLite's file at its current size gives the real "database or disk
+            # is full" error that a full disk does.
+            spool = gw.services.usage._spool._db.conn  # noqa: SLF001 - the file under test
+            (pages,) = spool.select_one("PRAGMA page_count")
+            spool.execute(f"PRAGMA max_page_count = {pages}")
+            answers = [await _post(gw, key) for _ in range(20)]
+            await eventually(lambda: gw.services.usage.counts.produced == 20, 10, "shipped")
+            metrics = (await gw.client.get("/metrics")).text
+    assert [a.status_code for a in answers] == [200] * 20
+    assert gw.services.usage.counts.produced == 20  # each once: the failed batch is not kept
+    assert gw.services.usage.counts.spool_errors >= 1
+    assert "usage spool write failed" in caplog.text
+    assert "api_router_usage_spool_errors_total" in metrics
+
+
+async def _post(gw: Gateway, key: str) -> httpx.Response:
+    answer = await gw.client.post("/v1/inference", json=chat(), headers=_bearer(key))
+    assert answer.status_code == 200, answer.text
+    return answer
+
+
+def _bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def _report(**figures: Any) -> None:
+    """Shown with ``pytest -s``: the figures the closing note of the export reports."""
+    sys.stderr.write(f"\nusage outage: {json.dumps(figures)}\n")

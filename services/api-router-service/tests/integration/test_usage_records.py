@@ -1,0 +1,85 @@
+"""Usage records reach the Kafka topic, one per billable request, read back by a consumer."""
+
+from __future__ import annotations
+
+import time
+
+from api_router.auth.api_keys import parse_key
+from tests.support.servers import eventually
+from tests.support.stack import Stack, chat
+from tests.support.usage_topic import read_usage
+
+
+async def test_each_request_leaves_exactly_one_record_with_its_values(stack: Stack) -> None:
+    stack.worker("node-a", pool="edge")
+    key = await stack.create_key("acme")
+    expired = await stack.create_key("acme", expires_at=time.time() - 1)
+    stranger = "ark_kaaaaaaaaaaaa_" + "a" * 32
+    async with stack.gateway() as gw:
+        await gw.wait_for_model("llama3.2")
+        answers = [
+            await gw.client.post("/v1/inference", json=chat(content=f"hi {i}"), headers=_auth(key))
+            for i in range(5)
+        ]
+        unknown_model = await gw.client.post(
+            "/v1/inference", json=chat("no-such-model"), headers=_auth(key)
+        )
+        refused = await gw.client.post("/v1/inference", json=chat(), headers=_auth(expired))
+        # Nobody can show this key is theirs: answered, but billed to no one.
+        anonymous = await gw.client.post("/v1/inference", json=chat(), headers=_auth(stranger))
+    assert [a.status_code for a in answers] == [200] * 5
+    assert (unknown_model.status_code, refused.status_code, anonymous.status_code) == (
+        404, 401, 401
+    )  # fmt: skip
+
+    records = await read_usage(stack.broker.bootstrap, stack.usage_topic, 8, timeout_s=5)
+    assert len(records) == 7, records
+    by_request = {r["request_id"]: r for r in records}
+    assert len({r["record_id"] for r in records}) == 7
+    key_id = parse_key(key)
+    assert key_id is not None
+    for answer in answers:
+        body = answer.json()
+        record = by_request[body["id"]]
+        assert record["tenant"] == "acme"
+        assert record["key_id"] == key_id.key_id
+        assert (record["model"], record["node_id"], record["pool"]) == (
+            "llama3.2",
+            "node-a",
+            "edge",
+        )
+        assert (record["status"], record["http_status"], record["error_code"]) == ("ok", 200, None)
+        assert record["prompt_tokens"] == body["usage"]["prompt_tokens"]
+        assert record["completion_tokens"] == body["usage"]["completion_tokens"]
+        assert record["timings"]["queue_ms"] == body["timings"]["queue_ms"]
+        assert record["timings"]["inference_ms"] == body["timings"]["inference_ms"]
+        assert record["routing"] == {"outcome": "dispatched", "attempts": 1}
+        assert record["schema_version"] == 1
+        assert record["started_at"] <= record["finished_at"]
+        assert record["gateway_instance"] == gw.services.instance_id
+    missing = by_request[unknown_model.headers["x-request-id"]]
+    assert (missing["status"], missing["http_status"], missing["error_code"]) == (
+        "denied", 404, "model_not_found"
+    )  # fmt: skip
+    assert (missing["node_id"], missing["routing"]["outcome"]) == ("", "not_routed")
+    denied = by_request[refused.headers["x-request-id"]]
+    assert (denied["status"], denied["error_code"], denied["tenant"]) == (
+        "denied", "key_expired", "acme"
+    )  # fmt: skip
+    assert anonymous.headers["x-request-id"] not in by_request
+
+
+async def test_status_and_health_routes_leave_no_record(stack: Stack) -> None:
+    async with stack.gateway() as gw:
+        await gw.client.get("/v1/status/readyz")
+        await gw.client.get("/metrics")
+        await gw.client.get("/v1/status/healthz")
+        await eventually(lambda: gw.services.usage.kafka_up, what="producer connected")
+        ready = (await gw.client.get("/v1/status/readyz")).json()
+        assert gw.services.usage.depth == 0
+        assert gw.services.usage.counts.spooled == 0
+    assert ready["components"]["usage_export"]["status"] == "ok"
+
+
+def _auth(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}

@@ -1,0 +1,51 @@
+"""Reading usage records back from the broker, as a downstream consumer would."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer
+
+
+@dataclass
+class TopicReader:
+    """Collects every message of ``topic`` with the time it was produced."""
+
+    bootstrap: str
+    topic: str
+    records: list[dict[str, Any]] = field(default_factory=list)
+    # Per record: when the gateway's producer sent it (Kafka CreateTime), epoch seconds.
+    sent_at: list[float] = field(default_factory=list)
+
+    async def read_until(self, count: int, timeout_s: float = 20.0) -> list[dict[str, Any]]:
+        """Read until ``count`` records in all have arrived (or the timeout passes)."""
+        consumer = AIOKafkaConsumer(
+            self.topic,
+            bootstrap_servers=self.bootstrap,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            group_id=None,
+        )
+        await consumer.start()
+        try:
+            deadline = time.monotonic() + timeout_s
+            while len(self.records) < count and time.monotonic() < deadline:
+                batches = await consumer.getmany(timeout_ms=200)
+                for messages in batches.values():
+                    for message in messages:
+                        self.records.append(json.loads(message.value))
+                        self.sent_at.append(message.timestamp / 1000)
+                        assert message.key == self.records[-1]["tenant"].encode()
+        finally:
+            await asyncio.wait_for(consumer.stop(), 5)
+        return self.records
+
+
+async def read_usage(
+    bootstrap: str, topic: str, count: int, timeout_s: float = 20.0
+) -> list[dict[str, Any]]:
+    return await TopicReader(bootstrap, topic).read_until(count, timeout_s)
