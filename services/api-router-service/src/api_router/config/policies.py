@@ -9,7 +9,7 @@ plans, not to whoever runs the gateway. Later issues add fields here: the routin
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -89,9 +89,36 @@ def load_policies(path: str | Path) -> Policies:
     try:
         policies = msgspec.convert(tree, Policies, strict=False)
     except msgspec.ValidationError as exc:
-        raise config_error(str(exc)) from None
+        raise _named(tree, config_error(str(exc))) from None
     check_policies(policies)
     return policies
+
+
+_SECTIONS: dict[str, type[_Entry]] = {"plans": Plan, "tenants": Tenant, "models": ModelPolicy}
+
+
+def _named(
+    tree: dict[str, Any], error: ConfigError, sections: dict[str, type[_Entry]] = _SECTIONS
+) -> ConfigError:
+    """msgspec says ``plans[...].burst``; find which entry, so the path reads ``plans.p.burst``."""
+    for section, entry_type in sections.items():
+        entries = tree.get(section)
+        if not isinstance(entries, dict):
+            continue
+        for name, entry in entries.items():
+            where = f"{section}.{name}"
+            try:
+                msgspec.convert(entry, entry_type, strict=False)
+            except msgspec.ValidationError as exc:
+                inner = config_error(str(exc))
+                if (
+                    section == "plans"
+                    and isinstance(entry, dict)
+                    and inner.path.startswith("models")
+                ):
+                    inner = _named({"models": entry.get("models")}, inner, {"models": RateLimits})
+                return ConfigError(f"{where}.{inner.path}" if inner.path else where, inner.reason)
+    return error
 
 
 def check_policies(policies: Policies) -> None:

@@ -142,6 +142,8 @@ async def test_spend_is_per_calendar_month_of_redis_time(stack: Stack, tmp_path:
 )
 def test_month_rollover_in_the_scripts_calendar(stack: Stack, instant: str, month: str) -> None:
     seconds = int(datetime.fromisoformat(instant).replace(tzinfo=UTC).timestamp())
-    script = lua_script("api_router.limiter", "calendar_month") + "return month_of(tonumber(ARGV[1]))"
+    script = (
+        lua_script("api_router.limiter", "calendar_month") + "return month_of(tonumber(ARGV[1]))"
+    )
     with stack.redis.client() as client:
         assert client.eval(script, 0, seconds) == month.encode()

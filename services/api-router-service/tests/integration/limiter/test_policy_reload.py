@@ -29,8 +29,10 @@ async def test_a_changed_file_changes_the_limits_of_the_next_request(
             write_policies(path, one_plan(requests_per_second=1000, burst=1000))
             os.utime(path, ns=(1, 1))  # a new stamp even within the file system's resolution
             await eventually(
-                lambda: lim.policies.policies is not None
-                and lim.policies.policies.plans["p"].burst == 1000,
+                lambda: (
+                    lim.policies.policies is not None
+                    and lim.policies.policies.plans["p"].burst == 1000
+                ),
                 what="the reload",
             )
             assert isinstance(await lim.try_acquire(), Grant)
@@ -65,8 +67,10 @@ async def test_a_reload_request_reloads_at_once(stack: Stack, tmp_path: Path) ->
         watcher = asyncio.create_task(lim.policies.run())
         try:
             await eventually(
-                lambda: lim.policies.policies is not None
-                and lim.policies.policies.plans["p"].max_concurrent == 2,
+                lambda: (
+                    lim.policies.policies is not None
+                    and lim.policies.policies.plans["p"].max_concurrent == 2
+                ),
                 what="the reload",
             )
         finally:

@@ -6,6 +6,9 @@ import asyncio
 import time
 from pathlib import Path
 
+import pytest
+import redis
+
 from api_router.api.errors import ApiError
 from api_router.limiter.admission import Grant
 from tests.support.limits import limiter, one_plan, request, usage, write_policies
@@ -18,7 +21,9 @@ NO_REFILL = 0.001
 async def test_200_requests_at_once_against_burst_10_admit_exactly_10(
     stack: Stack, tmp_path: Path
 ) -> None:
-    policies = write_policies(tmp_path / "p.yaml", one_plan(requests_per_second=NO_REFILL, burst=10))
+    policies = write_policies(
+        tmp_path / "p.yaml", one_plan(requests_per_second=NO_REFILL, burst=10)
+    )
     async with limiter(stack.redis.url, stack.prefix, policies) as lim:
         results = await asyncio.gather(*(lim.try_acquire() for _ in range(200)))
     admitted = [r for r in results if isinstance(r, Grant)]
@@ -57,7 +62,7 @@ async def test_refill_admits_the_rate_times_the_elapsed_redis_time(
 
 
 async def test_a_gateway_clock_a_minute_ahead_admits_no_extra_requests(
-    stack: Stack, tmp_path: Path, monkeypatch: object
+    stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     policies = write_policies(tmp_path / "p.yaml", one_plan(requests_per_second=1, burst=3))
     async with limiter(stack.redis.url, stack.prefix, policies) as lim:
@@ -65,9 +70,6 @@ async def test_a_gateway_clock_a_minute_ahead_admits_no_extra_requests(
         # A second limiter whose process clock runs a minute ahead: a bucket refilled by the
         # gateway's clock would now be full again (60 s at 1/s).
         real_time = time.time
-        import pytest
-
-        assert isinstance(monkeypatch, pytest.MonkeyPatch)
         monkeypatch.setattr(time, "time", lambda: real_time() + 60)
         monkeypatch.setattr(time, "time_ns", lambda: int((real_time() + 60) * 1e9))
         async with limiter(stack.redis.url, stack.prefix, policies) as skewed:
@@ -200,7 +202,9 @@ async def test_per_model_limits_apply_on_top_of_the_tenants(stack: Stack, tmp_pa
         small = [await lim.try_acquire(request(model="small")) for _ in range(2)]
     assert [isinstance(r, Grant) for r in big] == [True, False]
     assert [isinstance(r, Grant) for r in small] == [True, True]
-    assert [(d.limit, d.scope, d.model) for d in lim.decisions] == [("model.requests", "model", "big")]
+    assert [(d.limit, d.scope, d.model) for d in lim.decisions] == [
+        ("model.requests", "model", "big")
+    ]
 
 
 async def test_a_tenant_without_a_plan_is_refused_unless_there_is_a_default_plan(
@@ -218,9 +222,6 @@ async def test_a_tenant_without_a_plan_is_refused_unless_there_is_a_default_plan
     assert grant.plan == "default"
 
 
-def _redis_seconds(client: object) -> float:
-    import redis
-
-    assert isinstance(client, redis.Redis)
+def _redis_seconds(client: redis.Redis) -> float:
     seconds, micros = client.time()
     return float(seconds) + micros / 1e6
