@@ -159,8 +159,12 @@ async def _open_admission(
     stack.push_async_callback(admission.aclose)
     # SIGHUP reloads the policies file (without a handler it would end the process).
     loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGHUP, policies.request_reload)
-    stack.callback(loop.remove_signal_handler, signal.SIGHUP)
+    try:
+        loop.add_signal_handler(signal.SIGHUP, policies.request_reload)
+    except (RuntimeError, ValueError):  # not the main thread: an embedded app, not `serve`
+        log.warning("SIGHUP cannot reload policies here; the file is still watched")
+    else:
+        stack.callback(loop.remove_signal_handler, signal.SIGHUP)
     return admission
 
 
