@@ -69,12 +69,15 @@ async def measure(redis_url: str, policies: Path, requests: int, warmup: int) ->
                 if i >= warmup:
                     ping.append(middle - started)
                     timings[name].append(ended - middle)
+        # Redis's own time per script run (both cases, admission and settlement together).
+        stats = await plain.info("commandstats")
     finally:
         await bounded.aclose()
         await plain.aclose()
     report: dict[str, object] = {"requests": requests, "ping": summary(ping)}
     for name, samples in timings.items():
         report[f"acquire_{name}"] = summary(samples)
+    report["redis_usec_per_evalsha"] = stats.get("cmdstat_evalsha", {}).get("usec_per_call")
     return report
 
 

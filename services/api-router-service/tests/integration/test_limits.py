@@ -10,7 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
+from starlette.types import Receive, Scope, Send
 
+from api_router.api.request_context import RequestContext
 from tests.support.limits import one_plan, write_policies
 from tests.support.servers import wait_until
 from tests.support.stack import Stack, chat
@@ -62,6 +65,36 @@ async def test_200_requests_at_once_against_burst_10_get_10_answers(
     assert denied.headers["ratelimit-policy"] == '"tenant.requests";q=10;w=10000'
     assert denied.headers["ratelimit"].startswith('"tenant.requests";r=0;t=')
     assert _decisions(metrics, "rate_limited", "tenant.requests") == 190
+
+
+async def test_decisions_are_on_the_request_context_for_the_audit_record(
+    stack: Stack, tmp_path: Path
+) -> None:
+    policies = write_policies(tmp_path / "p.yaml", one_plan(requests_per_second=NO_REFILL, burst=1))
+    stack.worker("node-a", *MOCK)
+    key = await stack.create_key("acme")
+    contexts: list[RequestContext] = []
+    async with stack.gateway(limits=_limits(policies)) as gw:
+
+        async def recording(scope: Scope, receive: Receive, send: Send) -> None:
+            await gw.app(scope, receive, send)
+            contexts.append(scope["api_router.context"])
+
+        transport = httpx.ASGITransport(app=recording)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+            await gw.wait_for_model("m")
+            for _ in range(2):
+                await client.post("/v1/inference", json=chat("m"), headers={"X-API-Key": key})
+    admitted, denied = contexts
+    assert (admitted.plan, admitted.limit_decisions) == ("p", [])
+    assert admitted.principal is not None
+    [decision] = denied.limit_decisions
+    assert msgspec.to_builtins(decision) == {
+        "outcome": "rate_limited", "limit": "tenant.requests", "scope": "tenant", "plan": "p",
+        "tenant": "acme", "key_id": admitted.principal.key_id, "model": "m",
+        "limit_value": 1, "observed": 0, "retry_after_s": decision.retry_after_s,
+    }  # fmt: skip
+    assert decision.retry_after_s is not None and decision.retry_after_s > 900
 
 
 async def test_answers_carry_the_ratelimit_fields_and_settle_actual_usage(

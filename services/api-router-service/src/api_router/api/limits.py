@@ -74,5 +74,6 @@ async def admitted(
 
 
 def _record(context: RequestContext, decision: LimitDecision) -> None:
+    context.plan = decision.plan or context.plan  # also known when the request is denied
     context.limit_decisions.append(decision)
     context.telemetry.limit_decision(decision.outcome, decision.limit)

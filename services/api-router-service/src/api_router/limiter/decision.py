@@ -38,4 +38,3 @@ class LimitDecision(msgspec.Struct, frozen=True, kw_only=True):
     observed: float
     # Seconds the client should wait (rounded up); for `queued`, how long it waited.
     retry_after_s: int | None = None
-    message: str = ""
