@@ -7,7 +7,8 @@ Request path, outermost first (read top to bottom)::
     ExceptionMiddleware        every ApiError / HTTPException rendered by render_error
     Router
       AuthMiddleware(scope)    per route: API key, then the route's scope
-      handler                  body limits, decode, route, dispatch, respond
+      handler                  body limits, decode, admit (api/limits.py: limits and budget,
+                               one Redis round trip), route, dispatch, respond, settle
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import json
 import logging
 import os
 import secrets
+import signal
 import socket
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -44,7 +46,9 @@ from api_router.config.settings import Settings
 from api_router.dispatch.dispatcher import Dispatcher
 from api_router.dispatch.reply_reader import ReplyReader
 from api_router.keyspace import Keyspace
-from api_router.redis_store import connect
+from api_router.limiter.admission import Admission
+from api_router.limiter.policy_source import PolicySource
+from api_router.redis_store import Redis, connect
 from api_router.routing.health_registry import HealthRegistry
 from api_router.services import Services
 from api_router.telemetry.request_telemetry import Telemetry
@@ -57,11 +61,17 @@ log = logging.getLogger(__name__)
 def create_app(settings: Settings) -> Starlette:
     pepper = require_pepper(settings)  # refuse to build an app that cannot check keys
     instance_id = settings.server.instance_id or _new_instance_id()
+    # Loaded here so that an invalid policies file stops start-up, not the first request.
+    policies = PolicySource(
+        Keyspace(settings.redis.key_prefix),
+        settings.limits.policies_file,
+        settings.limits.reload_interval_s,
+    )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
-            services = await _open_services(settings, pepper, instance_id, stack)
+            services = await _open_services(settings, pepper, instance_id, policies, stack)
             app.state.services = services
             log.info("gateway ready", extra={"instance_id": instance_id})
             yield
@@ -100,7 +110,11 @@ def _auth(*scopes: KeyScope) -> list[Middleware]:
 
 
 async def _open_services(
-    settings: Settings, pepper: str, instance_id: str, stack: AsyncExitStack
+    settings: Settings,
+    pepper: str,
+    instance_id: str,
+    policies: PolicySource,
+    stack: AsyncExitStack,
 ) -> Services:
     keys = Keyspace(settings.redis.key_prefix)
     redis = connect(settings.redis)
@@ -118,6 +132,7 @@ async def _open_services(
     usage = UsageExporter(settings.kafka, settings.usage, client_id=instance_id)
     stack.push_async_callback(usage.aclose)
     telemetry.metrics.observe_usage_export(usage)
+    admission = await _open_admission(settings, redis, policies, stack)
     services = Services(
         settings=settings,
         instance_id=instance_id,
@@ -128,6 +143,8 @@ async def _open_services(
         health=health,
         replies=replies,
         dispatcher=dispatcher,
+        policies=policies,
+        admission=admission,
         telemetry=telemetry,
         usage=usage,
         audit=audit,
@@ -145,12 +162,34 @@ async def _open_services(
         "reply_reader": replies.run(),
         "audit_writer": audit.run(),
         "usage_exporter": usage.run(),
+        "policies_reload": policies.run(),
     }
     for name, job in loops.items():
         task = asyncio.create_task(job, name=name)
         services.background[name] = task
         stack.push_async_callback(stop_task, task)
     return services
+
+
+async def _open_admission(
+    settings: Settings, redis: Redis, policies: PolicySource, stack: AsyncExitStack
+) -> Admission:
+    # Admission has its own pool whose commands fail within limits.store_timeout_s, so a
+    # slow Redis turns into the plan's on_store_error instead of a hanging request.
+    bounded = connect(settings.redis, bounded_s=settings.limits.store_timeout_s)
+    stack.push_async_callback(bounded.aclose)
+    lease_s = settings.dispatch.request_timeout_s + settings.limits.lease_grace_s
+    admission = Admission(bounded, redis, policies, int(lease_s * 1000))
+    stack.push_async_callback(admission.aclose)
+    # SIGHUP reloads the policies file (without a handler it would end the process).
+    loop = asyncio.get_running_loop()
+    try:
+        loop.add_signal_handler(signal.SIGHUP, policies.request_reload)
+    except (RuntimeError, ValueError):  # not the main thread: an embedded app, not `serve`
+        log.warning("SIGHUP cannot reload policies here; the file is still watched")
+    else:
+        stack.callback(loop.remove_signal_handler, signal.SIGHUP)
+    return admission
 
 
 def _new_instance_id() -> str:

@@ -42,6 +42,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from api_router.app import create_app
+    from api_router.config.policies import load_policies
     from api_router.telemetry.logs import configure_logging
 
     settings = load_settings(args.config)
@@ -52,6 +53,8 @@ def _serve(args: argparse.Namespace) -> int:
         )
         settings = msgspec.structs.replace(settings, server=server)
     require_pepper(settings)
+    if settings.limits.policies_file is not None:
+        load_policies(settings.limits.policies_file)  # refuse to start on an invalid file
     configure_logging(settings.telemetry.log_level, settings.telemetry.service_name)
     config = uvicorn.Config(
         partial(create_app, settings),
@@ -170,9 +173,25 @@ def _keys_create(args: argparse.Namespace) -> int:
 
 
 def _config_check(args: argparse.Namespace) -> int:
-    settings = load_settings(args.file)
-    require_pepper(settings)
-    print(f"{args.file}: valid")
+    from api_router.config.policies import load_policies
+
+    if args.file is None and args.policies is None:
+        print("api-router config check: name a router file, --policies FILE, or both",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    policies_file = args.policies
+    if args.file is not None:
+        settings = load_settings(args.file)
+        require_pepper(settings)
+        policies_file = policies_file or settings.limits.policies_file
+        print(f"{args.file}: valid")
+    if policies_file is not None:
+        try:
+            load_policies(policies_file)
+        except ConfigError as exc:
+            print(f"api-router: invalid policies in {policies_file}: {exc}", file=sys.stderr)
+            return 2
+        print(f"{policies_file}: valid")
     return 0
 
 
@@ -225,7 +244,10 @@ def _parser() -> argparse.ArgumentParser:
     config = commands.add_parser("config", help="configuration").add_subparsers(
         required=True, metavar="ACTION"
     )
-    check = config.add_parser("check", help="validate a router YAML file (exit 2 if invalid)")
-    check.add_argument("file")
+    check = config.add_parser(
+        "check", help="validate a router YAML file and its policies file (exit 2 if invalid)"
+    )
+    check.add_argument("file", nargs="?", help="router YAML file")
+    check.add_argument("--policies", help="policies YAML file (default: limits.policies_file)")
     check.set_defaults(handler=_config_check)
     return parser

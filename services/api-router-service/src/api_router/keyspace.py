@@ -59,7 +59,26 @@ class Keyspace:
         expires a retention after its last write, so an idle tenant's index goes away."""
         return f"{self.prefix}:audit-index:" + ("all" if tenant is None else f"t:{tenant}")
 
+    def limit(self, tenant: str, scope: str, kind: str) -> str:
+        """State of one limit of one tenant. ``scope`` is ``tenant``, ``key:<key id>`` or
+        ``model:<model>``; ``kind`` is ``requests`` or ``tokens`` (a token bucket: hash
+        ``tokens``/``ts``, expiring once it would be full again, since a missing bucket
+        reads as full) or ``lease`` (sorted set of request ids scored by lease expiry,
+        expiring with its last lease). Tagged by tenant: admission checks and debits every
+        limit of a request, and its tenant's budget, in one script on one slot."""
+        return f"{self.prefix}:limit:{{{tenant}}}:{scope}:{kind}"
+
+    def budget(self, tenant: str) -> str:
+        """Hash ``YYYY-MM`` (UTC, from Redis time) -> spend of that month, in tokens or in
+        millionths of the currency. Expires ``BUDGET_TTL_S`` after its last write: a month
+        ends at most 31 days after any write to it, so expiry never loses a live month.
+        Tagged by tenant, like the limits it is checked with."""
+        return f"{self.prefix}:budget:{{{tenant}}}"
+
 
 # A replica refreshes its reply stream's TTL on every read (at least once a second), so
 # the stream outlives any pause of the replica but vanishes soon after it is gone.
 REPLY_STREAM_TTL_S = 300
+
+# Longer than the longest month, so a budget hash outlives the month it was last written in.
+BUDGET_TTL_S = 35 * 86_400

@@ -12,6 +12,8 @@ from importlib import resources
 
 import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from api_router.api.errors import StoreUnavailable
 from api_router.config.settings import RedisSettings
@@ -29,14 +31,29 @@ _UNAVAILABLE = (
 )
 
 
-def connect(settings: RedisSettings) -> Redis:
-    """A pooled client; connections are opened lazily on first use."""
+def connect(settings: RedisSettings, *, bounded_s: float | None = None) -> Redis:
+    """A pooled client; connections are opened lazily on first use.
+
+    ``bounded_s``: every command answers or fails within twice this long (connect and read
+    timeouts of ``bounded_s``, one immediate retry so that a connection Redis closed, by a
+    restart say, is replaced rather than failing a request), for callers that must decide
+    without Redis rather than wait.
+    """
+    if bounded_s is None:
+        return aioredis.Redis.from_url(
+            settings.url,
+            socket_timeout=settings.socket_timeout_s,
+            socket_connect_timeout=settings.connect_timeout_s,
+            max_connections=settings.max_connections,
+            health_check_interval=30,
+            decode_responses=False,
+        )
     return aioredis.Redis.from_url(
         settings.url,
-        socket_timeout=settings.socket_timeout_s,
-        socket_connect_timeout=settings.connect_timeout_s,
+        socket_timeout=bounded_s,
+        socket_connect_timeout=min(bounded_s, settings.connect_timeout_s),
         max_connections=settings.max_connections,
-        health_check_interval=30,
+        retry=Retry(NoBackoff(), 1),
         decode_responses=False,
     )
 

@@ -13,6 +13,8 @@ from api_router.config.settings import Settings
 from api_router.dispatch.dispatcher import Dispatcher
 from api_router.dispatch.reply_reader import ReplyReader
 from api_router.keyspace import Keyspace
+from api_router.limiter.admission import Admission
+from api_router.limiter.policy_source import PolicySource
 from api_router.redis_store import Redis
 from api_router.routing.health_registry import HealthRegistry
 from api_router.telemetry.request_telemetry import Telemetry
@@ -31,6 +33,8 @@ class Services:
     health: HealthRegistry
     replies: ReplyReader
     dispatcher: Dispatcher
+    policies: PolicySource
+    admission: Admission
     telemetry: Telemetry
     usage: UsageExporter
     audit: AuditStore

@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.limits import write_policies
 from tests.support.stack import Gateway, Stack, chat
 
 
@@ -121,3 +122,38 @@ async def _get_calls(gw: Gateway) -> int:
 
 def _bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
+
+
+async def test_denials_are_audited_with_their_limit_and_usage_is_priced(stack: Stack) -> None:
+    plan = {"requests_per_second": 0.001, "burst": 2,
+            "budget": {"per_month": 1_000_000, "unit": "cost"}}  # fmt: skip
+    policies = {
+        "plans": {"p": plan},
+        "tenants": {"acme": {"plan": "p"}},
+        "models": {"m": {"prompt_price_per_1k": 2.0, "completion_price_per_1k": 4.0}},
+    }
+    path = write_policies(stack.tmp / "policies.yaml", policies)
+    stack.worker("node-a", "--backend", "mock", "--models", "m")
+    key = await stack.create_key("acme")
+    auditor = await stack.create_key("acme", scopes=["audit:read"])
+    async with stack.gateway(limits={"policies_file": str(path)}) as gw:
+        await gw.wait_for_model("m")
+        admitted = await _audited(gw, key, chat("m"))
+        await _audited(gw, key, chat("m"))
+        denied = await _audited(gw, key, chat("m"))
+        ok_record = (
+            await gw.client.get(f"/v1/audit/requests/{admitted}", headers=_bearer(auditor))
+        ).json()
+        denied_record = (
+            await gw.client.get(f"/v1/audit/requests/{denied}", headers=_bearer(auditor))
+        ).json()
+    assert (denied_record["status"], denied_record["http_status"]) == ("denied", 429)
+    assert denied_record["error_code"] == "rate_limited"
+    [decision] = denied_record["limit_decisions"]
+    assert (decision["outcome"], decision["limit"], decision["limit_value"]) == (
+        "rate_limited", "tenant.requests", 2
+    )  # fmt: skip
+    assert decision["retry_after_s"] > 0
+    expected = (2.0 * ok_record["prompt_tokens"] + 4.0 * ok_record["completion_tokens"]) / 1000
+    assert ok_record["cost"] == pytest.approx(expected) and expected > 0
+    assert ok_record["limit_decisions"] == []

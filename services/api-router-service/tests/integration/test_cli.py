@@ -53,6 +53,31 @@ def test_config_check_without_a_pepper_exits_2(
     assert "API_ROUTER__AUTH__PEPPER" in capsys.readouterr().err
 
 
+POLICIES_SAMPLE = SAMPLE.parent / "policies.sample.yaml"
+
+
+def test_config_check_accepts_the_policies_sample(
+    pepper_only: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["config", "check", "--policies", str(POLICIES_SAMPLE)]) == 0
+    assert capsys.readouterr().out == f"{POLICIES_SAMPLE}: valid\n"
+
+
+def test_config_check_validates_the_policies_file_the_router_file_names(
+    pepper_only: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    policies = tmp_path / "policies.yaml"
+    policies.write_text(
+        "plans:\n  p:\n    max_concurrent: 2\n"
+        "tenants:\n  acme:\n    plan: p\n    keys:\n      k1:\n        max_concurrent: 3\n"
+    )
+    router = tmp_path / "router.yaml"
+    router.write_text(f"limits:\n  policies_file: {policies}\n")
+    assert main(["config", "check", str(router)]) == 2
+    err = capsys.readouterr().err
+    assert "tenants.acme.keys.k1.max_concurrent: 3 widens the plan's 2; keys only narrow" in err
+
+
 async def test_keys_create_prints_a_working_key_once(
     env: Stack, capsys: pytest.CaptureFixture[str]
 ) -> None:

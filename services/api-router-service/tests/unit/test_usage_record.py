@@ -26,7 +26,7 @@ def test_records_carry_the_facts_and_split_the_timings() -> None:
     facts = UsageFacts(
         tenant="acme", key_id="kabc", auth_method="api_key", model="m", node_id="n1",
         pool="edge", prompt_tokens=3, completion_tokens=5, queue_ms=1.5, inference_ms=10.0,
-        attempts=1, status="cancelled", limit_decisions=[Decision("queued", "tenant.requests")],
+        attempts=1, status="cancelled",
     )  # fmt: skip
     audit = build_records(
         facts,
@@ -36,6 +36,7 @@ def test_records_carry_the_facts_and_split_the_timings() -> None:
         started_at=1_800_000_000.0,
         elapsed_s=0.0125,
         gateway_instance="gw-1",
+        limit_decisions=[Decision("queued", "tenant.requests")],
     )
     assert audit.record_id == "usage_" + "ab" * 16
     assert audit.status == "cancelled"  # the facts know better than the 200 already sent

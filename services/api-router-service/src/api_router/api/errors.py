@@ -34,6 +34,11 @@ CATALOG: Final[Mapping[str, ErrorKind]] = {
     "key_revoked": ErrorKind(401, "authentication_error"),
     "key_expired": ErrorKind(401, "authentication_error"),
     "insufficient_scope": ErrorKind(403, "permission_error"),
+    "forbidden": ErrorKind(403, "permission_error"),
+    # 402 / 429: limits and budgets (limiter/); 429s carry Retry-After.
+    "budget_exhausted": ErrorKind(402, "budget_error"),
+    "rate_limited": ErrorKind(429, "rate_limit_error"),
+    "concurrency_limited": ErrorKind(429, "rate_limit_error"),
     # 404 / 405: what is being asked for does not exist.
     "not_found": ErrorKind(404, "not_found_error"),
     "model_not_found": ErrorKind(404, "not_found_error"),
@@ -48,6 +53,8 @@ CATALOG: Final[Mapping[str, ErrorKind]] = {
     "no_capacity": ErrorKind(503, "overloaded_error"),
     "service_unavailable": ErrorKind(503, "api_error"),
     "usage_unavailable": ErrorKind(503, "api_error"),
+    "limiter_unavailable": ErrorKind(503, "api_error"),
+    "budget_unavailable": ErrorKind(503, "api_error"),
     "upstream_timeout": ErrorKind(504, "upstream_error"),
 }
 

@@ -15,6 +15,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api_router.auth.authenticator import Principal
+from api_router.limiter.decision import LimitDecision
 from api_router.services import Services, services_of
 from api_router.telemetry.logs import request_id_var
 from api_router.telemetry.request_telemetry import RequestTelemetry
@@ -33,6 +34,12 @@ class RequestContext:
     # Set by the auth middleware of billable routes: they leave a usage and audit record.
     billable: bool = False
     usage: UsageFacts = field(default_factory=UsageFacts)
+    # Set by admission: the tenant's plan, and every queued / denied / fail-open decision
+    # (for the audit record).
+    plan: str | None = None
+    limit_decisions: list[LimitDecision] = field(default_factory=list)
+    # Added to whatever response this request gets (RateLimit fields), errors included.
+    response_headers: dict[str, str] = field(default_factory=dict)
 
     def authenticated(self) -> Principal:
         if self.principal is None:  # only reachable if a route forgot its AuthMiddleware
@@ -72,7 +79,10 @@ class RequestContextMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                MutableHeaders(scope=message)["x-request-id"] = request_id
+                response_headers = MutableHeaders(scope=message)
+                response_headers["x-request-id"] = request_id
+                for name, value in context.response_headers.items():
+                    response_headers.setdefault(name, value)
             await send(message)
 
         try:
@@ -94,6 +104,7 @@ def _record_usage(services: Services, context: RequestContext, status: int) -> N
         started_at=context.arrived_at,
         elapsed_s=time.perf_counter() - context.telemetry.started,
         gateway_instance=services.instance_id,
+        limit_decisions=context.limit_decisions,
     )
     services.usage.record(usage_of(audit))
     services.audit.write(audit)

@@ -33,12 +33,12 @@ class ConfigError(Exception):
 
 def load_settings(path: str | Path | None, environ: Mapping[str, str] | None = None) -> Settings:
     """Read ``path`` (optional), apply environment overrides, validate into ``Settings``."""
-    tree = _read_yaml(Path(path)) if path is not None else {}
+    tree = read_yaml(Path(path)) if path is not None else {}
     _apply_env_overrides(tree, os.environ if environ is None else environ)
     try:
         return msgspec.convert(tree, Settings, strict=False)
     except msgspec.ValidationError as exc:
-        raise _config_error(str(exc)) from None
+        raise config_error(str(exc)) from None
 
 
 def require_pepper(settings: Settings) -> str:
@@ -51,7 +51,7 @@ def require_pepper(settings: Settings) -> str:
     return settings.auth.pepper
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+def read_yaml(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -83,7 +83,7 @@ def _apply_env_overrides(tree: dict[str, Any], environ: Mapping[str, str]) -> No
         section[parts[1]] = raw
 
 
-def _config_error(message: str) -> ConfigError:
+def config_error(message: str) -> ConfigError:
     path = ""
     reason = message
     found = _PATH_IN_MESSAGE.search(message)

@@ -108,6 +108,20 @@ class AuditSettings(_Section, frozen=True):
     retention_s: Annotated[int, msgspec.Meta(ge=60)] = 7 * 24 * 3600
 
 
+class LimitsSettings(_Section, frozen=True):
+    # The policies file (plans, tenants, model prices); none means no limits at all.
+    # A relative path is read from the gateway's working directory.
+    policies_file: str | None = None
+    # How often the file is checked for changes (SIGHUP reloads it at once).
+    reload_interval_s: Seconds = 1.0
+    # Admission gives Redis this long (connect and answer, no retries) before the plan's
+    # on_store_error applies: the gateway answers, it never hangs on its limiter.
+    store_timeout_s: Seconds = 0.25
+    # A concurrency lease outlives the request deadline by this much, then expires by itself,
+    # so a crashed gateway leaks no in-flight slot for longer than the deadline plus this.
+    lease_grace_s: Seconds = 5.0
+
+
 class TelemetrySettings(_Section, frozen=True):
     service_name: str = "api-router"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -125,4 +139,5 @@ class Settings(_Section, frozen=True):
     kafka: KafkaSettings = msgspec.field(default_factory=KafkaSettings)
     usage: UsageSettings = msgspec.field(default_factory=UsageSettings)
     audit: AuditSettings = msgspec.field(default_factory=AuditSettings)
+    limits: LimitsSettings = msgspec.field(default_factory=LimitsSettings)
     telemetry: TelemetrySettings = msgspec.field(default_factory=TelemetrySettings)

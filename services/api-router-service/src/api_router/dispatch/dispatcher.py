@@ -29,6 +29,10 @@ log = logging.getLogger(__name__)
 DispatchObserver = Callable[[str, str, float], None]
 
 
+class JobNotAccepted(ApiError):
+    """The job failed before any worker accepted it: nothing ran, so admission refunds all."""
+
+
 @dataclass(frozen=True, slots=True)
 class Dispatched:
     """A finished job and the router's own clock readings (``time.perf_counter``)."""
@@ -82,7 +86,7 @@ class Dispatcher:
                 return node, time.perf_counter()
             reason = "backlog_full" if added == 0 else "no_job_stream"
             log.info("node skipped", extra={"node_id": node.node_id, "reason": reason})
-        raise ApiError("no_capacity", f"no node serving {job.model!r} can take a job now")
+        raise JobNotAccepted("no_capacity", f"no node serving {job.model!r} can take a job now")
 
     async def _await_answer(
         self, job: Job, node: NodeHealth, waiter: ReplyWaiter, submitted_at: float
@@ -101,7 +105,8 @@ class Dispatcher:
             except TimeoutError:
                 self._cancel(job)
                 stage = "accept the job" if accepted_at is None else "finish"
-                raise ApiError(
+                timeout_error = JobNotAccepted if accepted_at is None else ApiError
+                raise timeout_error(
                     "upstream_timeout", f"node {node.node_id} did not {stage} in time"
                 ) from None
             if event.type == "accepted":
@@ -112,7 +117,10 @@ class Dispatcher:
                     node, _completion(event), submitted_at, accepted_at or done_at, done_at
                 )
             elif event.type == "error":
-                raise _upstream_error(event)
+                failure = _upstream_error(event)
+                if accepted_at is None:
+                    raise JobNotAccepted(failure.code, failure.message)
+                raise failure
 
     async def aclose(self) -> None:
         """Let pending cancellation marks reach Redis before the client closes."""

@@ -57,6 +57,11 @@ class GatewayMetrics:
             description="Time from a job on the node's stream to its last event",
             explicit_bucket_boundaries_advisory=LATENCY_BUCKETS,
         )
+        self.limit_decisions = meter.create_counter(
+            "api_router.limit_decisions",
+            unit="1",
+            description="Admission decisions other than a plain admit, by outcome and limit",
+        )
         meter.create_observable_gauge(
             "api_router.nodes",
             callbacks=[self._observe_nodes],

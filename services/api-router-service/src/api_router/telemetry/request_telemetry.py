@@ -1,8 +1,8 @@
 """Telemetry of one request, with lifecycle verbs, so handlers never touch OpenTelemetry.
 
 ``Telemetry.start_request`` opens the server span; handlers call ``set_model``,
-``set_principal``, ``dispatched``; the request-context middleware calls ``finish``, which
-records the metrics, ends the span and writes the access log line.
+``set_principal``, ``limit_decision``, ``dispatched``; the request-context middleware calls
+``finish``, which records the metrics, ends the span and writes the access log line.
 """
 
 from __future__ import annotations
@@ -75,6 +75,11 @@ class RequestTelemetry:
         self.tenant = tenant
         self.key_id = key_id
         self._span.set_attribute("api_router.tenant", tenant)
+
+    def limit_decision(self, outcome: str, limit: str) -> None:
+        """Admission queued, denied or admitted this request without its store."""
+        self._metrics.limit_decisions.add(1, {"outcome": outcome, "limit": limit})
+        self._span.add_event("limit_decision", {"outcome": outcome, "limit": limit})
 
     def dispatched(self, node_id: str, outcome: str, seconds: float) -> None:
         """A job left this replica for ``node_id`` and ended with ``outcome``."""

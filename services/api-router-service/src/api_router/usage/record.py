@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import msgspec
@@ -82,7 +83,6 @@ class UsageFacts:
     attempts: int = 0
     # Set when the HTTP status alone cannot tell, e.g. a stream the client abandoned.
     status: Status | None = None
-    limit_decisions: list[msgspec.Struct] = field(default_factory=list)
 
     @property
     def identified(self) -> bool:
@@ -109,6 +109,7 @@ def build_records(
     started_at: float,
     elapsed_s: float,
     gateway_instance: str,
+    limit_decisions: Sequence[msgspec.Struct] = (),
 ) -> AuditRecord:
     """The audit record of a finished request; :func:`usage_of` cuts the usage record."""
     total_ms = round(elapsed_s * 1000, 3)
@@ -137,7 +138,7 @@ def build_records(
         finished_at=rfc3339(started_at + elapsed_s),
         gateway_instance=gateway_instance,
         auth_method=facts.auth_method,
-        limit_decisions=[msgspec.to_builtins(d) for d in facts.limit_decisions],
+        limit_decisions=[msgspec.to_builtins(d) for d in limit_decisions],
     )
 
 

@@ -1,4 +1,4 @@
-"""``POST /v1/inference``: parse, route, dispatch, answer with router-computed timings."""
+"""``POST /v1/inference``: parse, route, admit, dispatch, answer with router-computed timings."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from starlette.responses import Response
 
 from api_router.api.body import read_json_body
 from api_router.api.errors import ApiError
+from api_router.api.limits import admitted
 from api_router.api.public.inference_contract import (
+    InferenceRequest,
     InferenceResponse,
     Timings,
     TokenUsage,
@@ -21,7 +23,7 @@ from api_router.api.request_context import RequestContext, context_of
 from api_router.dispatch.dispatcher import Dispatched, DispatchObserver
 from api_router.dispatch.protocol import Job, JobPayload
 from api_router.routing.node_health import NodeHealth
-from api_router.services import services_of
+from api_router.services import Services, services_of
 
 
 async def inference(request: Request) -> Response:
@@ -41,7 +43,28 @@ async def inference(request: Request) -> Response:
     snapshot = services.health.snapshot
     context.telemetry.set_model(body.model, known=body.model in snapshot.known_models)
     context.usage.model = body.model
+    # Routing before admission: a model no node serves is refused without a Redis round trip.
     candidates = snapshot.candidates(body.model)
+    max_tokens = body.options.max_tokens
+    async with admitted(request.scope, body.model, body.messages, max_tokens) as usage:
+        dispatched = await _dispatch(services, context, principal.tenant, body, candidates)
+        usage.record(dispatched.completion.usage)
+    timings = _timings(context, dispatched)
+    context.usage.queue_ms, context.usage.inference_ms = timings.queue_ms, timings.inference_ms
+    return Response(
+        encode_response(_response(context, body.model, dispatched, timings)),
+        media_type="application/json",
+        headers={"server-timing": _server_timing(timings)},
+    )
+
+
+async def _dispatch(
+    services: Services,
+    context: RequestContext,
+    tenant: str,
+    body: InferenceRequest,
+    candidates: Sequence[NodeHealth],
+) -> Dispatched:
     timeout_s = services.settings.dispatch.request_timeout_s
     job = Job(
         id=context.request_id,
@@ -50,21 +73,11 @@ async def inference(request: Request) -> Response:
         deadline_ms=int((context.arrived_at + timeout_s) * 1000),
         model=body.model,
         stream=False,
-        tenant=principal.tenant,
+        tenant=tenant,
         traceparent=context.telemetry.traceparent,
         payload=JobPayload(body.messages, body.options),
     )
-    dispatched = await services.dispatcher.dispatch(job, candidates, _observer(context, candidates))
-    timings = _timings(context, dispatched)
-    usage = context.usage
-    usage.prompt_tokens = dispatched.completion.usage.prompt_tokens
-    usage.completion_tokens = dispatched.completion.usage.completion_tokens
-    usage.queue_ms, usage.inference_ms = timings.queue_ms, timings.inference_ms
-    return Response(
-        encode_response(_response(context, body.model, dispatched, timings)),
-        media_type="application/json",
-        headers={"server-timing": _server_timing(timings)},
-    )
+    return await services.dispatcher.dispatch(job, candidates, _observer(context, candidates))
 
 
 def _observer(context: RequestContext, candidates: Sequence[NodeHealth]) -> DispatchObserver:
