@@ -99,7 +99,7 @@ async def _open_services(
     stack.callback(telemetry.shutdown)
     replies = ReplyReader(redis, keys.reply_stream(instance_id))
     key_store = KeyStore(redis, keys, pepper, settings.auth.key_cache_ttl_s)
-    dispatcher = Dispatcher(redis, keys, replies, settings.dispatch)
+    dispatcher = Dispatcher(redis, keys, replies, settings.dispatch, settings.stream)
     stack.push_async_callback(dispatcher.aclose)
     services = Services(
         settings=settings,

@@ -15,6 +15,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api_router.auth.authenticator import Principal
+from api_router.dispatch.streamed_job import Outcome
 from api_router.services import Services, services_of
 from api_router.telemetry.logs import request_id_var
 from api_router.telemetry.request_telemetry import RequestTelemetry
@@ -29,6 +30,14 @@ class RequestContext:
     arrived_at: float = field(default_factory=time.time)  # epoch seconds, for deadlines
     principal: Principal | None = None
     error_code: str | None = None
+    # What an inference request did, for usage and audit records. Set by both APIs, whole
+    # or streamed; for a stream cut short, the tokens are those produced until then.
+    streamed: bool = False
+    node_id: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    ttft_ms: float | None = None  # streamed: arrival to the first text handed to the client
+    outcome: Outcome | None = None  # None: the request never reached a node
 
     def authenticated(self) -> Principal:
         if self.principal is None:  # only reachable if a route forgot its AuthMiddleware
