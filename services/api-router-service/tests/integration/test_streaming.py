@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import signal
 from typing import Any
 
+import pytest
+
+from api_router.keyspace import WORKER_GROUP
 from tests.support.fake_ollama import FakeOllama, fake_reply
 from tests.support.servers import eventually
 from tests.support.sse import ServerEvent, parse_sse
@@ -61,3 +66,117 @@ async def test_the_reply_streams_word_by_word(stack: Stack, fake_ollama: FakeOll
     deltas = [e.json()["delta"] for e in events if e.event == "chunk"]
     assert "".join(deltas) == expected
     assert len(deltas) > 1  # the words came as they were produced, not in one piece
+
+
+class AsgiClient:
+    """Drives the app as an ASGI server would, so a test can play a client that leaves
+    mid-stream or stops reading (httpx's ASGI transport can do neither)."""
+
+    def __init__(self, gw: Gateway, key: str, body: dict[str, Any]) -> None:
+        content = json.dumps({**body, "stream": True}).encode()
+        self.scope: dict[str, Any] = {
+            "type": "http", "asgi": {"version": "3.0", "spec_version": "2.4"},
+            "http_version": "1.1", "method": "POST", "scheme": "http", "path": "/v1/inference",
+            "raw_path": b"/v1/inference", "root_path": "", "query_string": b"",
+            "headers": [(b"content-type", b"application/json"), (b"x-api-key", key.encode()),
+                        (b"content-length", str(len(content)).encode())],
+            "client": ("127.0.0.1", 50000), "server": ("gateway", 80),
+        }  # fmt: skip
+        self._gw = gw
+        self._content = content
+        self.bodies: list[bytes] = []
+        self.leave = asyncio.Event()  # set: the client disconnects
+        self.stop_reading_after: int | None = None  # writes beyond this block forever
+
+    async def run(self) -> None:
+        await self._gw.app(self.scope, self._receive, self._send)
+
+    def text(self) -> str:
+        return b"".join(self.bodies).decode()
+
+    async def _receive(self) -> dict[str, Any]:
+        if self._content:
+            content, self._content = self._content, b""
+            return {"type": "http.request", "body": content, "more_body": False}
+        await self.leave.wait()
+        return {"type": "http.disconnect"}
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        if message["type"] != "http.response.body":
+            return
+        if self.stop_reading_after is not None and len(self.bodies) >= self.stop_reading_after:
+            await asyncio.Event().wait()  # a full socket: this write never completes
+        self.bodies.append(message["body"])
+
+
+async def test_a_client_that_leaves_cancels_the_backend_call(
+    stack: Stack, fake_ollama: FakeOllama
+) -> None:
+    fake_ollama.stream_chunks = 1000
+    fake_ollama.chunk_delay_s = 0.02  # 20 s of answer, unless cancelled
+    worker = stack.worker("node-a")
+    key = await stack.create_key()
+    async with stack.gateway() as gw:
+        await gw.wait_for_model("llama3.2")
+        client = AsgiClient(gw, key, chat())
+        running = asyncio.create_task(client.run())
+        await eventually(lambda: client.text().count("event: chunk") >= 3, what="3 chunks")
+        client.leave.set()
+        await running  # the gateway ends the request at once
+        await eventually(lambda: fake_ollama.disconnects == 1, what="the backend call closed")
+    assert fake_ollama.chunks_sent < 1000
+    assert "event: done" not in client.text()
+    await eventually(lambda: "job cancelled by the gateway" in worker.log(), what="worker log")
+    with stack.redis.client() as client_:  # the cancelled job was acknowledged, not left over
+        await eventually(
+            lambda: client_.xpending(stack.keys.job_stream("node-a"), WORKER_GROUP)["pending"] == 0,
+            what="the job acknowledged",
+        )
+
+
+async def test_a_worker_killed_mid_stream_ends_the_stream_with_an_error_event(
+    stack: Stack, fake_ollama: FakeOllama
+) -> None:
+    fake_ollama.stream_chunks = 1000
+    fake_ollama.chunk_delay_s = 0.02
+    worker = stack.worker("node-a")
+    key = await stack.create_key()
+    async with stack.gateway(stream={"idle_timeout_s": 3.0}) as gw:
+        await gw.wait_for_model("llama3.2")
+        request = asyncio.create_task(stream(gw, key, chat()))
+        await eventually(lambda: fake_ollama.chunks_sent >= 5, what="the stream to start")
+        worker.send(signal.SIGKILL)
+        response, events = await request
+    assert response.status_code == 200
+    assert [e.event for e in events][-1] == "error"
+    assert {e.event for e in events[:-1]} == {"chunk"}
+    error = events[-1].json()["error"]
+    assert error["code"] == "upstream_timeout"
+    assert error["request_id"] == response.headers["x-request-id"]
+    assert "node-a" in error["message"]
+
+
+@pytest.mark.parametrize(
+    "limits",
+    [{"buffer_events": 8}, {"buffer_events": 10_000, "write_timeout_s": 0.5}],
+    ids=["buffer-full", "write-blocked"],
+)
+async def test_a_client_that_stops_reading_is_cut_off_and_the_job_cancelled(
+    stack: Stack, fake_ollama: FakeOllama, caplog: pytest.LogCaptureFixture,
+    limits: dict[str, Any],
+) -> None:  # fmt: skip
+    fake_ollama.stream_chunks = 2000
+    fake_ollama.chunk_delay_s = 0.005
+    stack.worker("node-a")
+    key = await stack.create_key()
+    async with stack.gateway(stream=limits) as gw:
+        await gw.wait_for_model("llama3.2")
+        client = AsgiClient(gw, key, chat())
+        client.stop_reading_after = 2  # the headers' first writes, then nothing
+        with caplog.at_level(logging.WARNING, logger="api_router"):
+            await client.run()  # returns: the gateway gave up on this client
+        await eventually(lambda: fake_ollama.disconnects == 1, what="the backend call closed")
+    assert fake_ollama.chunks_sent < 2000
+    cut = [r for r in caplog.records if r.getMessage() == "slow reader cut off"]
+    assert len(cut) == 1
+    assert len(client.bodies) == 2

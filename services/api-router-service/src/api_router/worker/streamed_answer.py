@@ -119,6 +119,8 @@ def _take_ready(first: Piece, pieces: asyncio.Queue[Piece]) -> tuple[list[str], 
 
 async def _write(jobs: JobStream, job: Job, event: Event) -> bool:
     outcome = await jobs.emit(job, event)
-    if outcome != "written":
-        log.info("stream stopped", extra={"request_id": job.id, "outcome": outcome})
+    if outcome == "cancelled":
+        log.info("job cancelled by the gateway", extra={"request_id": job.id})
+    elif outcome == "gateway_gone":
+        log.info("gateway gone; stream stopped", extra={"request_id": job.id})
     return outcome == "written"
