@@ -32,6 +32,7 @@ from api_router.api.errors import ApiError, StoreUnavailable
 from api_router.api.openapi import build_openapi, openapi_document
 from api_router.api.public.inference import inference
 from api_router.api.public.metrics import metrics
+from api_router.api.public.openai_chat import chat_completions, models
 from api_router.api.public.status import healthz, readyz
 from api_router.api.request_context import RequestContextMiddleware
 from api_router.auth.authenticator import Authenticator
@@ -69,6 +70,13 @@ def create_app(settings: Settings) -> Starlette:
     return Starlette(
         routes=[
             Route("/v1/inference", inference, methods=["POST"], middleware=_auth("inference")),
+            Route(
+                "/v1/chat/completions",
+                chat_completions,
+                methods=["POST"],
+                middleware=_auth("inference"),
+            ),  # fmt: skip
+            Route("/v1/models", models, methods=["GET"], middleware=_auth("inference")),
             Route("/v1/status/healthz", healthz, methods=["GET"]),
             Route("/v1/status/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),

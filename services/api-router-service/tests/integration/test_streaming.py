@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import signal
+from collections.abc import MutableMapping
 from typing import Any
 
 import pytest
@@ -101,7 +102,7 @@ class AsgiClient:
         await self.leave.wait()
         return {"type": "http.disconnect"}
 
-    async def _send(self, message: dict[str, Any]) -> None:
+    async def _send(self, message: MutableMapping[str, Any]) -> None:
         if message["type"] != "http.response.body":
             return
         if self.stop_reading_after is not None and len(self.bodies) >= self.stop_reading_after:
