@@ -181,3 +181,57 @@ async def test_a_client_that_stops_reading_is_cut_off_and_the_job_cancelled(
     cut = [r for r in caplog.records if r.getMessage() == "slow reader cut off"]
     assert len(cut) == 1
     assert len(client.bodies) == 2
+
+
+@pytest.mark.parametrize("backend", ["ollama", "openai"])
+async def test_each_http_backend_streams_with_usage(
+    stack: Stack, fake_ollama: FakeOllama, backend: str
+) -> None:
+    fake_ollama.chunk_delay_s = 0.01
+    stack.worker("node-a", "--backend", backend, "--backend-url", fake_ollama.url)
+    key = await stack.create_key()
+    async with stack.gateway() as gw:
+        await gw.wait_for_model("llama3.2")
+        _, events = await stream(gw, key, chat("llama3.2", "one two three"))
+    expected = fake_reply([{"role": "user", "content": "one two three"}])
+    deltas = [e.json()["delta"] for e in events if e.event == "chunk"]
+    assert "".join(deltas) == expected and len(deltas) > 1
+    assert events[-1].event == "done"
+    usage = events[-1].json()["usage"]
+    assert (usage["prompt_tokens"], usage["completion_tokens"]) == (3, len(expected.split()))
+    assert fake_ollama.chats[-1]["stream"] is True
+    # Only the openai dialect asks for usage in the stream; Ollama always sends it.
+    assert ("stream_options" in fake_ollama.chats[-1]) == (backend == "openai")
+
+
+async def test_the_mock_backend_streams_at_its_token_rate(stack: Stack) -> None:
+    stack.worker("node-m", "--backend", "mock", "--models", "mock",
+                 "--mock-tokens-per-second", "200")  # fmt: skip
+    key = await stack.create_key()
+    async with stack.gateway() as gw:
+        await gw.wait_for_model("mock")
+        _, events = await stream(gw, key, chat("mock", "a b c"))
+    deltas = [e.json()["delta"] for e in events if e.event == "chunk"]
+    assert "".join(deltas) == "mock reply from mock: a b c"
+    assert len(deltas) > 1
+    done = events[-1].json()
+    assert done["usage"]["completion_tokens"] == 7
+    assert done["metadata"]["mock"] == "true"
+
+
+async def test_a_backend_failing_mid_stream_ends_it_with_an_error_event(
+    stack: Stack, fake_ollama: FakeOllama
+) -> None:
+    fake_ollama.stream_chunks = 10
+    fake_ollama.chunk_delay_s = 0.01
+    fake_ollama.fail_after_chunks = 3
+    stack.worker("node-a")
+    key = await stack.create_key()
+    async with stack.gateway() as gw:
+        await gw.wait_for_model("llama3.2")
+        _, events = await stream(gw, key, chat())
+    assert [e.event for e in events][-1] == "error"
+    assert "".join(e.json()["delta"] for e in events[:-1]) == "tok " * 3
+    error = events[-1].json()["error"]
+    assert error["code"] == "upstream_error"
+    assert "backend_error" in error["message"] and "fake failure mid-stream" in error["message"]

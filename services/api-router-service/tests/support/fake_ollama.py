@@ -19,8 +19,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
 
+from tests.support.fake_stream import FakeStream, OllamaLines, OpenAIEvents
 from tests.support.servers import free_port, wait_until
 
 
@@ -39,6 +39,9 @@ class FakeOllama:
                 Route("/api/chat", self._chat, methods=["POST"]),
                 Route("/api/tags", self._tags, methods=["GET"]),
                 Route("/api/ps", self._ps, methods=["GET"]),
+                # Ollama's OpenAI-compatible API, which the `openai` backend speaks.
+                Route("/v1/chat/completions", self._openai_chat, methods=["POST"]),
+                Route("/v1/models", self._openai_models, methods=["GET"]),
             ]
         )
         config = uvicorn.Config(
@@ -77,24 +80,14 @@ class FakeOllama:
         self._server.run()
 
     async def _chat(self, request: Request) -> Response:
-        body = msgspec.json.decode(await request.body())
-        self.chats.append(body)
-        if self.delay_s:
-            await asyncio.sleep(self.delay_s)
-        if self.fail_status is not None:
-            return JSONResponse({"error": "fake failure"}, status_code=self.fail_status)
-        model = body["model"]
-        if model not in self.available and f"{model}:latest" not in self.available:
-            return JSONResponse({"error": f"model '{model}' not found"}, status_code=404)
-        prompt_words = sum(len(m["content"].split()) for m in body["messages"])
+        body, refusal = await self._receive_chat(request)
+        if refusal is not None:
+            return refusal
+        model, prompt_words = body["model"], _words(body["messages"])
         content = fake_reply(body["messages"])
         if body.get("stream", True):  # Ollama streams unless told not to
-            if self.stream_chunks is None:
-                words = content.split(" ")
-                pieces = [w if i == 0 else f" {w}" for i, w in enumerate(words)]
-            else:
-                pieces = [self.chunk_text] * self.stream_chunks
-            return _NdjsonStream(self, model, pieces, prompt_words)  # type: ignore[return-value]
+            stream = FakeStream(self, OllamaLines(model), self._pieces(content), prompt_words)
+            return stream  # type: ignore[return-value]  # an ASGI response of our own
         return JSONResponse(
             {
                 "model": model,
@@ -108,6 +101,52 @@ class FakeOllama:
             }
         )
 
+    async def _openai_chat(self, request: Request) -> Response:
+        body, refusal = await self._receive_chat(request)
+        if refusal is not None:
+            return refusal
+        model, prompt_words = body["model"], _words(body["messages"])
+        content = fake_reply(body["messages"])
+        if body.get("stream", False):
+            usage = bool(body.get("stream_options", {}).get("include_usage"))
+            dialect = OpenAIEvents(model, usage)
+            return FakeStream(self, dialect, self._pieces(content), prompt_words)  # type: ignore[return-value]
+        completion = len(content.split())
+        return JSONResponse(
+            {
+                "id": "chatcmpl-fake", "object": "chat.completion", "created": 0, "model": model,
+                "choices": [{"index": 0, "finish_reason": "stop",
+                             "message": {"role": "assistant", "content": content}}],
+                "usage": {"prompt_tokens": prompt_words, "completion_tokens": completion,
+                          "total_tokens": prompt_words + completion},
+            }
+        )  # fmt: skip
+
+    async def _openai_models(self, _request: Request) -> Response:
+        models = [{"id": m, "object": "model", "created": 0, "owned_by": "library"}
+                  for m in self.available]  # fmt: skip
+        return JSONResponse({"object": "list", "data": models})
+
+    async def _receive_chat(self, request: Request) -> tuple[dict[str, Any], Response | None]:
+        """The body, and the refusal to answer instead, if the fake is told to fail."""
+        body: dict[str, Any] = msgspec.json.decode(await request.body())
+        self.chats.append(body)
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
+        if self.fail_status is not None:
+            return body, JSONResponse({"error": "fake failure"}, status_code=self.fail_status)
+        model = body["model"]
+        if model not in self.available and f"{model}:latest" not in self.available:
+            missing = JSONResponse({"error": f"model '{model}' not found"}, status_code=404)
+            return body, missing
+        return body, None
+
+    def _pieces(self, content: str) -> list[str]:
+        if self.stream_chunks is not None:
+            return [self.chunk_text] * self.stream_chunks
+        words = content.split(" ")
+        return [w if i == 0 else f" {w}" for i, w in enumerate(words)]
+
     async def _tags(self, _request: Request) -> Response:
         return JSONResponse({"models": [{"name": m, "model": m} for m in self.available]})
 
@@ -115,54 +154,8 @@ class FakeOllama:
         return JSONResponse({"models": [{"name": m, "model": m} for m in self.loaded]})
 
 
-class _NdjsonStream:
-    """Ollama's streamed ``/api/chat``: one JSON object per line, the last with the counts.
-    Watches for the client closing the connection, as Ollama does to stop generating."""
-
-    def __init__(self, fake: FakeOllama, model: str, pieces: list[str], prompt: int) -> None:
-        self._fake = fake
-        self._model = model
-        self._pieces = pieces
-        self._prompt = prompt
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"application/x-ndjson")]})  # fmt: skip
-        sender = asyncio.create_task(self._send_all(send))
-        listener = asyncio.create_task(_disconnected(receive))
-        await asyncio.wait({sender, listener}, return_when=asyncio.FIRST_COMPLETED)
-        if not sender.done():  # the client went away mid-stream
-            self._fake.disconnects += 1
-            sender.cancel()
-        listener.cancel()
-        await asyncio.wait({sender, listener})
-
-    async def _send_all(self, send: Send) -> None:
-        fake = self._fake
-        await asyncio.sleep(fake.first_chunk_delay_s)
-        for i, piece in enumerate(self._pieces):
-            if fake.fail_after_chunks is not None and i == fake.fail_after_chunks:
-                await self._line(send, {"error": "fake failure mid-stream"}, more=False)
-                return
-            if i and fake.chunk_delay_s:
-                await asyncio.sleep(fake.chunk_delay_s)
-            message = {"role": "assistant", "content": piece}
-            await self._line(send, {"model": self._model, "message": message, "done": False})
-            fake.chunks_sent += 1
-        last = {"model": self._model, "message": {"role": "assistant", "content": ""},
-                "done": True, "done_reason": "stop", "prompt_eval_count": self._prompt,
-                "eval_count": len(self._pieces)}  # fmt: skip
-        await self._line(send, last, more=False)
-
-    @staticmethod
-    async def _line(send: Send, obj: dict[str, Any], more: bool = True) -> None:
-        body = msgspec.json.encode(obj) + b"\n"
-        await send({"type": "http.response.body", "body": body, "more_body": more})
-
-
-async def _disconnected(receive: Receive) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
+def _words(messages: list[dict[str, str]]) -> int:
+    return sum(len(m["content"].split()) for m in messages)
 
 
 def fake_reply(messages: list[dict[str, str]]) -> str:
