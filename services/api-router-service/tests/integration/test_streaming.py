@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from api_router.api.request_context import RequestContext, context_of
 from api_router.keyspace import WORKER_GROUP
 from tests.support.fake_ollama import FakeOllama, fake_reply
 from tests.support.servers import eventually
@@ -56,6 +57,23 @@ async def test_many_chunks_arrive_in_order_and_complete_with_usage_and_ttft(
     assert fake_ollama.chats[-1]["stream"] is True
 
 
+async def test_a_finished_stream_leaves_its_usage_on_the_request_context(
+    stack: Stack, fake_ollama: FakeOllama
+) -> None:
+    fake_ollama.stream_chunks = 20
+    stack.worker("node-a")
+    key = await stack.create_key()
+    async with stack.gateway() as gw:
+        await gw.wait_for_model("llama3.2")
+        client = AsgiClient(gw, key, chat("llama3.2", "a b c d"))
+        await client.run()
+    context = client.context()
+    assert (context.outcome, context.node_id, context.error_code) == ("ok", "node-a", None)
+    assert (context.prompt_tokens, context.completion_tokens) == (4, 20)
+    done = parse_sse(client.text())[0][-1].json()
+    assert done["timings"]["ttft_ms"] == context.ttft_ms
+
+
 async def test_the_reply_streams_word_by_word(stack: Stack, fake_ollama: FakeOllama) -> None:
     fake_ollama.chunk_delay_s = 0.01
     stack.worker("node-a")
@@ -95,6 +113,10 @@ class AsgiClient:
     def text(self) -> str:
         return b"".join(self.bodies).decode()
 
+    def context(self) -> RequestContext:
+        """What the request left for usage and audit records (the app kept our scope)."""
+        return context_of(self.scope)
+
     async def _receive(self) -> dict[str, Any]:
         if self._content:
             content, self._content = self._content, b""
@@ -127,6 +149,11 @@ async def test_a_client_that_leaves_cancels_the_backend_call(
         await eventually(lambda: fake_ollama.disconnects == 1, what="the backend call closed")
     assert fake_ollama.chunks_sent < 1000
     assert "event: done" not in client.text()
+    # What the usage record will say: cancelled, with the tokens produced so far.
+    context = client.context()
+    assert (context.streamed, context.outcome, context.node_id) == (True, "cancelled", "node-a")
+    assert context.completion_tokens >= 3
+    assert context.ttft_ms is not None and context.ttft_ms > 0
     await eventually(lambda: "job cancelled by the gateway" in worker.log(), what="worker log")
     with stack.redis.client() as client_:  # the cancelled job was acknowledged, not left over
         await eventually(
@@ -181,6 +208,8 @@ async def test_a_client_that_stops_reading_is_cut_off_and_the_job_cancelled(
     cut = [r for r in caplog.records if r.getMessage() == "slow reader cut off"]
     assert len(cut) == 1
     assert len(client.bodies) == 2
+    context = client.context()
+    assert (context.outcome, context.error_code) == ("cancelled", "slow_reader")
 
 
 @pytest.mark.parametrize("backend", ["ollama", "openai"])
