@@ -9,6 +9,7 @@ import signal
 from collections.abc import MutableMapping
 from typing import Any
 
+import httpx
 import pytest
 
 from api_router.api.request_context import RequestContext, context_of
@@ -31,9 +32,7 @@ async def test_many_chunks_arrive_in_order_and_complete_with_usage_and_ttft(
     stack: Stack, fake_ollama: FakeOllama
 ) -> None:
     fake_ollama.stream_chunks = 300
-    fake_ollama.chunk_text = "x"
-    # Numbered pieces would be nicer, but the fake repeats one text: order is checked by
-    # the gateway's seq check, completeness here by the count.
+    fake_ollama.chunk_text = "{i} "  # numbered, so order and completeness both show
     stack.worker("node-a")
     key = await stack.create_key()
     async with stack.gateway() as gw:
@@ -44,7 +43,7 @@ async def test_many_chunks_arrive_in_order_and_complete_with_usage_and_ttft(
     kinds = [e.event for e in events]
     assert kinds[-1] == "done" and set(kinds[:-1]) == {"chunk"}, kinds
     text = "".join(e.json()["delta"] for e in events[:-1])
-    assert text == "x" * 300
+    assert text == "".join(f"{i} " for i in range(300))
     done = events[-1].json()
     assert done["object"] == "inference.done"
     assert done["id"] == response.headers["x-request-id"]
@@ -160,6 +159,26 @@ async def test_a_client_that_leaves_cancels_the_backend_call(
             lambda: client_.xpending(stack.keys.job_stream("node-a"), WORKER_GROUP)["pending"] == 0,
             what="the job acknowledged",
         )
+
+
+async def test_a_client_that_leaves_a_real_server_cancels_the_backend_call(
+    stack: Stack, fake_ollama: FakeOllama
+) -> None:
+    fake_ollama.stream_chunks = 1000
+    fake_ollama.chunk_delay_s = 0.02
+    stack.worker("node-a")
+    gateway = stack.gateway_process()
+    key = await stack.create_key()
+    received = 0
+    async with httpx.AsyncClient(base_url=gateway.url) as client:
+        body, headers = chat(stream=True), {"X-API-Key": key}
+        async with client.stream("POST", "/v1/inference", json=body, headers=headers) as response:
+            async for line in response.aiter_lines():
+                received += line.startswith("event: chunk")
+                if received == 3:
+                    break  # leaving the block closes the connection
+    await eventually(lambda: fake_ollama.disconnects == 1, what="the backend call closed")
+    assert fake_ollama.chunks_sent < 1000
 
 
 async def test_a_worker_killed_mid_stream_ends_the_stream_with_an_error_event(

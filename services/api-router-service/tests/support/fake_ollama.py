@@ -57,7 +57,8 @@ class FakeOllama:
         self.fail_status: int | None = None
         self.chats: list[dict[str, Any]] = []
         # Streaming: None streams the reply word by word; a number sends that many chunks
-        # of `chunk_text`. `fail_after_chunks` ends the stream with an Ollama error line.
+        # of `chunk_text` (where "{i}" becomes the chunk's number). `fail_after_chunks`
+        # ends the stream with an error line.
         self.stream_chunks: int | None = None
         self.chunk_text = "tok "
         self.chunk_delay_s = 0.0
@@ -143,7 +144,7 @@ class FakeOllama:
 
     def _pieces(self, content: str) -> list[str]:
         if self.stream_chunks is not None:
-            return [self.chunk_text] * self.stream_chunks
+            return [self.chunk_text.format(i=i) for i in range(self.stream_chunks)]
         words = content.split(" ")
         return [w if i == 0 else f" {w}" for i, w in enumerate(words)]
 
