@@ -98,7 +98,10 @@ async def test_a_job_started_over_after_text_went_out_is_not_retried() -> None:
 
 
 async def test_a_job_started_over_before_any_text_carries_on() -> None:
-    job, _ = streamed_job(accepted(JOB, "n1", "other"), chunk(JOB, "n1", 1, text("a")))
+    job, _ = streamed_job(
+        chunk(JOB, "n1", 1, ChunkData("")),  # a keepalive from the first worker
+        accepted(JOB, "n1", "other"), chunk(JOB, "n1", 1, text("a")),
+    )  # fmt: skip
     assert await job.next(1.0) == ["a"]
 
 

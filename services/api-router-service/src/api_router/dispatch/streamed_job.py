@@ -48,6 +48,7 @@ class StreamedJob:
         self._settings = settings
         self._release = release  # unregisters; with True also marks the job cancelled
         self._seq = 0
+        self._text_out = False  # some text has been handed over for the client
         self._last_event_at = self.accepted_at
         self._deadline = self.submitted_at + (job.deadline_ms / 1000 - time.time())
         self._pending_error: ApiError | None = None
@@ -94,8 +95,9 @@ class StreamedJob:
     def _piece(self, event: Event) -> str | Completion | None:
         node = self.node.node_id
         if event.type == "accepted":
-            if self._seq == 0:
-                return None  # taken over by another worker before any text: harmless
+            if not self._text_out:  # taken over by another worker before any text: harmless
+                self._seq = 0
+                return None
             raise ApiError("upstream_error", f"node {node} restarted the job mid-stream")
         if event.seq != self._seq + 1:
             raise ApiError("upstream_error", f"node {node} lost part of the stream")
@@ -104,6 +106,7 @@ class StreamedJob:
             if event.type == "chunk":
                 data = event.chunk()
                 self.tokens += data.tokens
+                self._text_out = self._text_out or bool(data.delta)
                 return data.delta or None
             if event.type == "done":
                 self.done_at = time.perf_counter()
