@@ -25,7 +25,7 @@ from api_router.dispatch.streamed_job import StreamedJob
 from tests.support.stack import node_health
 
 JOB = Job(
-    id="req_1", attempt=1, reply_to="r", deadline_ms=int((time.time() + 60) * 1000),
+    id="req_1", attempt=1, reply_to="r", deadline_ms=int((time.time() + 3600) * 1000),
     model="m", stream=True, tenant="t", traceparent="",
     payload=JobPayload([ChatMessage("user", "hi")]),
 )  # fmt: skip

@@ -32,7 +32,7 @@ from api_router.services import services_of
 _encode = msgspec.json.encode
 
 
-async def inference(request: Request) -> Response:
+async def inference(request: Request) -> Response | EventStreamResponse:
     services = services_of(request.scope)
     context = context_of(request.scope)
     context.authenticated()
@@ -41,7 +41,7 @@ async def inference(request: Request) -> Response:
     if body.stream:
         streamed = await routed_chat.start_stream(services, context, body.model, payload)
         spelling = InferenceEvents(context, body.model, streamed.node.node_id)
-        return EventStreamResponse(streamed, spelling, context, services.settings.stream)  # type: ignore[return-value]
+        return EventStreamResponse(streamed, spelling, context, services.settings.stream)
     dispatched = await routed_chat.complete(services, context, body.model, payload)
     timings = _timings(context, dispatched)
     return Response(

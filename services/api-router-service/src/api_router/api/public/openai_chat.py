@@ -40,7 +40,7 @@ from api_router.services import services_of
 _encode = msgspec.json.encode
 
 
-async def chat_completions(request: Request) -> Response:
+async def chat_completions(request: Request) -> Response | EventStreamResponse:
     services = services_of(request.scope)
     context = context_of(request.scope)
     context.authenticated()
@@ -49,7 +49,7 @@ async def chat_completions(request: Request) -> Response:
     if body.stream:
         streamed = await routed_chat.start_stream(services, context, body.model, payload)
         spelling = OpenAIChunks(context, body.model, body.include_usage)
-        return EventStreamResponse(streamed, spelling, context, services.settings.stream)  # type: ignore[return-value]
+        return EventStreamResponse(streamed, spelling, context, services.settings.stream)
     dispatched = await routed_chat.complete(services, context, body.model, payload)
     completion = dispatched.completion
     answer = ChatCompletion(
