@@ -283,3 +283,23 @@ async def test_a_backend_failing_mid_stream_ends_it_with_an_error_event(
     error = events[-1].json()["error"]
     assert error["code"] == "upstream_error"
     assert "backend_error" in error["message"] and "fake failure mid-stream" in error["message"]
+
+
+async def test_a_worker_stopped_past_its_drain_grace_ends_the_stream_shutting_down(
+    stack: Stack, fake_ollama: FakeOllama
+) -> None:
+    fake_ollama.stream_chunks = 1000
+    fake_ollama.chunk_delay_s = 0.02
+    worker = stack.worker("node-a", "--drain-grace-s", "0.3")
+    key = await stack.create_key()
+    async with stack.gateway() as gw:
+        await gw.wait_for_model("llama3.2")
+        request = asyncio.create_task(stream(gw, key, chat()))
+        await eventually(lambda: fake_ollama.chunks_sent >= 5, what="the stream to start")
+        worker.send(signal.SIGTERM)
+        _, events = await request
+    assert [e.event for e in events][-1] == "error"
+    error = events[-1].json()["error"]
+    assert error["code"] == "upstream_error" and "shutting_down" in error["message"]
+    assert await asyncio.to_thread(worker.wait) == 0
+    await eventually(lambda: fake_ollama.disconnects == 1, what="the backend call closed")

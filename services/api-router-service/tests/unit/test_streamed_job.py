@@ -86,6 +86,16 @@ async def test_a_gap_in_seq_is_an_error_not_a_silently_shorter_answer() -> None:
         await job.next(1.0)
 
 
+async def test_an_error_ends_the_stream_whatever_its_seq() -> None:
+    # A worker stopped mid-stream answers shutting_down with seq 1.
+    error = ErrorData("shutting_down", "the worker stopped", retryable=True)
+    job, _ = streamed_job(chunk(JOB, "n1", 1, text("a")), chunk(JOB, "n1", 2, text("b")),
+                          failed(JOB.id, 1, "n1", 1, error))  # fmt: skip
+    assert await job.next(1.0) == ["a", "b"]
+    with pytest.raises(ApiError, match="shutting_down"):
+        await job.next(1.0)
+
+
 async def test_a_job_started_over_after_text_went_out_is_not_retried() -> None:
     job, released = streamed_job(
         chunk(JOB, "n1", 1, text("a")), accepted(JOB, "n1", "other-consumer")

@@ -99,7 +99,9 @@ class StreamedJob:
                 self._seq = 0
                 return None
             raise ApiError("upstream_error", f"node {node} restarted the job mid-stream")
-        if event.seq != self._seq + 1:
+        # An error ends the stream whatever its seq (a worker stopped mid-stream answers
+        # `shutting_down` without knowing how far it got); text must not have gaps.
+        if event.seq != self._seq + 1 and event.type != "error":
             raise ApiError("upstream_error", f"node {node} lost part of the stream")
         self._seq = event.seq
         try:

@@ -66,6 +66,11 @@ async def _read(stream: AsyncIterator[str | Completion], pieces: asyncio.Queue[P
                 pieces.put_nowait(piece)
     except BackendError as exc:
         pieces.put_nowait(exc)
+    except Exception:
+        # A bug in an adapter: without a final piece the writer would send keepalives
+        # until the deadline. End the stream now and leave the trace in the log.
+        log.exception("backend stream failed")
+        pieces.put_nowait(BackendError("backend_error", "the worker failed", retryable=False))
 
 
 async def _relay(
