@@ -86,6 +86,25 @@ async def test_the_reply_streams_word_by_word(stack: Stack, fake_ollama: FakeOll
     assert len(deltas) > 1  # the words came as they were produced, not in one piece
 
 
+async def test_a_long_prompt_gets_heartbeats_and_is_not_taken_for_a_dead_worker(
+    stack: Stack, fake_ollama: FakeOllama
+) -> None:
+    # The backend is silent for longer than the idle timeout: the worker's keepalives
+    # must keep the stream alive, and the client gets comment heartbeats meanwhile.
+    fake_ollama.first_chunk_delay_s = 4.5
+    stack.worker("node-a")
+    key = await stack.create_key()
+    async with stack.gateway(stream={"idle_timeout_s": 3.0, "heartbeat_s": 0.5}) as gw:
+        await gw.wait_for_model("llama3.2")
+        response = await gw.client.post(
+            "/v1/inference", json=chat(stream=True), headers={"X-API-Key": key}
+        )
+    events, comments = parse_sse(response.text)
+    assert [e.event for e in events][-1] == "done", response.text
+    assert comments >= 4
+    assert response.text.index(": keep-alive") < response.text.index("event: chunk")
+
+
 class AsgiClient:
     """Drives the app as an ASGI server would, so a test can play a client that leaves
     mid-stream or stops reading (httpx's ASGI transport can do neither)."""
