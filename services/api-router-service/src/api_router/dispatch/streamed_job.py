@@ -50,7 +50,8 @@ class StreamedJob:
         self._seq = 0
         self._text_out = False  # some text has been handed over for the client
         self._last_event_at = self.accepted_at
-        self._deadline = self.submitted_at + (job.deadline_ms / 1000 - time.time())
+        # The job's deadline is wall-clock (it travels to the worker); wait on our own clock.
+        self._deadline = time.perf_counter() + (job.deadline_ms / 1000 - time.time())
         self._pending_error: ApiError | None = None
         self._closed = False
 
