@@ -35,6 +35,7 @@ from api_router.api.openapi import build_openapi, openapi_document
 from api_router.api.public.audit import audit_request, audit_requests
 from api_router.api.public.inference import inference
 from api_router.api.public.metrics import metrics
+from api_router.api.public.openai_chat import chat_completions, models
 from api_router.api.public.status import healthz, readyz
 from api_router.api.request_context import RequestContextMiddleware
 from api_router.auth.authenticator import Authenticator
@@ -81,7 +82,19 @@ def create_app(settings: Settings) -> Starlette:
 
     return Starlette(
         routes=[
-            Route("/v1/inference", inference, methods=["POST"], middleware=_auth("inference")),
+            Route(
+                "/v1/inference",
+                inference,
+                methods=["POST"],
+                middleware=_auth("inference", billable=True),
+            ),
+            Route(
+                "/v1/chat/completions",
+                chat_completions,
+                methods=["POST"],
+                middleware=_auth("inference", billable=True),
+            ),
+            Route("/v1/models", models, methods=["GET"], middleware=_auth("inference")),
             Route(
                 "/v1/audit/requests/{request_id}",
                 audit_request,
@@ -104,9 +117,10 @@ def create_app(settings: Settings) -> Starlette:
     )
 
 
-def _auth(*scopes: KeyScope) -> list[Middleware]:
-    """Authenticate, then require any one of ``scopes``."""
-    return [Middleware(AuthMiddleware, scopes=scopes)]
+def _auth(*scopes: KeyScope, billable: bool = False) -> list[Middleware]:
+    """Authenticate, then require any one of ``scopes``. Requests to ``billable`` routes
+    leave a usage record and an audit record."""
+    return [Middleware(AuthMiddleware, scopes=scopes, billable=billable)]
 
 
 async def _open_services(
@@ -124,7 +138,7 @@ async def _open_services(
     stack.callback(telemetry.shutdown)
     replies = ReplyReader(redis, keys.reply_stream(instance_id))
     key_store = KeyStore(redis, keys, pepper, settings.auth.key_cache_ttl_s)
-    dispatcher = Dispatcher(redis, keys, replies, settings.dispatch)
+    dispatcher = Dispatcher(redis, keys, replies, settings.dispatch, settings.stream)
     stack.push_async_callback(dispatcher.aclose)
     # Closed after their loops stop (pushed first, so run last): both flush what is queued.
     audit = AuditStore(redis, keys, settings.audit)

@@ -10,6 +10,8 @@ from openapi_spec_validator import validate as validate_openapi
 
 from api_router.contracts import CONTRACT_NAMES, load_contract
 from api_router.contracts.http import HTTP_CONTRACTS, http_contract
+from tests.support.fake_ollama import FakeOllama
+from tests.support.sse import parse_sse
 from tests.support.stack import Stack, chat
 
 
@@ -106,3 +108,83 @@ def _with_component_refs(schema: Any) -> Any:
     if isinstance(schema, list):
         return [_with_component_refs(item) for item in schema]
     return schema
+
+
+async def test_streamed_answers_match_their_contracts(
+    stack: Stack, fake_ollama: FakeOllama
+) -> None:
+    fake_ollama.chunk_delay_s = 0.005
+    stack.worker("node-a")
+    key = await stack.create_key()
+    async with stack.gateway() as gw:
+        await gw.wait_for_model("llama3.2")
+        ours = await gw.client.post(
+            "/v1/inference", json=chat(stream=True), headers={"X-API-Key": key}
+        )
+        theirs = await gw.client.post(
+            "/v1/chat/completions",
+            json=chat(stream=True, stream_options={"include_usage": True}),
+            headers={"Authorization": f"Bearer {key}"},
+        )
+        fake_ollama.fail_after_chunks = 1
+        failed = await gw.client.post(
+            "/v1/inference", json=chat(stream=True), headers={"X-API-Key": key}
+        )
+    events, _ = parse_sse(ours.text)
+    assert [e.event for e in events].count("chunk") > 1
+    for event in events:
+        name = {"chunk": "inference.chunk", "done": "inference.done"}[event.event]
+        validator(name).validate(event.json())
+    frames, _ = parse_sse(theirs.text)
+    assert frames[-1].data == "[DONE]"
+    for frame in frames[:-1]:
+        validator("chat.completion.chunk").validate(frame.json())
+    failure, _ = parse_sse(failed.text)
+    assert failure[-1].event == "error"
+    validator("error").validate(failure[-1].json())
+
+
+async def test_openai_answers_match_their_contracts(stack: Stack) -> None:
+    stack.worker("node-a")
+    key = await stack.create_key()
+    bearer = {"Authorization": f"Bearer {key}"}
+    async with stack.gateway() as gw:
+        await gw.wait_for_model("llama3.2")
+        completion = await gw.client.post("/v1/chat/completions", json=chat(), headers=bearer)
+        listing = await gw.client.get("/v1/models", headers=bearer)
+        errors = [
+            await gw.client.post("/v1/chat/completions", json=chat()),
+            await gw.client.post("/v1/chat/completions", json=chat(n=3), headers=bearer),
+            await gw.client.get("/v1/models"),
+        ]
+    assert completion.status_code == 200 and listing.status_code == 200
+    validator("chat.completion").validate(completion.json())
+    validator("model.list").validate(listing.json())
+    assert [e.status_code for e in errors] == [401, 400, 401]
+    for error in errors:
+        validator("openai.error").validate(error.json())
+    assert errors[1].json()["error"]["param"] == "n"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        chat(),
+        chat(temperature=0.5, top_p=1, max_tokens=4, stop="x", seed=1, user="u", n=1),
+        chat(messages=[{"role": "developer", "content": [{"type": "text", "text": "hi"}]}]),
+        chat(stream=True, stream_options={"include_usage": True}),
+        {"model": "m", "messages": []},
+        {"model": "m", "messages": [{"role": "user", "content": "x"}], "tools": []},
+        {"model": "m"},
+    ],
+)
+async def test_the_chat_request_schema_and_the_decoder_agree(
+    stack: Stack, body: dict[str, Any]
+) -> None:
+    schema_ok = validator("chat.completion.request").is_valid(body)
+    key = await stack.create_key()
+    async with stack.gateway() as gw:
+        response = await gw.client.post(
+            "/v1/chat/completions", json=body, headers={"X-API-Key": key}
+        )
+    assert (response.status_code != 400) == schema_ok, response.text

@@ -89,3 +89,38 @@ def test_worker_events_follow_stream_event(stack: Stack, fake_ollama: FakeOllama
     assert json.loads(first[1]["data"])["message"]["content"].startswith("fake ollama says")
     assert [e["type"] for e in second] == ["error"]
     assert json.loads(second[0]["data"])["reason"] == "expired"
+
+
+def test_the_events_of_a_streamed_job_follow_stream_event(
+    stack: Stack, fake_ollama: FakeOllama
+) -> None:
+    fake_ollama.chunk_delay_s = 0.01
+    stack.worker("node-a")
+    reply_to = f"{stack.prefix}:reply:{{contract}}"
+    with stack.redis.client() as client:
+        client.xadd(reply_to, {"type": "open"})
+        client.xadd(
+            stack.keys.job_stream("node-a"),
+            {"v": "1", "id": "req_" + "ef" * 16, "attempt": "1", "reply_to": reply_to,
+             "deadline_ms": str(int((time.time() + 30) * 1000)), "model": "llama3.2",
+             "stream": "1", "tenant": "acme", "traceparent": "",
+             "payload": json.dumps({"messages": [{"role": "user", "content": "a b c"}]})},
+        )  # fmt: skip
+
+    def answered() -> list[dict[str, str]]:
+        with stack.redis.client() as client:
+            entries = client.xrange(reply_to)
+        return [decoded(f) for _, f in entries if f.get(b"type") != b"open"]
+
+    wait_until(lambda: any(e["type"] == "done" for e in answered()), what="the done event")
+    events = answered()
+    for event in events:
+        check_event(event)
+    kinds = [e["type"] for e in events]
+    assert kinds[0] == "accepted" and kinds[-1] == "done"
+    assert set(kinds[1:-1]) == {"chunk"} and len(kinds) > 3
+    assert [int(e["seq"]) for e in events] == list(range(len(events)))
+    chunks = [json.loads(e["data"]) for e in events[1:-1]]
+    text = "".join(c["delta"] for c in chunks)
+    assert text == json.loads(events[-1]["data"])["message"]["content"]
+    assert sum(c["tokens"] for c in chunks) == len(text.split())

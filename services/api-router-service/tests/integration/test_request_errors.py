@@ -150,13 +150,6 @@ async def test_limits_on_list_sizes_are_400(stack: Stack, body: dict[str, Any]) 
     assert error_of(response)["code"] == "invalid_request"
 
 
-async def test_stream_true_is_400_streaming_unsupported(authed: tuple[Gateway, str]) -> None:
-    gw, key = authed
-    response = await post(gw, chat(stream=True), key)
-    assert response.status_code == 400
-    assert error_of(response)["code"] == "streaming_unsupported"
-
-
 @pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", ""])
 async def test_a_non_json_content_type_is_415(
     authed: tuple[Gateway, str], content_type: str

@@ -49,3 +49,12 @@ async def test_other_models_are_not_served() -> None:
     with pytest.raises(BackendError) as caught:
         await backend.chat("c", MESSAGES, ChatOptions(), 5)
     assert caught.value.reason == "model_not_found"
+
+
+async def test_streaming_gives_the_same_answer_word_by_word() -> None:
+    backend = MockBackend(["mock"])
+    pieces = [piece async for piece in backend.stream("mock", MESSAGES, ChatOptions(), 5)]
+    whole = await backend.chat("mock", MESSAGES, ChatOptions(), 5)
+    *texts, last = pieces
+    assert texts == ["mock", " reply", " from", " mock:", " one", " two", " three"]
+    assert last == whole

@@ -12,14 +12,15 @@ from api_router.services import services_of
 
 
 class AuthMiddleware:
-    def __init__(self, app: ASGIApp, scopes: tuple[KeyScope, ...]) -> None:
+    def __init__(self, app: ASGIApp, scopes: tuple[KeyScope, ...], billable: bool) -> None:
         self.app = app
         self.required_scopes = scopes  # any one of them will do
+        self.billable = billable
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = Headers(scope=scope)
         context = context_of(scope)
-        context.billable = "inference" in self.required_scopes
+        context.billable = self.billable
         usage = context.usage
         usage.auth_method = "api_key"
         try:

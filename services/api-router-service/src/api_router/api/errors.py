@@ -6,7 +6,8 @@ Exception tree::
      ├── raised by handlers and stages (auth, routing, dispatch) with a catalog code
      └── StoreUnavailable       Redis could not be reached (translated at the adapter)
 
-Every error is rendered as ``{"error": {"type", "code", "message", "request_id"}}``.
+Every error is rendered as ``{"error": {"type", "code", "message", "request_id"}}``; on the
+OpenAI-compatible routes the same error also carries OpenAI's ``param``.
 Messages say how to fix the request; they never carry a stack trace or a secret.
 Anything that is not an ``ApiError`` is a bug and is answered ``internal_error``.
 """
@@ -27,7 +28,8 @@ class ErrorKind(NamedTuple):
 CATALOG: Final[Mapping[str, ErrorKind]] = {
     # 400: the request cannot be understood; the message names the field path.
     "invalid_request": ErrorKind(400, "invalid_request_error"),
-    "streaming_unsupported": ErrorKind(400, "invalid_request_error"),
+    # An OpenAI parameter the gateway cannot honour (the error's `param` names it).
+    "unsupported_parameter": ErrorKind(400, "invalid_request_error"),
     # 401 / 403: who is calling, and may they.
     "missing_credentials": ErrorKind(401, "authentication_error"),
     "invalid_api_key": ErrorKind(401, "authentication_error"),
@@ -45,6 +47,9 @@ CATALOG: Final[Mapping[str, ErrorKind]] = {
     "method_not_allowed": ErrorKind(405, "invalid_request_error"),
     # 408 / 413 / 415: how the body arrived.
     "request_timeout": ErrorKind(408, "invalid_request_error"),
+    # Only ever an in-stream `error` event (the 200 has been sent): the client read a
+    # stream so slowly that the gateway's bounded buffer for it filled up.
+    "slow_reader": ErrorKind(408, "invalid_request_error"),
     "payload_too_large": ErrorKind(413, "invalid_request_error"),
     "unsupported_media_type": ErrorKind(415, "invalid_request_error"),
     # 5xx: the gateway or the nodes behind it.
@@ -63,7 +68,12 @@ class ApiError(Exception):
     """An error answered to the client; ``code`` must be in :data:`CATALOG`."""
 
     def __init__(
-        self, code: str, message: str, *, headers: Mapping[str, str] | None = None
+        self,
+        code: str,
+        message: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        param: str | None = None,
     ) -> None:
         if code not in CATALOG:
             raise ValueError(f"error code {code!r} is not in the catalog")
@@ -71,6 +81,7 @@ class ApiError(Exception):
         self.code = code
         self.message = message
         self.headers = dict(headers or {})
+        self.param = param  # the request field at fault, where one is (OpenAI's `param`)
 
     @property
     def status(self) -> int:

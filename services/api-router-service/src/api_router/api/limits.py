@@ -1,53 +1,61 @@
 """Limits around one request: admit before the job is dispatched, settle once it has ended.
 
-Every inference route (``/v1/inference``, the chat completions and streaming routes) runs
-its dispatch inside :func:`admitted`::
-
-    async with admitted(request.scope, body.model, body.messages, max_tokens) as usage:
-        dispatched = await services.dispatcher.dispatch(...)
-        usage.record(dispatched.completion.usage)
-
-Settlement is scheduled when the block ends, however it ends (an error, a cancelled or
-disconnected client), and runs off the response path.
+Both APIs reach a node through ``routed_chat``, which admits every request with
+:func:`admit` and settles it exactly once through the returned :class:`Admitted`: a whole
+answer when it arrives or fails, a stream when it ends, however it ends (done, error,
+cancelled, a client gone). Settlement runs off the response path.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 
-from starlette.types import Scope
-
-from api_router.api.errors import StoreUnavailable
-from api_router.api.request_context import RequestContext, context_of
+from api_router.api.request_context import RequestContext
 from api_router.chat import ChatMessage, Usage
-from api_router.dispatch.dispatcher import JobNotAccepted
-from api_router.limiter.admission import AdmissionRequest, Grant
+from api_router.limiter.admission import Admission, AdmissionRequest, Grant
 from api_router.limiter.decision import LimitDecision
 from api_router.limiter.token_estimate import estimate_prompt_tokens
-from api_router.services import services_of
 
 
-class UsageReport:
-    """Filled in by the handler once the backend reported its token counts."""
+class Admitted:
+    """One admitted request, until it is settled."""
 
-    __slots__ = ("usage",)
+    __slots__ = ("_admission", "_context", "_grant", "_settled")
 
-    def __init__(self) -> None:
-        self.usage: Usage | None = None
+    def __init__(self, admission: Admission, context: RequestContext, grant: Grant) -> None:
+        self._admission = admission
+        self._context = context
+        self._grant = grant
+        self._settled = False
 
-    def record(self, usage: Usage) -> None:
-        self.usage = usage
+    def settle(self, usage: Usage | None, *, accepted: bool) -> None:
+        """Replace the reservation with ``usage`` (None: nothing was generated) and release
+        the lease. ``accepted=False``: no worker took the job, so everything is given back.
+        Only the first call counts."""
+        if self._settled:
+            return
+        self._settled = True
+        self._admission.settle(self._grant, usage, accepted=accepted)
+        if usage is not None:
+            self._note(usage)
+
+    def _note(self, usage: Usage) -> None:
+        """Actual tokens and their cost (at the model's prices), for the usage record."""
+        facts = self._context.usage
+        facts.prompt_tokens, facts.completion_tokens = usage.prompt_tokens, usage.completion_tokens
+        limits = self._grant.limits
+        if limits is not None:
+            facts.cost = round(limits.prices.cost(usage.prompt_tokens, usage.completion_tokens), 9)
 
 
-@asynccontextmanager
-async def admitted(
-    scope: Scope, model: str, messages: Sequence[ChatMessage], max_tokens: int | None
-) -> AsyncIterator[UsageReport]:
-    """Admit the request (raising its 402/429/503, or waiting in the plan's queue), run the
-    block, then settle: actual usage replaces the reservation and the lease is released."""
-    admission = services_of(scope).admission
-    context = context_of(scope)
+async def admit(
+    admission: Admission,
+    context: RequestContext,
+    model: str,
+    messages: Sequence[ChatMessage],
+    max_tokens: int | None,
+) -> Admitted:
+    """Admit the request (raising its 402/429/503, or waiting in the plan's queue)."""
     principal = context.authenticated()
     request = AdmissionRequest(
         request_id=context.request_id,
@@ -60,30 +68,7 @@ async def admitted(
     grant = await admission.acquire(request, lambda decision: _record(context, decision))
     context.plan = grant.plan
     context.response_headers.update(grant.headers)
-    report = UsageReport()
-    try:
-        yield report
-    except (JobNotAccepted, StoreUnavailable):
-        # Nothing ran on a node: the request, its tokens and its budget are all given back.
-        admission.settle(grant, None, accepted=False)
-        raise
-    except BaseException:
-        admission.settle(grant, report.usage, accepted=True)
-        _note_usage(context, grant, report.usage)
-        raise
-    admission.settle(grant, report.usage, accepted=True)
-    _note_usage(context, grant, report.usage)
-
-
-def _note_usage(context: RequestContext, grant: Grant, usage: Usage | None) -> None:
-    """Actual tokens and their cost (at the model's prices), for the usage record."""
-    if usage is None:
-        return
-    facts = context.usage
-    facts.prompt_tokens, facts.completion_tokens = usage.prompt_tokens, usage.completion_tokens
-    if grant.limits is not None:
-        cost = grant.limits.prices.cost(usage.prompt_tokens, usage.completion_tokens)
-        facts.cost = round(cost, 9)
+    return Admitted(admission, context, grant)
 
 
 def _record(context: RequestContext, decision: LimitDecision) -> None:

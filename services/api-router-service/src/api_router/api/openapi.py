@@ -11,24 +11,42 @@ from starlette.responses import Response
 from api_router import __version__
 from api_router.api.errors import CATALOG, ErrorResponse
 from api_router.api.public.audit import AuditList
-from api_router.api.public.inference_contract import InferenceRequest, InferenceResponse
+from api_router.api.public.inference_contract import (
+    InferenceRequest,
+    InferenceResponse,
+    StreamDelta,
+    StreamDone,
+)
+from api_router.api.public.openai_contract import (
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatCompletionRequest,
+    ModelList,
+    OpenAIError,
+)
 from api_router.api.public.status import StatusReport
 from api_router.services import services_of
 from api_router.usage.record import AuditRecord, UsageRecord
 
 _REF = "#/components/schemas/{name}"
 _INFERENCE_ERRORS = ("400", "401", "403", "404", "408", "413", "415", "502", "503", "504")
+_SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}, {"apiKeyHeader": []}]
+_STREAM_OF_INFERENCE = (
+    "With `stream: true`: server-sent events `chunk` (data: inference.chunk), then `done` "
+    "(data: inference.done) or `error` (data: the error shape); comment lines are heartbeats."
+)
 
 
 def build_openapi() -> dict[str, Any]:
     # UsageRecord is not an HTTP body; it is listed as the schema of the Kafka messages.
-    (request, response, error, status, audit, audit_list, _), schemas = (
-        msgspec.json.schema_components(
-            [InferenceRequest, InferenceResponse, ErrorResponse, StatusReport, AuditRecord,
-             AuditList, UsageRecord],
-            ref_template=_REF,
-        )
-    )  # fmt: skip
+    structs = [InferenceRequest, InferenceResponse, ErrorResponse, StatusReport, StreamDelta,
+               StreamDone, ChatCompletionRequest, ChatCompletion, ChatCompletionChunk,
+               ModelList, OpenAIError, AuditRecord, AuditList, UsageRecord]  # fmt: skip
+    (request, response, error, status, *rest), schemas = msgspec.json.schema_components(
+        structs, ref_template=_REF
+    )
+    delta, done, chat_request, chat, chat_chunk, model_list, openai_error, *audits = rest
+    audit, audit_list, _ = audits
     return {
         "openapi": "3.1.0",
         "info": {
@@ -42,18 +60,49 @@ def build_openapi() -> dict[str, Any]:
                 "post": {
                     "operationId": "createInference",
                     "summary": "Run a chat completion on the best available node",
-                    "security": [{"bearerAuth": []}, {"apiKeyHeader": []}],
+                    "security": _SECURITY,
                     "requestBody": {"required": True, "content": _json(request)},
                     "responses": {
                         "200": {
-                            "description": "The completion, with router-computed timings",
+                            "description": "The completion, with router-computed timings. "
+                            + _STREAM_OF_INFERENCE,
                             "headers": {
                                 "X-Request-Id": {"schema": {"type": "string"}},
                                 "Server-Timing": {"schema": {"type": "string"}},
                             },
-                            "content": _json(response),
+                            "content": {
+                                **_json(response),
+                                **_event_stream({"oneOf": [delta, done, error]}),
+                            },
                         },
                         **{code: _error(error) for code in _INFERENCE_ERRORS},
+                    },
+                }
+            },
+            "/v1/chat/completions": {
+                "post": {
+                    "operationId": "createChatCompletion",
+                    "summary": "OpenAI-compatible chat completion (whole or streamed)",
+                    "security": _SECURITY,
+                    "requestBody": {"required": True, "content": _json(chat_request)},
+                    "responses": {
+                        "200": {
+                            "description": "The completion; with `stream: true`, `data:` "
+                            "frames holding chat.completion.chunk, ending with `data: [DONE]`",
+                            "content": {**_json(chat), **_event_stream(chat_chunk)},
+                        },
+                        **{code: _error(openai_error) for code in _INFERENCE_ERRORS},
+                    },
+                }
+            },
+            "/v1/models": {
+                "get": {
+                    "operationId": "listModels",
+                    "summary": "OpenAI-compatible list of the models healthy nodes serve",
+                    "security": _SECURITY,
+                    "responses": {
+                        "200": {"description": "The models", "content": _json(model_list)},
+                        **{code: _error(openai_error) for code in ("401", "403")},
                     },
                 }
             },
@@ -113,6 +162,14 @@ def _json(schema: dict[str, Any]) -> dict[str, Any]:
     return {"application/json": {"schema": schema}}
 
 
+def _event_stream(schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``text/event-stream``; ``schema`` describes the JSON in each ``data:`` line."""
+    body: dict[str, Any] = {"type": "string"}
+    if schema is not None:
+        body["x-data-schema"] = schema
+    return {"text/event-stream": {"schema": body}}
+
+
 def _error(schema: dict[str, Any]) -> dict[str, Any]:
     return {"description": "An error from the catalog", "content": _json(schema)}
 
@@ -128,7 +185,7 @@ def _audit(
         "get": {
             "operationId": operation,
             "summary": summary,
-            "security": [{"bearerAuth": []}, {"apiKeyHeader": []}],
+            "security": _SECURITY,
             "parameters": parameters,
             "responses": {
                 "200": {"description": "Found", "content": _json(body)},

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import NamedTuple, Protocol
 
 from api_router.chat import ChatMessage, ChatOptions, Completion
@@ -38,6 +38,18 @@ class Backend(Protocol):
         timeout_s: float,
     ) -> Completion:
         """One whole completion, or ``BackendError`` (never a hang past ``timeout_s``)."""
+        ...
+
+    def stream(
+        self,
+        model: str,
+        messages: Sequence[ChatMessage],
+        options: ChatOptions,
+        timeout_s: float,
+    ) -> AsyncIterator[str | Completion]:
+        """The answer as the backend produces it: text deltas, then exactly one
+        ``Completion`` (the whole message, finish reason and usage), or ``BackendError``.
+        Closing the iterator early aborts the backend call (the connection is closed)."""
         ...
 
     async def inventory(self) -> ModelInventory:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 
 from api_router.backends.base import BackendError, ModelInventory
 from api_router.chat import ChatMessage, ChatOptions, Completion, Usage
@@ -28,25 +28,53 @@ class MockBackend:
         options: ChatOptions,
         timeout_s: float,
     ) -> Completion:
+        words, completion = self._answer(model, messages, options)
+        delay = self._latency_s
+        if self._tokens_per_second > 0:
+            delay += len(words) / self._tokens_per_second
+        await self._sleep(delay, timeout_s)
+        return completion
+
+    async def stream(
+        self,
+        model: str,
+        messages: Sequence[ChatMessage],
+        options: ChatOptions,
+        timeout_s: float,
+    ) -> AsyncIterator[str | Completion]:
+        """The same answer as ``chat``, one word (token) at a time at the configured rate."""
+        words, completion = self._answer(model, messages, options)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        await self._sleep(self._latency_s, timeout_s)
+        for i, word in enumerate(words):
+            if self._tokens_per_second > 0:
+                await self._sleep(1 / self._tokens_per_second, deadline - loop.time())
+            yield word if i == 0 else f" {word}"
+        yield completion
+
+    def _answer(
+        self, model: str, messages: Sequence[ChatMessage], options: ChatOptions
+    ) -> tuple[list[str], Completion]:
         if model not in self._models:
             raise BackendError("model_not_found", f"mock does not serve {model!r}", retryable=True)
         limit = options.max_tokens or DEFAULT_REPLY_TOKENS
         full = reply_words(model, messages)
         words = full[:limit]
-        delay = self._latency_s
-        if self._tokens_per_second > 0:
-            delay += len(words) / self._tokens_per_second
-        if delay > timeout_s:
-            await asyncio.sleep(timeout_s)
-            raise BackendError("backend_timeout", "mock did not answer in time", retryable=True)
-        if delay:
-            await asyncio.sleep(delay)
-        return Completion(
+        return words, Completion(
             message=ChatMessage("assistant", " ".join(words)),
             finish_reason="length" if len(full) > limit else "stop",
             usage=Usage(count_tokens(messages), len(words)),
             metadata={"backend": "mock", "mock": "true"},
         )
+
+    @staticmethod
+    async def _sleep(delay_s: float, timeout_s: float) -> None:
+        if delay_s > timeout_s:
+            await asyncio.sleep(max(timeout_s, 0.0))
+            raise BackendError("backend_timeout", "mock did not answer in time", retryable=True)
+        if delay_s > 0:
+            await asyncio.sleep(delay_s)
 
     async def inventory(self) -> ModelInventory:
         return ModelInventory(available=list(self._models), loaded=list(self._models))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 
 import msgspec
 
@@ -30,6 +30,20 @@ class _ChatReply(msgspec.Struct):
     usage: _Usage = msgspec.field(default_factory=_Usage)
 
 
+class _Delta(msgspec.Struct):
+    content: str | None = None
+
+
+class _StreamChoice(msgspec.Struct):
+    delta: _Delta = msgspec.field(default_factory=_Delta)
+    finish_reason: str | None = None
+
+
+class _StreamChunk(msgspec.Struct):
+    choices: list[_StreamChoice] = msgspec.field(default_factory=list)
+    usage: _Usage | None = None
+
+
 class _Model(msgspec.Struct):
     id: str
 
@@ -39,6 +53,7 @@ class _ModelList(msgspec.Struct):
 
 
 _chat_reply = msgspec.json.Decoder(_ChatReply)
+_stream_chunk = msgspec.json.Decoder(_StreamChunk)
 _model_list = msgspec.json.Decoder(_ModelList)
 
 
@@ -49,6 +64,15 @@ class OpenAIBackend:
         # Accept both "http://host:8000" and "http://host:8000/v1".
         self._http = JsonHttpClient(base_url.rstrip("/").removesuffix("/v1"), "openai backend")
 
+    def _body(
+        self, model: str, messages: Sequence[ChatMessage], options: ChatOptions, stream: bool
+    ) -> dict[str, object]:
+        sampling = {k: v for k, v in msgspec.structs.asdict(options).items() if v is not None}
+        body: dict[str, object] = {"model": model, "messages": messages, "stream": stream}
+        if stream:
+            body["stream_options"] = {"include_usage": True}
+        return {**body, **sampling}
+
     async def chat(
         self,
         model: str,
@@ -56,8 +80,7 @@ class OpenAIBackend:
         options: ChatOptions,
         timeout_s: float,
     ) -> Completion:
-        sampling = {k: v for k, v in msgspec.structs.asdict(options).items() if v is not None}
-        body = {"model": model, "messages": messages, "stream": False, **sampling}
+        body = self._body(model, messages, options, stream=False)
         reply = await self._http.post("/v1/chat/completions", body, _chat_reply, timeout_s, model)
         if not reply.choices:
             raise BackendError("backend_error", "openai backend sent no choices", retryable=False)
@@ -66,6 +89,42 @@ class OpenAIBackend:
             message=ChatMessage("assistant", choice.message.content or ""),
             finish_reason=choice.finish_reason or "stop",
             usage=Usage(reply.usage.prompt_tokens, reply.usage.completion_tokens),
+        )
+
+    async def stream(
+        self,
+        model: str,
+        messages: Sequence[ChatMessage],
+        options: ChatOptions,
+        timeout_s: float,
+    ) -> AsyncIterator[str | Completion]:
+        body = self._body(model, messages, options, stream=True)
+        parts: list[str] = []
+        finish_reason = "stop"
+        usage: _Usage | None = None
+        lines = self._http.post_streaming("/v1/chat/completions", body, timeout_s, model)
+        async for line in lines:
+            if not line.startswith(b"data:"):
+                continue  # comments and other SSE fields
+            data = line[5:].strip()
+            if data == b"[DONE]":
+                break
+            chunk = self._http.decode(_stream_chunk, data)
+            usage = chunk.usage or usage
+            for choice in chunk.choices[:1]:
+                finish_reason = choice.finish_reason or finish_reason
+                if choice.delta.content:
+                    parts.append(choice.delta.content)
+                    yield choice.delta.content
+        else:
+            raise BackendError("backend_error", "openai backend ended the stream early",
+                               retryable=False)  # fmt: skip
+        # Servers that ignore stream_options send no usage: count the pieces instead.
+        usage = usage or _Usage(0, len(parts))
+        yield Completion(
+            message=ChatMessage("assistant", "".join(parts)),
+            finish_reason=finish_reason,
+            usage=Usage(usage.prompt_tokens, usage.completion_tokens),
         )
 
     async def inventory(self) -> ModelInventory:

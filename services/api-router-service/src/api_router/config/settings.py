@@ -59,6 +59,21 @@ class DispatchSettings(_Section, frozen=True):
     node_backlog_limit: Annotated[int, msgspec.Meta(ge=1)] = 64
 
 
+class StreamSettings(_Section, frozen=True):
+    # A comment line is sent to a streaming client after this long without output, so
+    # proxies keep an idle connection (a long prompt being read) open.
+    heartbeat_s: Seconds = 15.0
+    # No event from the worker for this long after `accepted`: the worker is taken for
+    # dead and the stream ends with an upstream_timeout error. Workers write a keepalive
+    # every 2 s while their backend is silent, so this only has to outlast that.
+    idle_timeout_s: Annotated[float, msgspec.Meta(ge=3)] = 10.0
+    # Worker events held per streaming request; a client so far behind that they fill
+    # up is cut off (slow_reader): memory per request stays bounded.
+    buffer_events: Annotated[int, msgspec.Meta(ge=8)] = 256
+    # A single write to a streaming client blocked this long cuts the client off too.
+    write_timeout_s: Seconds = 10.0
+
+
 class HealthSettings(_Section, frozen=True):
     # A node is fresh when its worker reported within this many seconds.
     fresh_s: Seconds = 15.0
@@ -135,6 +150,7 @@ class Settings(_Section, frozen=True):
     redis: RedisSettings = msgspec.field(default_factory=RedisSettings)
     auth: AuthSettings = msgspec.field(default_factory=AuthSettings)
     dispatch: DispatchSettings = msgspec.field(default_factory=DispatchSettings)
+    stream: StreamSettings = msgspec.field(default_factory=StreamSettings)
     health: HealthSettings = msgspec.field(default_factory=HealthSettings)
     kafka: KafkaSettings = msgspec.field(default_factory=KafkaSettings)
     usage: UsageSettings = msgspec.field(default_factory=UsageSettings)

@@ -1,9 +1,12 @@
 """JSON Schemas of the public and stream contracts, shipped as package data.
 
-``inference.request``, ``inference.response``, ``error``, ``usage.record`` (the Kafka
-message) and ``audit.record`` are generated from the structs that decode and encode them
-(``python -m api_router.contracts`` rewrites the files; a contract test fails when they
-differ). ``stream.job`` and ``stream.event`` describe Redis
+The HTTP contracts (``inference.*``, ``chat.completion*``, ``model.list``, ``error``,
+``openai.error``, ``audit.record``) and the Kafka message ``usage.record`` are generated
+from the structs that decode and encode them (``python -m api_router.contracts`` rewrites
+the files; a contract test fails when they differ). ``inference.chunk`` and
+``inference.done`` are the ``data`` of a streamed answer's ``chunk`` and ``done`` events;
+``chat.completion.chunk`` the ``data`` frames of an OpenAI stream. ``stream.job`` and
+``stream.event`` describe Redis
 stream entries, whose fields are all strings, and are written by hand.
 """
 
@@ -16,7 +19,14 @@ from typing import Any, Final
 CONTRACT_NAMES: Final = (
     "inference.request",
     "inference.response",
+    "inference.chunk",
+    "inference.done",
+    "chat.completion.request",
+    "chat.completion",
+    "chat.completion.chunk",
+    "model.list",
     "error",
+    "openai.error",
     "usage.record",
     "audit.record",
     "stream.job",

@@ -8,14 +8,33 @@ from typing import Any
 import msgspec
 
 from api_router.api.errors import ErrorResponse
-from api_router.api.public.inference_contract import InferenceRequest, InferenceResponse
+from api_router.api.public.inference_contract import (
+    InferenceRequest,
+    InferenceResponse,
+    StreamDelta,
+    StreamDone,
+)
+from api_router.api.public.openai_contract import (
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatCompletionRequest,
+    ModelList,
+    OpenAIError,
+)
 from api_router.contracts import DRAFT
 from api_router.usage.record import AuditRecord, UsageRecord
 
 HTTP_CONTRACTS: dict[str, type[msgspec.Struct]] = {
     "inference.request": InferenceRequest,
     "inference.response": InferenceResponse,
+    "inference.chunk": StreamDelta,
+    "inference.done": StreamDone,
+    "chat.completion.request": ChatCompletionRequest,
+    "chat.completion": ChatCompletion,
+    "chat.completion.chunk": ChatCompletionChunk,
+    "model.list": ModelList,
     "error": ErrorResponse,
+    "openai.error": OpenAIError,
     "usage.record": UsageRecord,
     "audit.record": AuditRecord,
 }

@@ -2,8 +2,8 @@
 
 One Redis round trip puts the job on the first candidate node that is not full; the
 replica's :class:`ReplyReader` wakes the request when the worker's events arrive. A job
-that is not accepted in time, or not done by its deadline, is marked cancelled so the
-worker drops it instead of answering nobody.
+that is not accepted in time, or not done by its deadline, or whose streaming client left,
+is marked cancelled so the worker drops (or aborts) it instead of answering nobody.
 """
 
 from __future__ import annotations
@@ -11,22 +11,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from api_router.api.errors import ApiError, StoreUnavailable
 from api_router.chat import Completion
-from api_router.config.settings import DispatchSettings
+from api_router.config.settings import DispatchSettings, StreamSettings
 from api_router.dispatch.protocol import Event, Job, ProtocolError
 from api_router.dispatch.reply_reader import ReplyReader, ReplyWaiter
+from api_router.dispatch.streamed_job import DispatchObserver, StreamedJob
 from api_router.keyspace import WORKER_GROUP, Keyspace
 from api_router.redis_store import Redis, lua_script, store_errors
 from api_router.routing.node_health import NodeHealth
 
 log = logging.getLogger(__name__)
-
-# Told how each dispatch ended: (node id, outcome, seconds from submit to last event).
-DispatchObserver = Callable[[str, str, float], None]
 
 
 class JobNotAccepted(ApiError):
@@ -51,11 +49,13 @@ class Dispatcher:
         keys: Keyspace,
         replies: ReplyReader,
         settings: DispatchSettings,
+        stream_settings: StreamSettings,
     ) -> None:
         self._redis = redis
         self._keys = keys
         self._replies = replies
         self._settings = settings
+        self._stream_settings = stream_settings
         self._bounded_add = redis.register_script(lua_script(__package__, "bounded_add"))
         self._background: set[asyncio.Task[None]] = set()
 
@@ -74,6 +74,50 @@ class Dispatcher:
             return dispatched
         finally:
             self._replies.unregister(job.id)
+
+    async def stream(
+        self, job: Job, candidates: Sequence[NodeHealth], observe: DispatchObserver
+    ) -> StreamedJob:
+        """Submit a streamed job and return once a worker has accepted it, so that a job
+        nobody takes is still an ordinary HTTP error. The caller reads the events from the
+        returned ``StreamedJob`` and must ``close`` it."""
+        waiter = self._replies.register(job.id, job.attempt, self._stream_settings.buffer_events)
+        try:
+            node, submitted_at = await self._submit(job, candidates)
+            try:
+                accepted_at = await self._await_accepted(job, node, waiter, submitted_at)
+            except ApiError as exc:
+                observe(node.node_id, exc.code, time.perf_counter() - submitted_at)
+                raise
+        except BaseException:
+            self._replies.unregister(job.id)
+            raise
+        times = (submitted_at, accepted_at)
+        return StreamedJob(job, node, waiter, self._stream_settings, times, self._release)
+
+    async def _await_accepted(
+        self, job: Job, node: NodeHealth, waiter: ReplyWaiter, submitted_at: float
+    ) -> float:
+        deadline = submitted_at + (job.deadline_ms / 1000 - time.time())
+        timeout = min(self._settings.accept_timeout_s, deadline - time.perf_counter())
+        try:
+            event = await waiter.next(timeout)
+        except TimeoutError:
+            self._cancel(job)
+            raise ApiError(
+                "upstream_timeout", f"node {node.node_id} did not accept the job in time"
+            ) from None
+        if event.type == "error":
+            raise _upstream_error(event)
+        if event.type != "accepted":  # the worker writes `accepted` before anything else
+            self._cancel(job)
+            raise ApiError("upstream_error", f"node {node.node_id} did not accept the job first")
+        return time.perf_counter()
+
+    def _release(self, job: Job, cancel: bool) -> None:
+        self._replies.unregister(job.id)
+        if cancel:
+            self._cancel(job)
 
     async def _submit(self, job: Job, candidates: Sequence[NodeHealth]) -> tuple[NodeHealth, float]:
         args = [self._settings.node_backlog_limit, WORKER_GROUP, *_flatten(job.to_fields())]

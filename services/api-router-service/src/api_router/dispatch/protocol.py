@@ -18,6 +18,10 @@ from api_router.chat import ChatMessage, ChatOptions, Completion
 
 PROTOCOL_VERSION: Final = "1"
 
+# While a streamed job produces nothing (a long prompt being read), its worker writes an
+# empty `chunk` this often, so the gateway can tell a slow backend from a dead worker.
+STREAM_KEEPALIVE_S: Final = 2.0
+
 _T = TypeVar("_T")
 
 EventType = Literal["accepted", "chunk", "done", "error"]
@@ -48,6 +52,15 @@ class AcceptedData(msgspec.Struct, frozen=True):
     consumer: str
 
 
+class ChunkData(msgspec.Struct, frozen=True):
+    """Text the backend produced since the previous chunk. ``tokens`` counts the backend's
+    stream pieces it holds (one piece is one token for Ollama and OpenAI-compatible
+    servers); an empty delta with no tokens is a keepalive."""
+
+    delta: str
+    tokens: int = 0
+
+
 class ErrorData(msgspec.Struct, frozen=True):
     reason: ErrorReason
     message: str
@@ -55,6 +68,7 @@ class ErrorData(msgspec.Struct, frozen=True):
 
 
 _payload_decoder = msgspec.json.Decoder(JobPayload)
+_chunk_decoder = msgspec.json.Decoder(ChunkData)
 _done_decoder = msgspec.json.Decoder(Completion)
 _error_decoder = msgspec.json.Decoder(ErrorData)
 _encode = msgspec.json.encode
@@ -151,6 +165,9 @@ class Event:
         except (KeyError, ValueError) as exc:
             raise ProtocolError(f"malformed event: {exc!r}") from None
 
+    def chunk(self) -> ChunkData:
+        return _decode(_chunk_decoder, self.data)
+
     def completion(self) -> Completion:
         return _decode(_done_decoder, self.data)
 
@@ -160,6 +177,10 @@ class Event:
 
 def accepted(job: Job, node: str, consumer: str) -> Event:
     return Event(job.id, job.attempt, node, "accepted", 0, _encode(AcceptedData(consumer)))
+
+
+def chunk(job: Job, node: str, seq: int, data: ChunkData) -> Event:
+    return Event(job.id, job.attempt, node, "chunk", seq, _encode(data))
 
 
 def done(job: Job, node: str, seq: int, completion: Completion) -> Event:

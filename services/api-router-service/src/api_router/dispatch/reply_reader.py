@@ -28,22 +28,35 @@ _RETRY_DELAY_S = (0.05, 0.1, 0.25, 0.5, 1.0)
 
 
 class ReplyWaiter:
-    """The events of one request attempt, in arrival order."""
+    """The events of one request attempt, in arrival order, at most ``max_events`` held
+    (0: no bound). The reader never waits for a request: when a request's buffer is full,
+    its later events are dropped and ``overflowed`` is set, and that request is over."""
 
-    __slots__ = ("attempt", "request_id", "_events")
+    __slots__ = ("attempt", "request_id", "overflowed", "_events")
 
-    def __init__(self, request_id: str, attempt: int) -> None:
+    def __init__(self, request_id: str, attempt: int, max_events: int = 0) -> None:
         self.request_id = request_id
         self.attempt = attempt
-        self._events: asyncio.Queue[Event] = asyncio.Queue()
+        self.overflowed = asyncio.Event()
+        self._events: asyncio.Queue[Event] = asyncio.Queue(max_events)
 
     def deliver(self, event: Event) -> None:
-        self._events.put_nowait(event)
+        try:
+            self._events.put_nowait(event)
+        except asyncio.QueueFull:
+            self.overflowed.set()
 
     async def next(self, timeout_s: float) -> Event:
         """The next event; raises ``TimeoutError`` when none arrives in time."""
         async with asyncio.timeout(max(timeout_s, 0.0)):
             return await self._events.get()
+
+    def ready(self) -> list[Event]:
+        """The events that have arrived and not been taken yet, without waiting."""
+        events = []
+        while not self._events.empty():
+            events.append(self._events.get_nowait())
+        return events
 
 
 class ReplyReader:
@@ -58,8 +71,8 @@ class ReplyReader:
         """Create this replica's (empty) reply stream; workers never create it."""
         await self._create_stream()
 
-    def register(self, request_id: str, attempt: int = 1) -> ReplyWaiter:
-        waiter = ReplyWaiter(request_id, attempt)
+    def register(self, request_id: str, attempt: int = 1, max_events: int = 0) -> ReplyWaiter:
+        waiter = ReplyWaiter(request_id, attempt, max_events)
         self._waiters[request_id] = waiter
         return waiter
 

@@ -22,6 +22,7 @@ from typing import Literal, ParamSpec, TypeVar
 import msgspec
 
 from api_router.config.settings import KafkaSettings, UsageSettings
+from api_router.usage.daemon_calls import DaemonCalls
 from api_router.usage.kafka_producer import KafkaUnavailable, UsageProducer
 from api_router.usage.record import UsageRecord
 from api_router.usage.spool import SpoolError, UsageSpool
@@ -57,6 +58,7 @@ class UsageExporter:
         # Batches the spool failed to take: shipped straight from memory instead.
         self._unspooled: deque[tuple[str, str]] = deque()
         self._spool = UsageSpool(Path(settings.spool_dir))
+        self._calls = DaemonCalls("usage-spool")
         self._producer = UsageProducer(kafka, client_id)
         self._wake_shipper = asyncio.Event()
         self._oldest_finished: float | None = None  # epoch s of the oldest unshipped record
@@ -103,6 +105,7 @@ class UsageExporter:
     async def aclose(self) -> None:
         """Graceful shutdown, after the loops were stopped: spool what is in memory, then
         ship for up to ``shutdown_flush_s``; whatever is left waits for the next start."""
+        await self._calls.settle(_SPOOL_TIMEOUT_S)  # calls the stopped loops left running
         await self._journal()
         try:
             async with asyncio.timeout(self._settings.shutdown_flush_s):
@@ -112,6 +115,7 @@ class UsageExporter:
             log.warning("usage records left in the spool for the next start",
                         extra={"records": self.depth})  # fmt: skip
         await self._producer.close()
+        await self._calls.settle(_SPOOL_TIMEOUT_S)
         self._spool.close()
 
     async def _journal_loop(self) -> None:
@@ -198,11 +202,10 @@ class UsageExporter:
     async def _call_spool(self, call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run a blocking spool call off the event loop, with a deadline."""
         try:
-            async with asyncio.timeout(_SPOOL_TIMEOUT_S):
-                return await asyncio.to_thread(call, *args, **kwargs)
+            return await self._calls.run(_SPOOL_TIMEOUT_S, call, *args, **kwargs)
         except (SpoolError, TimeoutError) as exc:
             # sqlitedict's thread dies on a failed commit; start a fresh one for next time.
-            await asyncio.to_thread(self._spool.reopen)
+            await self._calls.run(_SPOOL_TIMEOUT_S, self._spool.reopen)
             raise SpoolError(str(exc) or "usage spool call timed out") from None
 
 

@@ -26,6 +26,7 @@ class RecordTimings(msgspec.Struct, frozen=True):
     gateway_ms: float
     queue_ms: float
     inference_ms: float
+    ttft_ms: float | None = None  # streamed answers: arrival to the first text sent
 
 
 class RoutingOutcome(msgspec.Struct, frozen=True):
@@ -46,6 +47,7 @@ class UsageRecord(msgspec.Struct, frozen=True, kw_only=True):
     node_id: str
     pool: str
     status: Status
+    streamed: bool
     http_status: int
     error_code: str | None
     prompt_tokens: int
@@ -80,6 +82,8 @@ class UsageFacts:
     cost: float = 0.0
     queue_ms: float = 0.0
     inference_ms: float = 0.0
+    ttft_ms: float | None = None
+    streamed: bool = False
     attempts: int = 0
     # Set when the HTTP status alone cannot tell, e.g. a stream the client abandoned.
     status: Status | None = None
@@ -122,6 +126,7 @@ def build_records(
         node_id=facts.node_id,
         pool=facts.pool,
         status=facts.status or status_of(http_status),
+        streamed=facts.streamed,
         http_status=http_status,
         error_code=error_code,
         prompt_tokens=facts.prompt_tokens,
@@ -132,6 +137,7 @@ def build_records(
             gateway_ms=round(max(total_ms - facts.queue_ms - facts.inference_ms, 0.0), 3),
             queue_ms=facts.queue_ms,
             inference_ms=facts.inference_ms,
+            ttft_ms=facts.ttft_ms,
         ),
         routing=RoutingOutcome("dispatched" if facts.node_id else "not_routed", facts.attempts),
         started_at=rfc3339(started_at),

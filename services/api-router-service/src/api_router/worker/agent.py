@@ -1,7 +1,8 @@
 """The worker agent: one per inference node.
 
 It reads its node's jobs (at most ``max_concurrency`` at once), answers each on the reply
-stream the job names (``accepted``, then ``done`` or ``error``), and acknowledges a job
+stream the job names (``accepted``, for a streamed job ``chunk`` events, then ``done`` or
+``error``), and acknowledges a job
 only once it is answered. Jobs of a crashed worker of the same node are reclaimed. On stop
 it takes no new jobs, finishes what it runs within a grace period, answers the rest with
 ``error/shutting_down`` and leaves the health registry.
@@ -38,6 +39,7 @@ from api_router.redis_store import MissingConsumerGroup, Redis
 from api_router.telemetry.tracing import parent_context
 from api_router.worker.health_reporter import HealthReporter
 from api_router.worker.job_stream import Entry, JobStream
+from api_router.worker.streamed_answer import stream_answer
 
 log = logging.getLogger(__name__)
 
@@ -174,20 +176,18 @@ class WorkerAgent:
         if remaining_s <= 0:
             await self._reply(job, _error(job, node, "expired", "the job's deadline passed"))
             return
-        outcome = await self._jobs.accept(job, accepted(job, node, self.consumer))
-        if outcome != "accepted":
+        outcome = await self._jobs.emit(job, accepted(job, node, self.consumer))
+        if outcome != "written":
             log.info("job skipped", extra={"request_id": job.id, "outcome": outcome})
             return
-        try:
-            completion = await self._backend.chat(
-                job.model,
-                job.payload.messages,
-                job.payload.options,
-                min(self._settings.backend_timeout_s, remaining_s),
-            )
-            event = done(job, node, 1, completion)
-        except BackendError as exc:
-            event = _error(job, node, exc.reason, exc.message, exc.retryable)
+        timeout_s = min(self._settings.backend_timeout_s, remaining_s)
+        if job.stream:
+            final = await stream_answer(job, node, self._backend, self._jobs, timeout_s)
+            if final is None:  # cancelled by its gateway, or the gateway is gone
+                return
+            event = final
+        else:
+            event = await self._complete(job, timeout_s)
         await self._reply(job, event)
         log.info(
             "job answered",
@@ -195,6 +195,17 @@ class WorkerAgent:
                    "duration_ms": round((time.perf_counter() - started) * 1000, 3),
                    "traceparent": job.traceparent},
         )  # fmt: skip
+
+    async def _complete(self, job: Job, timeout_s: float) -> Event:
+        node = self._settings.node_id
+        try:
+            payload = job.payload
+            completion = await self._backend.chat(
+                job.model, payload.messages, payload.options, timeout_s
+            )
+        except BackendError as exc:
+            return _error(job, node, exc.reason, exc.message, exc.retryable)
+        return done(job, node, 1, completion)
 
     async def _reply(self, job: Job, event: Event) -> None:
         if not await self._jobs.reply(job.reply_to, event):

@@ -15,8 +15,8 @@ from api_router.keyspace import WORKER_GROUP, Keyspace
 from api_router.redis_store import Redis, ensure_consumer_group, lua_script, store_errors
 
 Entry = tuple[bytes, dict[bytes, bytes]]
-AcceptOutcome = Literal["accepted", "cancelled", "gateway_gone"]
-_ACCEPT_OUTCOMES: dict[int, AcceptOutcome] = {1: "accepted", 0: "cancelled", -1: "gateway_gone"}
+EmitOutcome = Literal["written", "cancelled", "gateway_gone"]
+_EMIT_OUTCOMES: dict[int, EmitOutcome] = {1: "written", 0: "cancelled", -1: "gateway_gone"}
 
 
 class JobStream:
@@ -25,7 +25,7 @@ class JobStream:
         self._keys = keys
         self.stream = keys.job_stream(node_id)
         self.consumer = consumer
-        self._accept = redis.register_script(lua_script(__package__, "accept"))
+        self._emit = redis.register_script(lua_script(__package__, "emit"))
         self._ack_and_trim = redis.register_script(lua_script(__package__, "ack_and_trim"))
         self._claim_cursor = "0-0"
 
@@ -60,13 +60,18 @@ class JobStream:
                     self.stream, WORKER_GROUP, self.consumer, 0, list(entry_ids), justid=True
                 )
 
-    async def accept(self, job: Job, event: Event) -> AcceptOutcome:
-        """Write ``accepted`` unless the gateway cancelled the job or is gone."""
+    async def emit(self, job: Job, event: Event) -> EmitOutcome:
+        """Write ``accepted`` or a ``chunk`` unless the gateway cancelled the job or is gone."""
         keys = [self._keys.cancel(job.reply_to, job.id), job.reply_to]
         args = [item for pair in event.to_fields().items() for item in pair]
         with store_errors("the reply stream"):
-            outcome = await self._accept(keys=keys, args=args)
-        return _ACCEPT_OUTCOMES[int(outcome)]
+            outcome = await self._emit(keys=keys, args=args)
+        return _EMIT_OUTCOMES[int(outcome)]
+
+    async def cancelled(self, job: Job) -> bool:
+        """Whether the gateway has abandoned the job (its client left, or it timed out)."""
+        with store_errors("the reply stream"):
+            return bool(await self._redis.exists(self._keys.cancel(job.reply_to, job.id)))
 
     async def reply(self, reply_to: str, event: Event) -> bool:
         """Write an event; False when the gateway's reply stream is gone."""

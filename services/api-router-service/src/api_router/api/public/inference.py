@@ -1,56 +1,49 @@
-"""``POST /v1/inference``: parse, route, admit, dispatch, answer with router-computed timings."""
+"""``POST /v1/inference``: parse, route, dispatch, answer with router-computed timings,
+whole or (``"stream": true``) as server-sent events."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 
+import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
 from api_router.api.body import read_json_body
-from api_router.api.errors import ApiError
-from api_router.api.limits import admitted
+from api_router.api.errors import ApiError, error_body
+from api_router.api.public import routed_chat
+from api_router.api.public.event_stream import EventStreamResponse
 from api_router.api.public.inference_contract import (
-    InferenceRequest,
     InferenceResponse,
+    StreamDelta,
+    StreamDone,
+    StreamTimings,
     Timings,
     TokenUsage,
     decode_request,
     encode_response,
 )
 from api_router.api.request_context import RequestContext, context_of
-from api_router.dispatch.dispatcher import Dispatched, DispatchObserver
-from api_router.dispatch.protocol import Job, JobPayload
-from api_router.routing.node_health import NodeHealth
-from api_router.services import Services, services_of
+from api_router.chat import Completion
+from api_router.dispatch.dispatcher import Dispatched
+from api_router.dispatch.protocol import JobPayload
+from api_router.services import services_of
+
+_encode = msgspec.json.encode
 
 
-async def inference(request: Request) -> Response:
+async def inference(request: Request) -> Response | EventStreamResponse:
     services = services_of(request.scope)
     context = context_of(request.scope)
-    principal = context.authenticated()
-    if not services.usage.accepting:
-        raise ApiError(
-            "usage_unavailable", "usage records cannot be kept right now, retry later",
-            headers={"Retry-After": "5"},
-        )  # fmt: skip
+    context.authenticated()
     body = decode_request(await read_json_body(request, services.settings.server))
+    payload = JobPayload(body.messages, body.options)
     if body.stream:
-        raise ApiError(
-            "streaming_unsupported", 'streaming is not available yet; send "stream": false'
-        )
-    snapshot = services.health.snapshot
-    context.telemetry.set_model(body.model, known=body.model in snapshot.known_models)
-    context.usage.model = body.model
-    # Routing before admission: a model no node serves is refused without a Redis round trip.
-    candidates = snapshot.candidates(body.model)
-    max_tokens = body.options.max_tokens
-    async with admitted(request.scope, body.model, body.messages, max_tokens) as usage:
-        dispatched = await _dispatch(services, context, principal.tenant, body, candidates)
-        usage.record(dispatched.completion.usage)
+        streamed, admitted = await routed_chat.start_stream(services, context, body.model, payload)
+        spelling = InferenceEvents(context, body.model, streamed.node.node_id)
+        return EventStreamResponse(streamed, admitted, spelling, context, services.settings.stream)
+    dispatched = await routed_chat.complete(services, context, body.model, payload)
     timings = _timings(context, dispatched)
-    context.usage.queue_ms, context.usage.inference_ms = timings.queue_ms, timings.inference_ms
     return Response(
         encode_response(_response(context, body.model, dispatched, timings)),
         media_type="application/json",
@@ -58,39 +51,33 @@ async def inference(request: Request) -> Response:
     )
 
 
-async def _dispatch(
-    services: Services,
-    context: RequestContext,
-    tenant: str,
-    body: InferenceRequest,
-    candidates: Sequence[NodeHealth],
-) -> Dispatched:
-    timeout_s = services.settings.dispatch.request_timeout_s
-    job = Job(
-        id=context.request_id,
-        attempt=1,
-        reply_to=services.replies.stream,
-        deadline_ms=int((context.arrived_at + timeout_s) * 1000),
-        model=body.model,
-        stream=False,
-        tenant=tenant,
-        traceparent=context.telemetry.traceparent,
-        payload=JobPayload(body.messages, body.options),
-    )
-    return await services.dispatcher.dispatch(job, candidates, _observer(context, candidates))
+class InferenceEvents:
+    """Our stream spelling: ``event: chunk`` / ``done`` / ``error`` with JSON data."""
 
+    def __init__(self, context: RequestContext, model: str, node_id: str) -> None:
+        self._context = context
+        self._model = model
+        self._node_id = node_id
 
-def _observer(context: RequestContext, candidates: Sequence[NodeHealth]) -> DispatchObserver:
-    """Note the node that took the job, for telemetry and the usage record."""
+    def delta(self, text: str) -> bytes:
+        return b"event: chunk\ndata: " + _encode(StreamDelta(text)) + b"\n\n"
 
-    def observe(node_id: str, outcome: str, seconds: float) -> None:
-        context.telemetry.dispatched(node_id, outcome, seconds)
-        usage = context.usage
-        usage.node_id = node_id
-        usage.pool = next((n.pool for n in candidates if n.node_id == node_id), "")
-        usage.attempts += 1
+    def done(self, completion: Completion, timings: StreamTimings) -> bytes:
+        usage = completion.usage
+        done = StreamDone(
+            id=self._context.request_id,
+            created=int(self._context.arrived_at),
+            model=self._model,
+            node_id=self._node_id,
+            finish_reason=completion.finish_reason,
+            usage=TokenUsage(usage.prompt_tokens, usage.completion_tokens, usage.total_tokens),
+            timings=timings,
+            metadata=completion.metadata,
+        )
+        return b"event: done\ndata: " + _encode(done) + b"\n\n"
 
-    return observe
+    def error(self, error: ApiError) -> bytes:
+        return b"event: error\ndata: " + error_body(error, self._context.request_id) + b"\n\n"
 
 
 def _timings(context: RequestContext, dispatched: Dispatched) -> Timings:

@@ -51,6 +51,33 @@ class Timings(msgspec.Struct, frozen=True):
     inference_ms: float
 
 
+class StreamTimings(Timings, frozen=True):
+    """Timings of a streamed answer; ``ttft_ms`` runs from arrival to the first text
+    handed to the client."""
+
+    ttft_ms: float
+
+
+class StreamDelta(msgspec.Struct, frozen=True):
+    """``event: chunk`` of a streamed answer: the text since the previous chunk."""
+
+    delta: str
+
+
+class StreamDone(msgspec.Struct, frozen=True):
+    """``event: done``, the last event of a streamed answer."""
+
+    id: str
+    created: int
+    model: str
+    node_id: str
+    finish_reason: str
+    usage: TokenUsage
+    timings: StreamTimings
+    metadata: dict[str, str]
+    object: Literal["inference.done"] = "inference.done"
+
+
 class InferenceResponse(msgspec.Struct, frozen=True):
     """A finished chat completion."""
 

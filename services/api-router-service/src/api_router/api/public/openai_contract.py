@@ -1,0 +1,232 @@
+"""The bodies of the OpenAI-compatible routes (``/v1/chat/completions``, ``/v1/models``),
+as the official SDK sends and reads them.
+
+A parameter is either honoured, accepted and ignored (``IGNORED``: it cannot change the
+answer we give), or refused with 400 ``unsupported_parameter`` naming it: a client that
+asks for tools, several choices or log probabilities must not get an answer that silently
+lacks them. Unknown parameters are refused the same way.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Final, Literal
+
+import msgspec
+
+from api_router.api.errors import CATALOG, ApiError
+from api_router.api.public.inference_contract import ModelName
+from api_router.chat import ChatMessage, ChatOptions
+
+# Accepted and ignored; docs/api.md lists them with the reason.
+IGNORED: Final = ("user", "store", "metadata", "service_tier", "parallel_tool_calls", "name")
+# The paths whose errors are spelled OpenAI's way (with `param`).
+OPENAI_PATHS: Final = frozenset({"/v1/chat/completions", "/v1/models"})
+FINISH_REASONS: Final = frozenset({"stop", "length", "content_filter", "tool_calls"})
+
+Stop = Annotated[str, msgspec.Meta(min_length=1)]
+
+
+class TextPart(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag="text"):
+    text: str
+
+
+class Message(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[TextPart] | None = None
+    name: str | None = None  # ignored: one conversation, one speaker per role
+
+    def to_chat(self) -> ChatMessage:
+        text = self.content if isinstance(self.content, str) else ""
+        if isinstance(self.content, list):
+            text = "".join(part.text for part in self.content)
+        # `developer` is OpenAI's newer name for the system prompt.
+        return ChatMessage("system" if self.role == "developer" else self.role, text)
+
+
+class StreamOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    include_usage: bool = False
+
+
+class ResponseFormat(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    type: str
+
+
+class ChatCompletionRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    model: ModelName
+    messages: Annotated[list[Message], msgspec.Meta(min_length=1, max_length=256)]
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    temperature: Annotated[float, msgspec.Meta(ge=0, le=2)] | None = None
+    top_p: Annotated[float, msgspec.Meta(ge=0, le=1)] | None = None
+    max_tokens: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] | None = None
+    max_completion_tokens: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] | None = None
+    stop: Stop | Annotated[list[Stop], msgspec.Meta(max_length=8)] | None = None
+    seed: int | None = None
+    # Accepted only at the value that asks for nothing we lack:
+    n: int | None = None  # 1
+    frequency_penalty: float | None = None  # 0
+    presence_penalty: float | None = None  # 0
+    logprobs: bool | None = None  # false
+    response_format: ResponseFormat | None = None  # {"type": "text"}
+    # Ignored (IGNORED):
+    user: str | None = None
+    store: bool | None = None
+    metadata: dict[str, str] | None = None
+    service_tier: str | None = None
+    parallel_tool_calls: bool | None = None
+
+    def options(self) -> ChatOptions:
+        stop = [self.stop] if isinstance(self.stop, str) else self.stop
+        return ChatOptions(
+            temperature=self.temperature,
+            top_p=self.top_p,
+            max_tokens=self.max_completion_tokens or self.max_tokens,
+            stop=stop,
+            seed=self.seed,
+        )
+
+    @property
+    def include_usage(self) -> bool:
+        return self.stream_options is not None and self.stream_options.include_usage
+
+
+_decoder = msgspec.json.Decoder(ChatCompletionRequest)
+_UNKNOWN_FIELD = re.compile(r"unknown field `([^`]+)`(?: - at `\$\.?([^`]*)`)?")
+_AT_PATH = re.compile(r" - at `\$\.?([^`]*)`")
+
+
+def decode_chat_request(body: bytes) -> ChatCompletionRequest:
+    """Decode and check; the error's ``param`` names the parameter at fault."""
+    try:
+        request = _decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        raise _validation_error(str(exc)) from None
+    except msgspec.DecodeError as exc:
+        raise ApiError("invalid_request", f"the body is not valid JSON: {exc}") from None
+    _refuse_unsupported(request)
+    return request
+
+
+def _validation_error(message: str) -> ApiError:
+    unknown = _UNKNOWN_FIELD.search(message)
+    if unknown:
+        name, parent = unknown.group(1), unknown.group(2)
+        param = f"{parent}.{name}" if parent else name
+        return ApiError(
+            "unsupported_parameter", f"parameter {param!r} is not supported", param=param
+        )
+    at = _AT_PATH.search(message)
+    param = at[1] if at else None
+    if param and ".content[" in param:  # a content part other than text (images, audio)
+        return ApiError(
+            "unsupported_parameter", f"only text content parts are supported: {message}",
+            param=param,
+        )  # fmt: skip
+    return ApiError("invalid_request", f"invalid request body: {message}", param=param)
+
+
+def _refuse_unsupported(request: ChatCompletionRequest) -> None:
+    refusals = (
+        ("n", request.n not in (None, 1), "only n=1 is supported"),
+        ("frequency_penalty", request.frequency_penalty not in (None, 0), "only 0 is supported"),
+        ("presence_penalty", request.presence_penalty not in (None, 0), "only 0 is supported"),
+        ("logprobs", bool(request.logprobs), "log probabilities are not available"),
+        ("response_format", request.response_format not in (None, ResponseFormat("text")),
+         'only {"type": "text"} is supported'),
+    )  # fmt: skip
+    for param, refused, why in refusals:
+        if refused:
+            raise ApiError("unsupported_parameter", f"{param}: {why}", param=param)
+    if request.stream_options is not None and not request.stream:
+        raise ApiError(
+            "invalid_request", "stream_options needs stream: true", param="stream_options"
+        )
+
+
+# --- answers -----------------------------------------------------------------------
+
+
+class CompletionUsage(msgspec.Struct, frozen=True):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class AssistantMessage(msgspec.Struct, frozen=True):
+    content: str
+    role: Literal["assistant"] = "assistant"
+
+
+class Choice(msgspec.Struct, frozen=True):
+    index: int
+    message: AssistantMessage
+    finish_reason: str
+    logprobs: None = None
+
+
+class ChatCompletion(msgspec.Struct, frozen=True):
+    id: str
+    created: int
+    model: str
+    choices: list[Choice]
+    usage: CompletionUsage
+    object: Literal["chat.completion"] = "chat.completion"
+
+
+class Delta(msgspec.Struct, frozen=True, omit_defaults=True):
+    role: Literal["assistant"] | None = None
+    content: str | None = None
+
+
+class ChunkChoice(msgspec.Struct, frozen=True):
+    index: int
+    delta: Delta
+    finish_reason: str | None = None
+    logprobs: None = None
+
+
+class ChatCompletionChunk(msgspec.Struct, frozen=True):
+    id: str
+    created: int
+    model: str
+    choices: list[ChunkChoice]
+    # Absent unless the client asked for usage; then null until the usage-only chunk.
+    usage: CompletionUsage | None | msgspec.UnsetType = msgspec.UNSET
+    object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
+
+
+class Model(msgspec.Struct, frozen=True):
+    id: str
+    created: int = 0
+    owned_by: str = "api-router"
+    object: Literal["model"] = "model"
+
+
+class ModelList(msgspec.Struct, frozen=True):
+    data: list[Model]
+    object: Literal["list"] = "list"
+
+
+class OpenAIErrorBody(msgspec.Struct, frozen=True):
+    message: str
+    type: str
+    param: str | None
+    code: str
+    request_id: str | None
+
+
+class OpenAIError(msgspec.Struct, frozen=True):
+    error: OpenAIErrorBody
+
+
+def openai_error_body(error: ApiError, request_id: str | None) -> bytes:
+    """OpenAI's error shape, with our catalog code and type (and our request id)."""
+    kind = CATALOG[error.code]
+    body = OpenAIErrorBody(error.message, kind.type, error.param, error.code, request_id)
+    return msgspec.json.encode(OpenAIError(body))
+
+
+def finish_reason(reason: str) -> str:
+    """Backends have their own reasons (Ollama: ``load``, ``unload``); OpenAI has four."""
+    return reason if reason in FINISH_REASONS else "stop"
