@@ -53,6 +53,13 @@ class Keyspace:
         """AuditRecord JSON of one request; expires after ``audit.retention_s``."""
         return f"{self.prefix}:audit:{request_id}"
 
+    @property
+    def audit_admin(self) -> str:
+        """Stream of AdminAction JSON (field ``action``), oldest first. Entries older than
+        ``audit.retention_s`` are trimmed (MINID) on every write; the stream expires a
+        retention after its last write."""
+        return f"{self.prefix}:audit-admin"
+
     def audit_index(self, tenant: str | None) -> str:
         """Sorted set request_id -> finished-at epoch ms, of one tenant or (``None``) of
         all. Entries older than the retention are trimmed on every write, and the set

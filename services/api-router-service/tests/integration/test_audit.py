@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
+from api_router.usage.record import AdminAction, now_rfc3339
 from tests.support.limits import write_policies
 from tests.support.stack import Gateway, Stack, chat
 
@@ -157,3 +158,26 @@ async def test_denials_are_audited_with_their_limit_and_usage_is_priced(stack: S
     expected = (2.0 * ok_record["prompt_tokens"] + 4.0 * ok_record["completion_tokens"]) / 1000
     assert ok_record["cost"] == pytest.approx(expected) and expected > 0
     assert ok_record["limit_decisions"] == []
+
+
+async def test_admin_actions_are_kept_newest_first(stack: Stack) -> None:
+    async with stack.gateway() as gw:
+        for target in ("k1", "k2"):
+            gw.services.audit.write(
+                AdminAction(
+                    at=now_rfc3339(),
+                    actor="kadmin",
+                    action="keys.revoke",
+                    target=target,
+                    details={"reason": "test"},
+                )  # fmt: skip
+            )
+        for _ in range(100):
+            actions = await gw.services.audit.admin_actions()
+            if len(actions) == 2:
+                break
+            await asyncio.sleep(0.01)
+    assert [(a.actor, a.action, a.target) for a in actions] == [
+        ("kadmin", "keys.revoke", "k2"), ("kadmin", "keys.revoke", "k1")
+    ]  # fmt: skip
+    assert actions[0].details == {"reason": "test"}

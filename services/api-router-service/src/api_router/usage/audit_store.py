@@ -20,7 +20,7 @@ from api_router.api.errors import StoreUnavailable
 from api_router.config.settings import AuditSettings
 from api_router.keyspace import Keyspace
 from api_router.redis_store import Redis, store_errors
-from api_router.usage.record import AuditRecord, Status
+from api_router.usage.record import AdminAction, AuditRecord, Status
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,7 @@ _FLUSH_TIMEOUT_S = 2.0
 _MAX_SCAN = 5_000
 
 _decode = msgspec.json.Decoder(AuditRecord).decode
+_decode_action = msgspec.json.Decoder(AdminAction).decode
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,12 +58,13 @@ class AuditStore:
         self._redis = redis
         self._keys = keys
         self._retention_s = settings.retention_s
-        self._queue: deque[AuditRecord] = deque()
+        self._queue: deque[AuditRecord | AdminAction] = deque()
         self._wake = asyncio.Event()
         self.dropped = 0
 
-    def write(self, record: AuditRecord) -> None:
-        """Queue a record; never blocks. Past the queue's bound the oldest is dropped."""
+    def write(self, record: AuditRecord | AdminAction) -> None:
+        """Queue a request's record or an admin action; never blocks. Past the queue's
+        bound the oldest is dropped."""
         if len(self._queue) >= _QUEUE_MAX:
             self._queue.popleft()
             self.dropped += 1
@@ -93,6 +95,12 @@ class AuditStore:
         with store_errors("the audit store"):
             raw = await self._redis.get(self._keys.audit_record(request_id))
         return None if raw is None else _decode(raw)
+
+    async def admin_actions(self, count: int = 100) -> list[AdminAction]:
+        """The latest admin actions, newest first."""
+        with store_errors("the audit store"):
+            entries = await self._redis.xrevrange(self._keys.audit_admin, count=count)
+        return [_decode_action(fields[b"action"]) for _, fields in entries or () if fields]
 
     async def query(self, query: AuditQuery) -> AuditPage:
         """Records newest first within ``[since_ms, until_ms]``, filtered by status."""
@@ -125,6 +133,15 @@ class AuditStore:
             with store_errors("the audit store"):
                 async with self._redis.pipeline(transaction=False) as pipe:
                     for record in batch:
+                        if isinstance(record, AdminAction):
+                            pipe.xadd(
+                                self._keys.audit_admin,
+                                {"action": msgspec.json.encode(record)},
+                                minid=horizon_ms,
+                                approximate=True,
+                            )
+                            pipe.expire(self._keys.audit_admin, self._retention_s)
+                            continue
                         key = self._keys.audit_record(record.request_id)
                         pipe.set(key, msgspec.json.encode(record), ex=self._retention_s)
                         entry = {record.request_id: _epoch_ms(record.finished_at)}

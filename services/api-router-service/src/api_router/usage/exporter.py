@@ -61,6 +61,7 @@ class UsageExporter:
         self._calls = DaemonCalls("usage-spool")
         self._producer = UsageProducer(kafka, client_id)
         self._wake_shipper = asyncio.Event()
+        self._step: asyncio.Future[bool] | None = None
         self._oldest_finished: float | None = None  # epoch s of the oldest unshipped record
         self.counts = ExportCounts()
         self.kafka_up = False
@@ -105,6 +106,8 @@ class UsageExporter:
     async def aclose(self) -> None:
         """Graceful shutdown, after the loops were stopped: spool what is in memory, then
         ship for up to ``shutdown_flush_s``; whatever is left waits for the next start."""
+        if self._step is not None:  # the step the stopped ship loop left running
+            await asyncio.wait({self._step}, timeout=self._settings.shutdown_flush_s)
         await self._calls.settle(_SPOOL_TIMEOUT_S)  # calls the stopped loops left running
         await self._journal()
         try:
@@ -152,7 +155,10 @@ class UsageExporter:
     async def _ship_loop(self) -> None:
         pause = _RETRY_MIN_S
         while True:
-            if not await self._ship_once():
+            # Each step runs as its own task, shielded: cancelling the loop between Kafka's
+            # ack and the spool delete would send those records twice; aclose() awaits it.
+            self._step = asyncio.ensure_future(self._ship_once())
+            if not await asyncio.shield(self._step):
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, _RETRY_MAX_S)
                 continue

@@ -67,6 +67,17 @@ class AuditRecord(UsageRecord, frozen=True, kw_only=True):
     limit_decisions: list[dict[str, Any]]
 
 
+class AdminAction(msgspec.Struct, frozen=True, kw_only=True):
+    """One change made through an admin API or CLI: who, what, when."""
+
+    at: str  # RFC 3339, UTC
+    actor: str  # the admin key id, or "cli:<user>" for the command line
+    action: str  # e.g. "keys.create", "keys.revoke", "routing.drain"
+    target: str  # what it was done to: a key id, a node, a model
+    request_id: str | None = None
+    details: dict[str, Any] = msgspec.field(default_factory=dict)  # never secrets
+
+
 @dataclass(slots=True)
 class UsageFacts:
     """What one request's records are built from, filled in as the request goes."""
