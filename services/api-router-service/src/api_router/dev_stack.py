@@ -31,7 +31,7 @@ import redis
 from api_router.auth import api_keys
 from api_router.auth.key_store import KeyStore, Scope
 from api_router.config.loader import load_settings, require_pepper
-from api_router.config.settings import Settings
+from api_router.config.settings import KafkaSettings, Settings
 from api_router.keyspace import Keyspace
 from api_router.redis_store import connect
 from api_router.routing.node_health import health_decoder
@@ -131,6 +131,11 @@ class DevStack:
         env.update(
             API_ROUTER__REDIS__URL=f"redis://127.0.0.1:{self._ports.redis}/0",
             API_ROUTER__KAFKA__BOOTSTRAP_SERVERS=f"127.0.0.1:{self._ports.broker}",
+            API_ROUTER__KAFKA__USAGE_TOPIC=env.get("API_ROUTER__KAFKA__USAGE_TOPIC")
+            or KafkaSettings().usage_topic,
+            # The dev broker (Tansu) has no idempotent producer.
+            API_ROUTER__KAFKA__ENABLE_IDEMPOTENCE="false",
+            API_ROUTER__USAGE__SPOOL_DIR=str(self._run / "usage-spool"),
             API_ROUTER__SERVER__HOST="127.0.0.1",
             API_ROUTER__SERVER__PORT=str(self._ports.gateway),
             API_ROUTER__AUTH__PEPPER=env.get("API_ROUTER__AUTH__PEPPER") or self._dev_pepper(),
@@ -210,6 +215,7 @@ class DevStack:
             "API_ROUTER__REDIS__URL": env["API_ROUTER__REDIS__URL"],
             "API_ROUTER__REDIS__KEY_PREFIX": settings.redis.key_prefix,
             "API_ROUTER__KAFKA__BOOTSTRAP_SERVERS": env["API_ROUTER__KAFKA__BOOTSTRAP_SERVERS"],
+            "API_ROUTER__KAFKA__USAGE_TOPIC": env["API_ROUTER__KAFKA__USAGE_TOPIC"],
             "API_ROUTER__AUTH__PEPPER": env["API_ROUTER__AUTH__PEPPER"],
         }
         dev_env = self._run / "dev.env"
@@ -219,7 +225,8 @@ class DevStack:
         print(
             f"\napi-router dev stack is up (logs in {self._run}/logs)\n"
             f"  gateway   {url}\n  redis     {env['API_ROUTER__REDIS__URL']}\n"
-            f"  broker    {env['API_ROUTER__KAFKA__BOOTSTRAP_SERVERS']}\n"
+            f"  broker    {env['API_ROUTER__KAFKA__BOOTSTRAP_SERVERS']} (usage records on "
+            f"topic {env['API_ROUTER__KAFKA__USAGE_TOPIC']})\n"
             f"  workers   {', '.join(NODES)} (pool edge, "
             f"{'ollama at ' + self._ollama_url if self._ollama_url else 'mock backend'})\n"
             f"  demo key  {key}   (tenant demo: inference, audit:read)\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shlex
 import signal
@@ -16,9 +17,10 @@ import redis
 
 from tests.support.fake_ollama import FakeOllama
 from tests.support.servers import free_port, port_open, wait_until
+from tests.support.usage_topic import read_usage
 
 REQUIRED = ("API_ROUTER_URL", "API_ROUTER_KEY", "API_ROUTER_ADMIN_KEY", "API_ROUTER__REDIS__URL",
-            "API_ROUTER__KAFKA__BOOTSTRAP_SERVERS")  # fmt: skip
+            "API_ROUTER__KAFKA__BOOTSTRAP_SERVERS", "API_ROUTER__KAFKA__USAGE_TOPIC")  # fmt: skip
 
 
 class DevRun:
@@ -73,6 +75,11 @@ def test_the_stack_serves_and_ctrl_c_leaves_nothing_behind(tmp_path: Path) -> No
         assert response.status_code == 200, response.text
         assert response.json()["node_id"] in {"node-a", "node-b"}
         assert response.json()["metadata"]["mock"] == "true"
+        # Its usage record reaches the stack's own broker, on the topic dev.env names.
+        bootstrap = values["API_ROUTER__KAFKA__BOOTSTRAP_SERVERS"]
+        topic = values["API_ROUTER__KAFKA__USAGE_TOPIC"]
+        [record] = asyncio.run(read_usage(bootstrap, topic, 1, timeout_s=10))
+        assert record["request_id"] == response.json()["id"]
         admin = httpx.post(
             f"{values['API_ROUTER_URL']}/v1/inference",
             json={"model": "mock", "messages": [{"role": "user", "content": "hi"}]},

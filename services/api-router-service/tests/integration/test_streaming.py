@@ -18,6 +18,7 @@ from tests.support.fake_ollama import FakeOllama, fake_reply
 from tests.support.servers import eventually
 from tests.support.sse import ServerEvent, parse_sse
 from tests.support.stack import Gateway, Stack, chat
+from tests.support.usage_topic import read_usage
 
 
 async def stream(gw: Gateway, key: str, body: dict[str, Any]) -> tuple[Any, list[ServerEvent]]:
@@ -171,6 +172,9 @@ async def test_a_client_that_leaves_cancels_the_backend_call(
         await eventually(lambda: fake_ollama.disconnects == 1, what="the backend call closed")
     assert fake_ollama.chunks_sent < 1000
     assert "event: done" not in client.text()
+    [record] = await read_usage(stack.broker.bootstrap, stack.usage_topic, 1)
+    assert (record["status"], record["streamed"], record["http_status"]) == ("cancelled", True, 200)
+    assert record["completion_tokens"] >= 3 and record["timings"]["ttft_ms"] > 0
     # What the usage record will say: cancelled, with the tokens produced so far.
     context = client.context()
     assert (context.usage.streamed, context.usage.status, context.usage.node_id) == (

@@ -69,6 +69,32 @@ async def test_each_request_leaves_exactly_one_record_with_its_values(stack: Sta
     assert anonymous.headers["x-request-id"] not in by_request
 
 
+async def test_streams_and_openai_requests_leave_records_model_listings_none(
+    stack: Stack,
+) -> None:
+    stack.worker("node-a")
+    key = await stack.create_key("acme")
+    async with stack.gateway() as gw:
+        await gw.wait_for_model("llama3.2")
+        streamed = await gw.client.post("/v1/inference", json=chat(stream=True), headers=_auth(key))
+        openai = await gw.client.post(
+            "/v1/chat/completions",
+            json={"model": "llama3.2", "messages": [{"role": "user", "content": "hi"}]},
+            headers=_auth(key),
+        )
+        listing = await gw.client.get("/v1/models", headers=_auth(key))
+    assert (streamed.status_code, openai.status_code, listing.status_code) == (200, 200, 200)
+    records = await read_usage(stack.broker.bootstrap, stack.usage_topic, 3, timeout_s=5)
+    by_request = {r["request_id"]: r for r in records}
+    assert set(by_request) == {streamed.headers["x-request-id"], openai.headers["x-request-id"]}
+    stream_record = by_request[streamed.headers["x-request-id"]]
+    assert (stream_record["status"], stream_record["streamed"]) == ("ok", True)
+    assert stream_record["completion_tokens"] > 0 and stream_record["timings"]["ttft_ms"] > 0
+    chat_record = by_request[openai.headers["x-request-id"]]
+    assert (chat_record["status"], chat_record["streamed"]) == ("ok", False)
+    assert chat_record["completion_tokens"] == openai.json()["usage"]["completion_tokens"]
+
+
 async def test_status_and_health_routes_leave_no_record(stack: Stack) -> None:
     async with stack.gateway() as gw:
         await gw.client.get("/v1/status/readyz")

@@ -76,6 +76,7 @@ class Stack:
         tree["kafka"] = {
             "bootstrap_servers": self.broker.bootstrap,
             "usage_topic": self.usage_topic,
+            "enable_idempotence": False,  # Tansu has no idempotent producer
         }
         tree["usage"] = {"spool_dir": str(self.tmp / "usage-spool")}
         for name, values in sections.items():

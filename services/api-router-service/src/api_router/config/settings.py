@@ -94,8 +94,9 @@ class KafkaSettings(_Section, frozen=True):
     # Used when the gateway creates the topic at start-up (never left to auto-creation).
     topic_partitions: Annotated[int, msgspec.Meta(ge=1)] = 6
     topic_replication: Annotated[int, msgspec.Meta(ge=1)] = 1
-    # Off by default because the dev broker (Tansu) does not support it; on in production.
-    enable_idempotence: bool = False
+    # No duplicates from the producer's own retries. `api-router dev` and the tests turn it
+    # off: their broker (Tansu) does not support it.
+    enable_idempotence: bool = True
     linger_ms: Annotated[int, msgspec.Meta(ge=0)] = 5
     # A batch not acknowledged within this time counts as failed; the producer is replaced.
     send_timeout_s: Seconds = 5.0
