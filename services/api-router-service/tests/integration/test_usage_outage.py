@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.servers import TansuBroker, eventually
+from tests.support.servers import TansuBroker, eventually, free_port
 from tests.support.stack import Gateway, Stack, chat
 from tests.support.usage_topic import TopicReader
 
@@ -158,3 +158,29 @@ def _bearer(key: str) -> dict[str, str]:
 def _report(**figures: Any) -> None:
     """Shown with ``pytest -s``: the figures the closing note of the export reports."""
     sys.stderr.write(f"\nusage outage: {json.dumps(figures)}\n")
+
+
+@pytest.mark.parametrize("policy", ["refuse", "drop_oldest"])
+async def test_a_full_spool_refuses_requests_or_drops_the_oldest_as_configured(
+    stack: Stack, policy: str
+) -> None:
+    stack.worker("node-a")
+    key = await stack.create_key()
+    nobody = f"127.0.0.1:{free_port()}"  # Kafka is away for the whole test
+    usage = {"spool_max_records": 3, "on_spool_full": policy, "batch_window_ms": 10}
+    async with stack.gateway(kafka={"bootstrap_servers": nobody}, usage=usage) as gw:
+        await gw.wait_for_model("llama3.2")
+        answers = []
+        for _ in range(6):
+            answers.append(await gw.client.post("/v1/inference", json=chat(), headers=_bearer(key)))
+            await asyncio.sleep(0.05)  # a batch window: each record is committed on its own
+        counts = gw.services.usage.counts
+        depth = gw.services.usage.depth
+    codes = [a.status_code for a in answers]
+    if policy == "refuse":
+        assert codes == [200, 200, 200, 503, 503, 503]
+        assert answers[-1].json()["error"]["code"] == "usage_unavailable"
+        assert (depth, counts.dropped) == (3, 0)
+    else:
+        assert codes == [200] * 6
+        assert (depth, counts.dropped) == (3, 3)
