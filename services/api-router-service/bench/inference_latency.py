@@ -11,18 +11,14 @@ gateway, sequentially over keep-alive connections, so both see the same machine 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
-from pathlib import Path
 
 import httpx
-from tests.support.servers import RedisServer, TansuBroker, free_port, port_open, wait_until
-from tests.support.stack import Stack, chat
+from tests.support.stack import chat
+
+from bench.bench_stack import bench_stack
 
 
 def percentile(samples: list[float], q: float) -> float:
@@ -82,27 +78,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--warmup", type=int, default=200)
     args = parser.parse_args()
-    workdir = Path(tempfile.mkdtemp(prefix="api-router-bench-"))
-    redis = RedisServer(workdir / "redis").start()
-    broker = TansuBroker().start()
-    ollama_port = free_port()
-    ollama = subprocess.Popen(
-        [sys.executable, "-m", "tests.support.fake_ollama", str(ollama_port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    stack = Stack(redis, broker, "bench", workdir, f"http://127.0.0.1:{ollama_port}")
-    try:
-        wait_until(lambda: port_open(ollama_port), what="fake ollama")
-        stack.worker("node-a", "--health-interval-s", "5", "--max-concurrency", "4")
-        gateway = stack.gateway_process(health={"refresh_interval_s": 1.0})
-        key = asyncio.run(stack.create_key("bench"))
-        measure(gateway.url, stack.ollama_url, key, args.requests, args.warmup)
-    finally:
-        stack.stop_all()
-        ollama.kill()
-        ollama.wait()
-        broker.stop()
-        redis.stop()
+    with bench_stack() as running:
+        measure(running.gateway_url, running.ollama_url, running.key, args.requests, args.warmup)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,48 @@
+"""The stack the latency benchmarks measure: real redis-server and broker, a fake Ollama
+process that answers at once, one worker on it, and the gateway on uvicorn."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.support.servers import RedisServer, TansuBroker, free_port, port_open, wait_until
+from tests.support.stack import Stack
+
+
+@dataclass(frozen=True)
+class BenchStack:
+    gateway_url: str
+    ollama_url: str
+    key: str
+
+
+@contextmanager
+def bench_stack() -> Iterator[BenchStack]:
+    workdir = Path(tempfile.mkdtemp(prefix="api-router-bench-"))
+    redis = RedisServer(workdir / "redis").start()
+    broker = TansuBroker().start()
+    ollama_port = free_port()
+    ollama = subprocess.Popen(
+        [sys.executable, "-m", "tests.support.fake_ollama", str(ollama_port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    stack = Stack(redis, broker, "bench", workdir, f"http://127.0.0.1:{ollama_port}")
+    try:
+        wait_until(lambda: port_open(ollama_port), what="fake ollama")
+        stack.worker("node-a", "--health-interval-s", "5", "--max-concurrency", "4")
+        gateway = stack.gateway_process(health={"refresh_interval_s": 1.0})
+        key = asyncio.run(stack.create_key("bench"))
+        yield BenchStack(gateway.url, stack.ollama_url, key)
+    finally:
+        stack.stop_all()
+        ollama.kill()
+        ollama.wait()
+        broker.stop()
+        redis.stop()
