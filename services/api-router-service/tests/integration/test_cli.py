@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from api_router.cli import main
-from tests.support.stack import PEPPER, Stack, chat
+from tests.support.stack import KEK, PEPPER, Stack, chat
 
 SAMPLE = Path(__file__).parents[2] / "configs" / "router.sample.yaml"
 
@@ -27,6 +27,7 @@ def pepper_only(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in [n for n in os.environ if n.startswith("API_ROUTER")]:
         monkeypatch.delenv(name)
     monkeypatch.setenv("API_ROUTER__AUTH__PEPPER", PEPPER)
+    monkeypatch.setenv("API_ROUTER__AUTH__KEK", KEK)
 
 
 def test_config_check_accepts_the_sample(
