@@ -25,7 +25,10 @@ async def post_signed(
     gw: Gateway, key: SigningKey, body: dict[str, Any] | None = None, **tweaks: Any
 ) -> httpx.Response:
     raw = json.dumps(body or chat(model="nope")).encode()
-    headers = {"content-type": "application/json", **sign(key, "POST", "/v1/inference", raw, **tweaks)}
+    headers = {
+        "content-type": "application/json",
+        **sign(key, "POST", "/v1/inference", raw, **tweaks),
+    }
     return await gw.client.post("/v1/inference", content=raw, headers=headers)
 
 
@@ -61,7 +64,9 @@ async def test_bearer_keys_without_signing_secrets_keep_working(stack: Stack) ->
         response = await gw.client.get(
             "/v1/models", headers={"Authorization": f"Bearer {issued.api_key}"}
         )
-        signed = await gw.client.get("/v1/models", headers=sign(SigningKey.of(issued), "GET", "/v1/models"))
+        signed = await gw.client.get(
+            "/v1/models", headers=sign(SigningKey.of(issued), "GET", "/v1/models")
+        )
     assert response.status_code == 200
     assert signed.status_code == 401 and error_code(signed) == "invalid_signature"
 
@@ -101,7 +106,9 @@ async def test_revoked_and_expired_keys(stack: Stack) -> None:
     async with stack.key_store() as store:
         await store.revoke(revoked.record.id)
     async with stack.gateway() as gw:
-        r1 = await gw.client.get("/v1/models", headers=sign(SigningKey.of(revoked), "GET", "/v1/models"))
+        r1 = await gw.client.get(
+            "/v1/models", headers=sign(SigningKey.of(revoked), "GET", "/v1/models")
+        )
         r2 = await gw.client.get("/v1/models", headers=sign(expired, "GET", "/v1/models"))
     assert (r1.status_code, error_code(r1)) == (401, "key_revoked")
     assert (r2.status_code, error_code(r2)) == (401, "key_expired")
@@ -126,7 +133,9 @@ async def test_freshness_replay_digest_and_shape_refusals(stack: Stack) -> None:
             "/v1/models", headers={"signature-input": headers["signature-input"]}
         )
     assert (old.status_code, error_code(old)) == (401, "signature_expired")
-    assert re.search(r"created is 30[12] s in the past .*at most 300 s", old.json()["error"]["message"])
+    assert re.search(
+        r"created is 30[12] s in the past .*at most 300 s", old.json()["error"]["message"]
+    )
     assert (expired.status_code, error_code(expired)) == (401, "signature_expired")
     assert first.status_code == 200
     assert (replay.status_code, error_code(replay)) == (401, "replayed_request")
@@ -190,9 +199,10 @@ async def test_extra_components_and_several_signatures(stack: Stack) -> None:
     key = SigningKey.of(await stack.issue_key())
     async with stack.gateway() as gw:
         raw = json.dumps(chat(model="nope")).encode()
-        extra = sign(key, "POST", "/v1/inference", raw, headers={"content-type": "application/json"},
-                     components=["@method", "@path", "@authority", "@target-uri", "@scheme",
-                                 "content-type", "content-digest", "@request-target"])  # fmt: skip
+        components = ["@method", "@path", "@authority", "@target-uri", "@scheme",
+                      "content-type", "content-digest", "@request-target"]  # fmt: skip
+        content_type = {"content-type": "application/json"}
+        extra = sign(key, "POST", "/v1/inference", raw, headers=content_type, components=components)
         covered = await gw.client.post("/v1/inference", content=raw, headers=extra)
         # A proxy's signature with a foreign key id first, ours second, in one header each.
         proxy = sign(SigningKey("proxy-key-1", "proxy-secret"), "GET", "/v1/models", label="proxy")
@@ -239,4 +249,3 @@ async def test_content_digest_of_an_empty_body_is_checked_too(stack: Stack) -> N
                        components=["@method", "@path", "content-digest"])  # fmt: skip
         response = await gw.client.get("/v1/models", headers=headers)
     assert response.status_code == 200
-
