@@ -11,7 +11,12 @@ import pytest
 from api_router.api.errors import ApiError
 from api_router.auth.content_digest import BodyCheck, content_digest
 from api_router.auth.signature_base import ComponentError, RequestView, signature_base
-from api_router.auth.signature_input import SignatureHeaderError, parse_signatures
+from api_router.auth.signature_input import (
+    SignatureHeaderError,
+    parse_canonical,
+    parse_general,
+    parse_signatures,
+)
 
 # RFC 9421 appendix B.2.5: hmac-sha256 over "date", "@authority" and "content-type".
 RFC_KEY = base64.b64decode(
@@ -90,3 +95,35 @@ def test_body_check() -> None:
     with pytest.raises(ApiError) as sha512_only:
         BodyCheck.from_header("sha-512=:" + base64.b64encode(b"x" * 64).decode() + ":")
     assert sha512_only.value.code == "digest_mismatch"
+
+
+@pytest.mark.parametrize(
+    "signature_input",
+    [
+        'sig1=("@method" "@path" "content-digest");created=1700000000;keyid="kabc";nonce="n-1_x"'
+        ';alg="hmac-sha256"',
+        'a=();created=0;keyid="k"',
+        'pyhms=("@method" "@authority" "@target-uri");created=-5;expires=9;nonce="a b~";tag="t"',
+        RFC_INPUT,
+    ],
+)
+def test_the_fast_path_reads_canonical_headers_as_http_sfv_does(signature_input: str) -> None:
+    label = signature_input.partition("=")[0]
+    signature = f"{label}=:cHhjUXc2RzNBanRNQlFqd284WHprWmYvYndzNUxlbGJhTWs1ckdJR3RFOD0=:"
+    fast = parse_canonical(signature_input, signature)
+    assert fast is not None
+    assert [fast] == parse_general(signature_input, signature)
+
+
+@pytest.mark.parametrize(
+    "signature_input",
+    [
+        'sig1=("@method");created=01;keyid="k"',  # a leading zero
+        'sig1=("@method");keyid="k";keyid="j"',  # a repeated parameter: the last wins
+        'sig1=( "@method");keyid="k"',  # optional whitespace
+        'sig1=("@method");nonce="a\\\\b"',  # an escape
+        'sig1=("@method"), sig2=("@path")',  # two signatures
+    ],
+)
+def test_non_canonical_headers_take_the_general_path(signature_input: str) -> None:
+    assert parse_canonical(signature_input, "sig1=:AAAA:") is None
