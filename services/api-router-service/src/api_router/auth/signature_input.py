@@ -56,6 +56,9 @@ _FAST_SIGNATURE = re.compile(r"(?P<label>[a-z*][a-z0-9_.*\-]*)=:(?P<value>[A-Za-
 
 
 def parse_signatures(signature_input: str, signature: str) -> list[Candidate]:
+    for header, text in (("Signature-Input", signature_input), ("Signature", signature)):
+        if len(text) > MAX_HEADER_BYTES:  # before any regular expression sees it
+            raise SignatureHeaderError(f"{header} is longer than {MAX_HEADER_BYTES} bytes")
     fast = parse_canonical(signature_input, signature)
     return [fast] if fast is not None else parse_general(signature_input, signature)
 

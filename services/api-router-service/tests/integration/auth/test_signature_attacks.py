@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 from typing import Any
 
@@ -65,11 +66,12 @@ async def test_changing_what_was_signed(stack: Stack) -> None:
 
 async def test_created_301_s_off_either_way_and_a_missing_nonce(stack: Stack) -> None:
     key = SigningKey.of(await stack.issue_key())
-    now = int(time.time())
     async with stack.gateway() as gw:
         get = gw.client.get
-        past = await get("/v1/models", headers=sign(key, "GET", "/v1/models", created=now - 301))
-        future = await get("/v1/models", headers=sign(key, "GET", "/v1/models", created=now + 301))
+        # Whole seconds, rounded away from now: at least 301 s off when the gateway looks.
+        past_at, future_at = math.floor(time.time()) - 301, math.ceil(time.time()) + 301
+        past = await get("/v1/models", headers=sign(key, "GET", "/v1/models", created=past_at))
+        future = await get("/v1/models", headers=sign(key, "GET", "/v1/models", created=future_at))
         no_created = await get("/v1/models", headers=sign(key, "GET", "/v1/models", created=None))
         no_nonce = await get("/v1/models", headers=sign(key, "GET", "/v1/models", nonce=None))
         short_nonce = await get(
