@@ -7,6 +7,7 @@ cached copy as soon as the message arrives. The cache TTL is only the safety net
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -28,11 +29,13 @@ from api_router.auth.key_record import (
     Tenant,
     bound_to,
 )
-from api_router.auth.secret_box import SecretBox
+from api_router.auth.secret_box import SealedSecretError, SecretBox
 from api_router.keyspace import Keyspace
 from api_router.redis_store import Redis, lua_script, store_errors
 
 __all__ = ["SCOPES", "IssuedKey", "KeyRecord", "KeyStore", "Scope", "Tenant"]
+
+log = logging.getLogger(__name__)
 
 # Bounds the cache of misses, so random key ids cannot grow it without limit.
 _MAX_CACHED = 100_000
@@ -225,9 +228,15 @@ class KeyStore:
         )
 
     def _open_secrets(self, record: KeyRecord) -> tuple[bytes, ...]:
-        return tuple(
-            self._box.open(s.sealed, bound_to(record.id, s.id)) for s in record.signing_secrets
-        )
+        try:
+            return tuple(
+                self._box.open(s.sealed, bound_to(record.id, s.id)) for s in record.signing_secrets
+            )
+        except SealedSecretError:
+            # A KEK that is not the one the secrets were sealed under (or a tampered record):
+            # the key's signatures cannot verify, its bearer use is unaffected.
+            log.error("signing secrets do not open under this KEK", extra={"key_id": record.id})
+            return ()
 
 
 def _builtins(secret: SigningSecret) -> dict[str, Any]:

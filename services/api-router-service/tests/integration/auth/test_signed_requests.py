@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import time
@@ -249,3 +250,15 @@ async def test_content_digest_of_an_empty_body_is_checked_too(stack: Stack) -> N
                        components=["@method", "@path", "content-digest"])  # fmt: skip
         response = await gw.client.get("/v1/models", headers=headers)
     assert response.status_code == 200
+
+
+async def test_a_wrong_kek_fails_signatures_cleanly_and_leaves_bearer_use(stack: Stack) -> None:
+    issued = await stack.issue_key()
+    other_kek = base64.b64encode(bytes([7]) * 32).decode()
+    async with stack.gateway(auth={"kek": other_kek}) as gw:
+        signed = await gw.client.get(
+            "/v1/models", headers=sign(SigningKey.of(issued), "GET", "/v1/models")
+        )
+        bearer = await gw.client.get("/v1/models", headers={"X-API-Key": issued.api_key})
+    assert (signed.status_code, error_code(signed)) == (401, "invalid_signature")
+    assert bearer.status_code == 200
