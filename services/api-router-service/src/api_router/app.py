@@ -6,7 +6,8 @@ Request path, outermost first (read top to bottom)::
     RequestContextMiddleware   request id, telemetry span, metrics, access log
     ExceptionMiddleware        every ApiError / HTTPException rendered by render_error
     Router
-      AuthMiddleware(scope)    per route: API key, then the route's scope
+      AuthMiddleware(scope)    per route: RFC 9421 signature or API key, then the route's
+                               scope (a signed body's digest is checked when it is read)
       handler                  body limits, decode, admit (api/limits.py: limits and budget,
                                one Redis round trip), route, dispatch, respond, settle
 """
@@ -22,12 +23,21 @@ import signal
 import socket
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from functools import partial
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.routing import Route
 
+from api_router.api.admin.keys import (
+    add_signing_secret,
+    create_key,
+    delete_signing_secret,
+    list_keys,
+    revoke_key,
+    show_key,
+)
 from api_router.api.auth_middleware import AuthMiddleware
 from api_router.api.error_responses import render_error
 from api_router.api.errors import ApiError, StoreUnavailable
@@ -39,10 +49,16 @@ from api_router.api.public.openai_chat import chat_completions, models
 from api_router.api.public.status import healthz, readyz
 from api_router.api.request_context import RequestContextMiddleware
 from api_router.auth.authenticator import Authenticator
+from api_router.auth.key_events import KeyEventListener
+from api_router.auth.key_record import AuthMode
 from api_router.auth.key_store import KeyStore
 from api_router.auth.key_store import Scope as KeyScope
+from api_router.auth.last_used import LastUsedRecorder
+from api_router.auth.nonce_ledger import NonceLedger
+from api_router.auth.secret_box import SecretBox
+from api_router.auth.signature_verifier import SignatureVerifier
 from api_router.background import stop_task
-from api_router.config.loader import require_pepper
+from api_router.config.loader import require_kek, require_pepper
 from api_router.config.settings import Settings
 from api_router.dispatch.dispatcher import Dispatcher
 from api_router.dispatch.reply_reader import ReplyReader
@@ -58,9 +74,12 @@ from api_router.usage.exporter import UsageExporter
 
 log = logging.getLogger(__name__)
 
+_SUBSCRIBE_WAIT_S = 2.0
+
 
 def create_app(settings: Settings) -> Starlette:
     pepper = require_pepper(settings)  # refuse to build an app that cannot check keys
+    box = SecretBox(require_kek(settings))  # ... or open signing secrets
     instance_id = settings.server.instance_id or _new_instance_id()
     # Loaded here so that an invalid policies file stops start-up, not the first request.
     policies = PolicySource(
@@ -72,7 +91,7 @@ def create_app(settings: Settings) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
-            services = await _open_services(settings, pepper, instance_id, policies, stack)
+            services = await _open_services(settings, pepper, box, instance_id, policies, stack)
             app.state.services = services
             log.info("gateway ready", extra={"instance_id": instance_id})
             yield
@@ -102,6 +121,7 @@ def create_app(settings: Settings) -> Starlette:
                 middleware=_auth("audit:read", "admin"),
             ),
             Route("/v1/audit/requests", audit_requests, methods=["GET"], middleware=_auth("admin")),
+            *_admin_key_routes(),
             Route("/v1/status/healthz", healthz, methods=["GET"]),
             Route("/v1/status/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
@@ -117,6 +137,25 @@ def create_app(settings: Settings) -> Starlette:
     )
 
 
+def _admin_key_routes() -> list[Route]:
+    admin = _auth("admin")
+    base = "/v1/admin/keys"
+    secrets_path = base + "/{key_id}/signing-secrets"
+    return [
+        Route(base, create_key, methods=["POST"], middleware=admin),
+        Route(base, list_keys, methods=["GET"], middleware=admin),
+        Route(base + "/{key_id}", show_key, methods=["GET"], middleware=admin),
+        Route(base + "/{key_id}/revoke", revoke_key, methods=["POST"], middleware=admin),
+        Route(secrets_path, add_signing_secret, methods=["POST"], middleware=admin),
+        Route(
+            secrets_path + "/{secret_id}",
+            delete_signing_secret,
+            methods=["DELETE"],
+            middleware=admin,
+        ),
+    ]
+
+
 def _auth(*scopes: KeyScope, billable: bool = False) -> list[Middleware]:
     """Authenticate, then require any one of ``scopes``. Requests to ``billable`` routes
     leave a usage record and an audit record."""
@@ -126,6 +165,7 @@ def _auth(*scopes: KeyScope, billable: bool = False) -> list[Middleware]:
 async def _open_services(
     settings: Settings,
     pepper: str,
+    box: SecretBox,
     instance_id: str,
     policies: PolicySource,
     stack: AsyncExitStack,
@@ -137,7 +177,15 @@ async def _open_services(
     telemetry = Telemetry(settings.telemetry, lambda: health.snapshot)
     stack.callback(telemetry.shutdown)
     replies = ReplyReader(redis, keys.reply_stream(instance_id))
-    key_store = KeyStore(redis, keys, pepper, settings.auth.key_cache_ttl_s)
+    key_store = KeyStore(redis, keys, pepper, settings.auth.key_cache_ttl_s, box)
+    key_events = KeyEventListener(redis, keys.key_events, key_store)
+    last_used = LastUsedRecorder(redis, keys)
+    stack.push_async_callback(last_used.flush)  # after its loop stops: write what is noted
+    verifier = SignatureVerifier(
+        key_store,
+        NonceLedger(redis, keys, settings.auth.nonce_window_s),
+        settings.auth.max_clock_skew_s,
+    )
     dispatcher = Dispatcher(redis, keys, replies, settings.dispatch, settings.stream)
     stack.push_async_callback(dispatcher.aclose)
     # Closed after their loops stop (pushed first, so run last): both flush what is queued.
@@ -153,7 +201,9 @@ async def _open_services(
         keys=keys,
         redis=redis,
         key_store=key_store,
-        authenticator=Authenticator(key_store),
+        authenticator=Authenticator(
+            key_store, verifier, partial(_tenant_auth, policies), last_used
+        ),
         health=health,
         replies=replies,
         dispatcher=dispatcher,
@@ -177,12 +227,23 @@ async def _open_services(
         "audit_writer": audit.run(),
         "usage_exporter": usage.run(),
         "policies_reload": policies.run(),
+        "key_events": key_events.run(),
+        "key_last_used": last_used.run(),
     }
     for name, job in loops.items():
         task = asyncio.create_task(job, name=name)
         services.background[name] = task
         stack.push_async_callback(stop_task, task)
+    # Serve with key change notices live, so a revocation is never missed from the start.
+    if not await key_events.wait_subscribed(_SUBSCRIBE_WAIT_S):
+        log.warning("key change notices not subscribed at start-up; keys cached for 1 s")
     return services
+
+
+def _tenant_auth(policies: PolicySource, tenant: str) -> AuthMode:
+    current = policies.policies
+    entry = current.tenants.get(tenant) if current is not None else None
+    return entry.auth if entry is not None else "signature_or_key"
 
 
 async def _open_admission(

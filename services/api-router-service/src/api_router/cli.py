@@ -1,4 +1,4 @@
-"""``api-router``: serve | worker | dev | keys | config check.
+"""``api-router``: serve | worker | dev | keys | request | config check.
 
 Each subcommand is a function ``(args) -> exit code`` so tests can call :func:`main`.
 Exit code 2 means the configuration or the arguments are invalid.
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import signal
 import sys
@@ -17,9 +16,9 @@ from functools import partial
 
 import msgspec
 
-from api_router.auth.key_store import SCOPES, IssuedKey, KeyStore
-from api_router.config.loader import ConfigError, load_settings, require_pepper
-from api_router.config.settings import Settings
+from api_router.client.request_command import add_request_command
+from api_router.config.loader import ConfigError, load_settings, require_kek, require_pepper
+from api_router.key_commands import add_key_commands
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -53,6 +52,7 @@ def _serve(args: argparse.Namespace) -> int:
         )
         settings = msgspec.structs.replace(settings, server=server)
     require_pepper(settings)
+    require_kek(settings)
     if settings.limits.policies_file is not None:
         load_policies(settings.limits.policies_file)  # refuse to start on an invalid file
     configure_logging(settings.telemetry.log_level, settings.telemetry.service_name)
@@ -140,38 +140,6 @@ def _dev(args: argparse.Namespace) -> int:
     return DevStack(ports, args.config, args.run_dir, os.environ.get("OLLAMA_URL")).run()
 
 
-def _keys_create(args: argparse.Namespace) -> int:
-    from api_router.keyspace import Keyspace
-    from api_router.redis_store import connect
-
-    settings: Settings = load_settings(args.config)
-    pepper = require_pepper(settings)
-
-    async def create() -> IssuedKey:
-        redis = connect(settings.redis)
-        try:
-            store = KeyStore(redis, Keyspace(settings.redis.key_prefix), pepper, 0.0)
-            return await store.create(args.tenant, args.scope or ["inference"], args.name)
-        finally:
-            await redis.aclose()
-
-    try:
-        issued = asyncio.run(create())
-    except msgspec.ValidationError as exc:
-        print(f"api-router keys create: {exc}", file=sys.stderr)
-        return 2
-    record = issued.record
-    summary = {"id": record.id, "tenant": record.tenant, "name": record.name,
-               "scopes": list(record.scopes), "api_key": issued.api_key}  # fmt: skip
-    if args.json:
-        print(json.dumps(summary))
-        return 0
-    for label, value in summary.items():
-        print(f"{label + ':':9}{' '.join(value) if isinstance(value, list) else value}")
-    print("The API key is shown once; store it now.")
-    return 0
-
-
 def _config_check(args: argparse.Namespace) -> int:
     from api_router.config.policies import load_policies
 
@@ -183,6 +151,7 @@ def _config_check(args: argparse.Namespace) -> int:
     if args.file is not None:
         settings = load_settings(args.file)
         require_pepper(settings)
+        require_kek(settings)
         policies_file = policies_file or settings.limits.policies_file
         print(f"{args.file}: valid")
     if policies_file is not None:
@@ -230,16 +199,8 @@ def _parser() -> argparse.ArgumentParser:
     dev.add_argument("--run-dir", default=".run", help="state, logs and dev.env (.run)")
     dev.set_defaults(handler=_dev)
 
-    keys = commands.add_parser("keys", help="manage API keys").add_subparsers(
-        required=True, metavar="ACTION"
-    )
-    create = keys.add_parser("create", help="create a key and print it once")
-    create.add_argument("--tenant", required=True)
-    create.add_argument("--scope", action="append", choices=SCOPES)
-    create.add_argument("--name", default="")
-    create.add_argument("--config")
-    create.add_argument("--json", action="store_true", help="print the key as one JSON object")
-    create.set_defaults(handler=_keys_create)
+    add_key_commands(commands)
+    add_request_command(commands)
 
     config = commands.add_parser("config", help="configuration").add_subparsers(
         required=True, metavar="ACTION"

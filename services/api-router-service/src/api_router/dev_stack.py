@@ -10,6 +10,7 @@ SIGTERM stops everything it started, newest first; children also die with this p
 from __future__ import annotations
 
 import asyncio
+import base64
 import ctypes
 import json
 import os
@@ -30,7 +31,8 @@ import redis
 
 from api_router.auth import api_keys
 from api_router.auth.key_store import KeyStore, Scope
-from api_router.config.loader import load_settings, require_pepper
+from api_router.auth.secret_box import SecretBox
+from api_router.config.loader import load_settings, require_kek, require_pepper
 from api_router.config.settings import KafkaSettings, Settings
 from api_router.keyspace import Keyspace
 from api_router.redis_store import connect
@@ -138,16 +140,20 @@ class DevStack:
             API_ROUTER__USAGE__SPOOL_DIR=str(self._run / "usage-spool"),
             API_ROUTER__SERVER__HOST="127.0.0.1",
             API_ROUTER__SERVER__PORT=str(self._ports.gateway),
-            API_ROUTER__AUTH__PEPPER=env.get("API_ROUTER__AUTH__PEPPER") or self._dev_pepper(),
+            API_ROUTER__AUTH__PEPPER=env.get("API_ROUTER__AUTH__PEPPER")
+            or self._dev_secret("pepper", secrets.token_urlsafe(32)),
+            API_ROUTER__AUTH__KEK=env.get("API_ROUTER__AUTH__KEK")
+            or self._dev_secret("kek", base64.b64encode(secrets.token_bytes(32)).decode()),
         )
         return env
 
-    def _dev_pepper(self) -> str:
-        """A pepper kept under the run dir, so keys in the dev Redis stay valid across runs."""
-        path = self._run / "pepper"
+    def _dev_secret(self, name: str, new: str) -> str:
+        """A pepper or KEK kept under the run dir, so keys in the dev Redis stay valid
+        across runs."""
+        path = self._run / name
         if not path.exists():
             self._run.mkdir(parents=True, exist_ok=True)
-            path.write_text(secrets.token_urlsafe(32))
+            path.write_text(new)
             path.chmod(0o600)
         return path.read_text().strip()
 
@@ -204,12 +210,15 @@ class DevStack:
             time.sleep(0.1)
 
     def _announce(self, settings: Settings, env: dict[str, str]) -> None:
-        key, admin_key = asyncio.run(self._demo_keys(settings))
+        (key, signing_secret), (admin_key, _) = asyncio.run(self._demo_keys(settings))
+        key_id = key.split("_")[1]
         model = _first_model(settings) or "mock"
         url = f"http://127.0.0.1:{self._ports.gateway}"
         values = {
             "API_ROUTER_URL": url,
             "API_ROUTER_KEY": key,
+            "API_ROUTER_KEY_ID": key_id,
+            "API_ROUTER_SIGNING_SECRET": signing_secret,
             "API_ROUTER_ADMIN_KEY": admin_key,
             "API_ROUTER_MODEL": model,
             "API_ROUTER__REDIS__URL": env["API_ROUTER__REDIS__URL"],
@@ -217,6 +226,7 @@ class DevStack:
             "API_ROUTER__KAFKA__BOOTSTRAP_SERVERS": env["API_ROUTER__KAFKA__BOOTSTRAP_SERVERS"],
             "API_ROUTER__KAFKA__USAGE_TOPIC": env["API_ROUTER__KAFKA__USAGE_TOPIC"],
             "API_ROUTER__AUTH__PEPPER": env["API_ROUTER__AUTH__PEPPER"],
+            "API_ROUTER__AUTH__KEK": env["API_ROUTER__AUTH__KEK"],
         }
         dev_env = self._run / "dev.env"
         dev_env.write_text("".join(f"{k}={shlex.quote(v)}\n" for k, v in values.items()))
@@ -233,21 +243,27 @@ class DevStack:
             f"  admin key {admin_key}   (scope admin)\n"
             f"  env file  {dev_env}\n\nTry:\n"
             f"  curl -s {url}/v1/inference -H 'Authorization: Bearer {key}' \\\n"
-            f"    -H 'Content-Type: application/json' -d '{body}'\n\nCtrl-C stops the stack.",
+            f"    -H 'Content-Type: application/json' -d '{body}'\n\n"
+            f"Signed (RFC 9421, key id {key_id}, signing secret in {dev_env}):\n"
+            f"  set -a; . {dev_env}; set +a\n"
+            f"  api-router request --sign POST /v1/inference --data '{body}'\n\n"
+            "Ctrl-C stops the stack.",
             flush=True,
         )
 
-    async def _demo_keys(self, settings: Settings) -> tuple[str, str]:
+    async def _demo_keys(self, settings: Settings) -> tuple[DemoKey, DemoKey]:
         """The keys of the previous run when the dev Redis still has them, else new ones."""
         pepper = require_pepper(settings)
+        box = SecretBox(require_kek(settings))
         previous = _read_env(self._run / "dev.env")
         client = connect(settings.redis)
         try:
-            store = KeyStore(client, Keyspace(settings.redis.key_prefix), pepper, 0)
-            key = await _reuse_or_create(store, previous.get("API_ROUTER_KEY"), "demo",
+            store = KeyStore(client, Keyspace(settings.redis.key_prefix), pepper, 0, box)
+            key = await _reuse_or_create(store, previous.get("API_ROUTER_KEY"),
+                                         previous.get("API_ROUTER_SIGNING_SECRET"), "demo",
                                          ("inference", "audit:read"))  # fmt: skip
-            admin = await _reuse_or_create(store, previous.get("API_ROUTER_ADMIN_KEY"), "ops",
-                                           ("admin",))  # fmt: skip
+            admin = await _reuse_or_create(store, previous.get("API_ROUTER_ADMIN_KEY"), None,
+                                           "ops", ("admin",))  # fmt: skip
         finally:
             await client.aclose()
         return key, admin
@@ -268,20 +284,29 @@ class DevStack:
         self._processes.clear()
 
 
+# An API key and the signing secret that goes with it (empty when not kept).
+DemoKey = tuple[str, str]
+
+
 async def _reuse_or_create(
-    store: KeyStore, previous: str | None, tenant: str, scopes: tuple[Scope, ...]
-) -> str:
+    store: KeyStore,
+    previous: str | None,
+    signing_secret: str | None,
+    tenant: str,
+    scopes: tuple[Scope, ...],
+) -> DemoKey:
     parsed = api_keys.parse_key(previous) if previous else None
     if previous and parsed:
-        record = await store.get(parsed.key_id)
+        entry = await store.lookup(parsed.key_id)
         if (
-            record is not None
-            and record.status == "active"
-            and api_keys.secret_matches(store.pepper, parsed.secret, record.secret_hash)
+            entry is not None
+            and entry.record.status == "active"
+            and api_keys.secret_matches(store.pepper, parsed.secret, entry.record.secret_hash)
+            and (signing_secret is None or signing_secret.encode() in entry.signing_keys)
         ):
-            return previous
+            return previous, signing_secret or ""
     issued = await store.create(tenant, scopes, name=f"dev {tenant} key")
-    return issued.api_key
+    return issued.api_key, issued.signing_secrets[0].secret
 
 
 def _read_env(path: Path) -> dict[str, str]:

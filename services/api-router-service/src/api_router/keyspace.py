@@ -49,6 +49,23 @@ class Keyspace:
         """Set of the key ids of one tenant (listing keys without a scan). No TTL."""
         return f"{self.prefix}:tenant-keys:{tenant}"
 
+    @property
+    def key_events(self) -> str:
+        """Pub/sub channel (not a key): the id of every key record that changed, published
+        in the same script that writes it, so replicas drop their cached copy at once."""
+        return f"{self.prefix}:key-events"
+
+    @property
+    def key_last_used(self) -> str:
+        """Hash key_id -> epoch seconds of its last successful use. No TTL (one small field
+        per key); each replica writes a key's field at most once a minute."""
+        return f"{self.prefix}:key-last-used"
+
+    def nonce(self, key_id: str, nonce: str) -> str:
+        """Seen marker of a signature nonce (``SET NX``); expires after
+        ``auth.nonce_window_s``. Single-key, so no hash tag."""
+        return f"{self.prefix}:nonce:{key_id}:{nonce}"
+
     def audit_record(self, request_id: str) -> str:
         """AuditRecord JSON of one request; expires after ``audit.retention_s``."""
         return f"{self.prefix}:audit:{request_id}"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from api_router.cli import main
-from tests.support.stack import PEPPER, Stack, chat
+from tests.support.stack import KEK, PEPPER, Stack, chat
 
 SAMPLE = Path(__file__).parents[2] / "configs" / "router.sample.yaml"
 
@@ -27,6 +27,7 @@ def pepper_only(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in [n for n in os.environ if n.startswith("API_ROUTER")]:
         monkeypatch.delenv(name)
     monkeypatch.setenv("API_ROUTER__AUTH__PEPPER", PEPPER)
+    monkeypatch.setenv("API_ROUTER__AUTH__KEK", KEK)
 
 
 def test_config_check_accepts_the_sample(
@@ -122,3 +123,65 @@ async def _in_thread(argv: list[str]) -> int:
     import asyncio
 
     return await asyncio.to_thread(main, argv)
+
+
+async def test_keys_lifecycle_from_the_command_line(
+    env: Stack, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    stack = env
+    assert await _in_thread(["keys", "create", "--tenant", "acme", "--json"]) == 0
+    created = json.loads(capsys.readouterr().out)
+    assert set(created) >= {"id", "tenant", "scopes", "api_key", "signing_secrets"}
+    [first] = created["signing_secrets"]
+    assert set(first) == {"id", "secret"} and first["secret"].startswith("arks_")
+    key_id = created["id"]
+
+    gateway = stack.gateway_process(check="healthz")
+    monkeypatch.setenv("API_ROUTER_URL", gateway.url)
+    monkeypatch.setenv("API_ROUTER_KEY_ID", key_id)
+    monkeypatch.setenv("API_ROUTER_SIGNING_SECRET", first["secret"])
+    body = tmp_path / "body.json"
+    body.write_text(json.dumps(chat(model="nope")))
+    assert await _in_thread(["request", "--sign", "GET", "/v1/models"]) == 0
+    assert '"data"' in capsys.readouterr().out
+    assert (
+        await _in_thread(["request", "--sign", "POST", "/v1/inference", "--data", f"@{body}"]) == 1
+    )
+    assert '"model_not_found"' in capsys.readouterr().out  # authenticated, digest checked
+
+    assert await _in_thread(["keys", "rotate", key_id, "--json"]) == 0
+    second = json.loads(capsys.readouterr().out)
+    assert await _in_thread(["keys", "rotate", key_id, "--retire", first["id"], "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert [s["id"] for s in shown["signing_secrets"]] == [second["id"]]
+    assert await _in_thread(["keys", "list", "--tenant", "acme", "--json"]) == 0
+    listed = capsys.readouterr().out
+    assert key_id in listed and "arks_" not in listed
+    assert await _in_thread(["keys", "revoke", key_id]) == 0
+    capsys.readouterr()
+    assert await _in_thread(["keys", "show", key_id, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["status"] == "revoked"
+    monkeypatch.setenv("API_ROUTER_SIGNING_SECRET", second["secret"])
+    assert await _in_thread(["request", "--sign", "GET", "/v1/models"]) == 1
+    assert '"key_revoked"' in capsys.readouterr().out
+    with stack.redis.client() as client:
+        actions = [json.loads(f[b"action"]) for _, f in client.xrange(stack.keys.audit_admin)]
+    assert [a["action"] for a in actions] == [
+        "keys.create",
+        "keys.signing_secret.add",
+        "keys.signing_secret.delete",
+        "keys.revoke",
+    ]
+    assert all(a["actor"].startswith("cli:") for a in actions)
+
+
+def test_serve_refuses_to_start_without_a_kek(
+    env: Stack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("API_ROUTER__AUTH__KEK")
+    assert main(["serve"]) == 2
+    assert "auth.kek: missing; set API_ROUTER__AUTH__KEK" in capsys.readouterr().err
+    monkeypatch.setenv("API_ROUTER__AUTH__KEK", "c2hvcnQ=")
+    assert main(["keys", "list", "--tenant", "acme"]) == 2
+    assert "decodes to 5 bytes, not 32" in capsys.readouterr().err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
 import os
 import time
@@ -17,7 +18,9 @@ import msgspec
 from starlette.applications import Starlette
 
 from api_router.app import create_app
+from api_router.auth.key_record import AuthMode, IssuedKey
 from api_router.auth.key_store import KeyStore, Scope
+from api_router.auth.secret_box import SecretBox
 from api_router.config.settings import Settings
 from api_router.keyspace import Keyspace
 from api_router.redis_store import connect
@@ -27,10 +30,11 @@ from tests.support.processes import GatewayProcess, WorkerProcess
 from tests.support.servers import RedisServer, TansuBroker, wait_until
 
 PEPPER = "test-pepper-0123456789abcdef0123456789"
+KEK = base64.b64encode(bytes(range(32))).decode()
 
 # Settings every test starts from: quick health refresh and a short request timeout.
 BASE_SETTINGS: dict[str, Any] = {
-    "auth": {"pepper": PEPPER, "key_cache_ttl_s": 0.5},
+    "auth": {"pepper": PEPPER, "kek": KEK, "key_cache_ttl_s": 0.5},
     "health": {"refresh_interval_s": 0.1},
     "dispatch": {"request_timeout_s": 10.0},
 }
@@ -145,10 +149,25 @@ class Stack:
         scopes: Iterable[Scope] = ("inference",),
         expires_at: float | None = None,
     ) -> str:
+        return (await self.issue_key(tenant, scopes, expires_at)).api_key
+
+    async def issue_key(
+        self,
+        tenant: str = "acme",
+        scopes: Iterable[Scope] = ("inference",),
+        expires_at: float | None = None,
+        auth: AuthMode = "signature_or_key",
+    ) -> IssuedKey:
+        """A new key with its API key and its one signing secret."""
+        async with self.key_store() as store:
+            return await store.create(tenant, scopes, "test", expires_at, auth)
+
+    @asynccontextmanager
+    async def key_store(self) -> AsyncIterator[KeyStore]:
+        """An uncached key store on this test's Redis, as the CLI uses it."""
         client = connect(self.settings().redis)
         try:
-            store = KeyStore(client, self.keys, PEPPER, 0.0)
-            return (await store.create(tenant, scopes, "test", expires_at)).api_key
+            yield KeyStore(client, self.keys, PEPPER, 0.0, SecretBox(base64.b64decode(KEK)))
         finally:
             await client.aclose()
 

@@ -7,12 +7,14 @@ import asyncio
 from starlette.requests import ClientDisconnect, Request
 
 from api_router.api.errors import ApiError
+from api_router.api.request_context import CONTEXT_KEY
 from api_router.config.settings import ServerSettings
 
 
 async def read_json_body(request: Request, limits: ServerSettings) -> bytes:
-    """The body, refused with 415 (not JSON), 413 (too large, before it is read whole) or
-    408 (not received within ``receive_timeout_s``)."""
+    """The body, refused with 415 (not JSON), 413 (too large, before it is read whole),
+    408 (not received within ``receive_timeout_s``) or, for a signed request, 401
+    ``digest_mismatch`` (not the body its ``Content-Digest`` names)."""
     media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
     if media_type != "application/json":
         raise ApiError(
@@ -39,7 +41,11 @@ async def read_json_body(request: Request, limits: ServerSettings) -> bytes:
         ) from None
     except ClientDisconnect:
         raise ApiError("invalid_request", "the client closed the connection mid-body") from None
-    return b"".join(chunks)
+    body = b"".join(chunks)
+    context = request.scope.get(CONTEXT_KEY)
+    if context is not None and context.body_check is not None:
+        context.body_check.check(body)  # a signed request: the body its signature covers
+    return body
 
 
 def _too_large(limit: int) -> ApiError:

@@ -35,6 +35,14 @@ CATALOG: Final[Mapping[str, ErrorKind]] = {
     "invalid_api_key": ErrorKind(401, "authentication_error"),
     "key_revoked": ErrorKind(401, "authentication_error"),
     "key_expired": ErrorKind(401, "authentication_error"),
+    # Signed requests (RFC 9421): the message names the component, parameter or clock skew.
+    "malformed_signature": ErrorKind(401, "authentication_error"),
+    "invalid_signature": ErrorKind(401, "authentication_error"),
+    "signature_expired": ErrorKind(401, "authentication_error"),
+    "replayed_request": ErrorKind(401, "authentication_error"),
+    "digest_mismatch": ErrorKind(401, "authentication_error"),
+    # The key (or its tenant) must sign; its API key alone is refused.
+    "signature_required": ErrorKind(401, "authentication_error"),
     "insufficient_scope": ErrorKind(403, "permission_error"),
     "forbidden": ErrorKind(403, "permission_error"),
     # 402 / 429: limits and budgets (limiter/); 429s carry Retry-After.
@@ -45,6 +53,8 @@ CATALOG: Final[Mapping[str, ErrorKind]] = {
     "not_found": ErrorKind(404, "not_found_error"),
     "model_not_found": ErrorKind(404, "not_found_error"),
     "method_not_allowed": ErrorKind(405, "invalid_request_error"),
+    # 409: the change cannot be made in the resource's current state (admin API).
+    "conflict": ErrorKind(409, "invalid_request_error"),
     # 408 / 413 / 415: how the body arrived.
     "request_timeout": ErrorKind(408, "invalid_request_error"),
     # Only ever an in-stream `error` event (the 200 has been sent): the client read a

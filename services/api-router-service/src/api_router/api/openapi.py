@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from api_router import __version__
+from api_router.api.admin import key_openapi
 from api_router.api.errors import CATALOG, ErrorResponse
 from api_router.api.public.audit import AuditList
 from api_router.api.public.inference_contract import (
@@ -41,12 +42,13 @@ def build_openapi() -> dict[str, Any]:
     # UsageRecord is not an HTTP body; it is listed as the schema of the Kafka messages.
     structs = [InferenceRequest, InferenceResponse, ErrorResponse, StatusReport, StreamDelta,
                StreamDone, ChatCompletionRequest, ChatCompletion, ChatCompletionChunk,
-               ModelList, OpenAIError, AuditRecord, AuditList, UsageRecord]  # fmt: skip
+               ModelList, OpenAIError, AuditRecord, AuditList, UsageRecord,
+               *key_openapi.STRUCTS]  # fmt: skip
     (request, response, error, status, *rest), schemas = msgspec.json.schema_components(
         structs, ref_template=_REF
     )
     delta, done, chat_request, chat, chat_chunk, model_list, openai_error, *audits = rest
-    audit, audit_list, _ = audits
+    audit, audit_list, _, *key_schemas = audits
     return {
         "openapi": "3.1.0",
         "info": {
@@ -127,6 +129,7 @@ def build_openapi() -> dict[str, Any]:
                     _parameter("cursor", "query", "next_cursor of the previous page"),
                 ],
             ),
+            **key_openapi.key_paths(key_schemas, error),
             "/v1/status/healthz": _status("getHealth", "Liveness: the process is up", status),
             "/v1/status/readyz": _status(
                 "getReadiness", "Readiness: Redis, config, workers", status
@@ -149,6 +152,7 @@ def build_openapi() -> dict[str, Any]:
             "securitySchemes": {
                 "bearerAuth": {"type": "http", "scheme": "bearer"},
                 "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+                "httpSignature": key_openapi.SIGNATURE_SCHEME,
             },
         },
     }

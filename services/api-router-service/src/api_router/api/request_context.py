@@ -15,13 +15,14 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api_router.auth.authenticator import Principal
+from api_router.auth.content_digest import BodyCheck
 from api_router.limiter.decision import LimitDecision
 from api_router.services import Services, services_of
 from api_router.telemetry.logs import request_id_var
 from api_router.telemetry.request_telemetry import RequestTelemetry
 from api_router.usage.record import UsageFacts, build_records, usage_of
 
-_CONTEXT_KEY = "api_router.context"
+CONTEXT_KEY = "api_router.context"
 
 
 @dataclass(slots=True)
@@ -38,6 +39,8 @@ class RequestContext:
     # (for the audit record).
     plan: str | None = None
     limit_decisions: list[LimitDecision] = field(default_factory=list)
+    # Signed requests: what the body must hash to; api/body.py checks it as it reads.
+    body_check: BodyCheck | None = None
     # Added to whatever response this request gets (RateLimit fields), errors included.
     response_headers: dict[str, str] = field(default_factory=dict)
 
@@ -48,7 +51,7 @@ class RequestContext:
 
 
 def context_of(scope: Scope) -> RequestContext:
-    context: RequestContext = scope[_CONTEXT_KEY]
+    context: RequestContext = scope[CONTEXT_KEY]
     return context
 
 
@@ -72,7 +75,7 @@ class RequestContextMiddleware:
             scope["method"], scope["path"], headers.get("traceparent")
         )
         context = RequestContext(request_id, telemetry)
-        scope[_CONTEXT_KEY] = context
+        scope[CONTEXT_KEY] = context
         status = 500
 
         async def send_with_request_id(message: Message) -> None:

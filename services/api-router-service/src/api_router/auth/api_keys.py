@@ -1,8 +1,11 @@
 """API key format and hashing.
 
 A key reads ``ark_<key id>_<secret>``: the key id is public (it names the key in logs, the
-admin API and, later, in request signatures); the secret is 160 random bits. Only
+admin API and, as ``keyid``, in request signatures); the secret is 160 random bits. Only
 HMAC-SHA256(pepper, secret) is stored, so a leaked store does not leak usable keys.
+
+A signing secret reads ``arks_<52 base32 characters>`` (256 random bits); a client's HMAC
+key is exactly those ASCII characters. Each has a short public id (``s<8 characters>``).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ PREFIX: Final = "ark"
 _KEY = re.compile(r"^ark_(k[a-z2-7]{12})_([a-z2-7]{32})$")
 # Any real key fits in this; longer input is rejected before a regex ever sees it.
 MAX_KEY_LENGTH: Final = 64
+_KEY_ID = re.compile(r"^k[a-z2-7]{12}$")
 
 
 class ParsedKey(NamedTuple):
@@ -35,6 +39,18 @@ def new_key_id() -> str:
 
 def new_secret() -> str:
     return _random_base32(20)
+
+
+def new_signing_secret_id() -> str:
+    return "s" + _random_base32(5)[:8]
+
+
+def new_signing_secret() -> str:
+    return "arks_" + _random_base32(32)
+
+
+def is_key_id(text: str) -> bool:
+    return len(text) == 13 and _KEY_ID.match(text) is not None
 
 
 def format_key(key_id: str, secret: str) -> str:

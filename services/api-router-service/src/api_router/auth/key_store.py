@@ -1,50 +1,50 @@
-"""API key records in Redis, cached in-process for ``auth.key_cache_ttl_s``.
+"""API key records in Redis, cached in-process, and every change made to them.
 
-A record carries what every later check needs (tenant, scopes, status, expiry) and room to
-grow: signing secrets and rotation add fields, not a new store.
+A change is a compare-and-set of the whole record (``swap_record.lua``) that also publishes
+the key id on ``Keyspace.key_events``: every replica's :class:`KeyEventListener` drops its
+cached copy as soon as the message arrives. The cache TTL is only the safety net.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Any
 
 import msgspec
 
+from api_router.api.errors import ApiError
 from api_router.auth import api_keys
+from api_router.auth.key_record import (
+    MAX_SIGNING_SECRETS,
+    SCOPES,
+    AuthMode,
+    IssuedKey,
+    KeyEntry,
+    KeyRecord,
+    Scope,
+    ShownSecret,
+    SigningSecret,
+    Tenant,
+    bound_to,
+)
+from api_router.auth.secret_box import SealedSecretError, SecretBox
 from api_router.keyspace import Keyspace
-from api_router.redis_store import Redis, store_errors
+from api_router.redis_store import Redis, lua_script, store_errors
 
-Scope = Literal["inference", "audit:read", "admin"]
-SCOPES: tuple[Scope, ...] = ("inference", "audit:read", "admin")
-Tenant = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
+__all__ = ["SCOPES", "IssuedKey", "KeyRecord", "KeyStore", "Scope", "Tenant"]
+
+log = logging.getLogger(__name__)
 
 # Bounds the cache of misses, so random key ids cannot grow it without limit.
 _MAX_CACHED = 100_000
-
-
-class KeyRecord(msgspec.Struct, frozen=True, kw_only=True):
-    id: str
-    tenant: Tenant
-    name: str
-    scopes: tuple[Scope, ...]
-    status: Literal["active", "revoked"] = "active"
-    created_at: float
-    expires_at: float | None = None
-    secret_hash: str
-
-
-@dataclass(frozen=True, slots=True)
-class IssuedKey:
-    """A new key; ``api_key`` is shown once and never stored."""
-
-    record: KeyRecord
-    api_key: str
-
+# While change notices may be missed (no live subscription), nothing is cached longer.
+_UNSUBSCRIBED_TTL_S = 1.0
+_SWAP_ATTEMPTS = 5
 
 _decoder = msgspec.json.Decoder(KeyRecord)
+Change = Callable[[KeyRecord], KeyRecord]
 
 
 class KeyStore:
@@ -54,14 +54,80 @@ class KeyStore:
         keys: Keyspace,
         pepper: str,
         cache_ttl_s: float,
+        box: SecretBox,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._redis = redis
         self._keys = keys
         self.pepper = pepper.encode()
+        self._box = box
         self._cache_ttl_s = cache_ttl_s
         self._clock = clock
-        self._cache: dict[str, tuple[float, KeyRecord | None]] = {}
+        self._cache: dict[str, tuple[float, KeyEntry | None]] = {}
+        # Bumped by every invalidation: a lookup that raced one does not cache what it read.
+        self._generation = 0
+        self.subscribed = False
+        self._swap = redis.register_script(lua_script(__package__, "swap_record"))
+
+    # -- the hot path -----------------------------------------------------------------
+
+    async def lookup(self, key_id: str) -> KeyEntry | None:
+        """The record of ``key_id`` with its signing keys opened, from the cache while fresh."""
+        now = self._clock()
+        cached = self._cache.get(key_id)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        generation = self._generation
+        record = await self.read(key_id)
+        entry = None if record is None else KeyEntry(record, self._open_secrets(record))
+        if generation == self._generation:
+            if len(self._cache) >= _MAX_CACHED:
+                self._cache.clear()
+            ttl = (
+                self._cache_ttl_s
+                if self.subscribed
+                else min(self._cache_ttl_s, _UNSUBSCRIBED_TTL_S)
+            )
+            self._cache[key_id] = (now + ttl, entry)
+        return entry
+
+    async def get(self, key_id: str) -> KeyRecord | None:
+        entry = await self.lookup(key_id)
+        return None if entry is None else entry.record
+
+    def invalidate(self, key_id: str | None = None) -> None:
+        """Forget ``key_id`` (or, with ``None``, everything: notices may have been missed)."""
+        self._generation += 1
+        if key_id is None:
+            self._cache.clear()
+        else:
+            self._cache.pop(key_id, None)
+
+    # -- reads for the admin API ------------------------------------------------------
+
+    async def read(self, key_id: str) -> KeyRecord | None:
+        with store_errors("the key store"):
+            blob = await self._redis.get(self._keys.api_key(key_id))
+        return None if blob is None else _decoder.decode(blob)
+
+    async def of_tenant(self, tenant: str) -> list[KeyRecord]:
+        with store_errors("the key store"):
+            ids = sorted(await self._redis.smembers(self._keys.tenant_keys(tenant)))
+            blobs = (
+                await self._redis.mget([self._keys.api_key(_text(i)) for i in ids]) if ids else []
+            )
+        return sorted(
+            (_decoder.decode(b) for b in blobs if b is not None), key=lambda r: r.created_at
+        )
+
+    async def last_used(self, key_ids: list[str]) -> dict[str, float]:
+        if not key_ids:
+            return {}
+        with store_errors("the key store"):
+            values = await self._redis.hmget(self._keys.key_last_used, key_ids)
+        return {k: float(v) for k, v in zip(key_ids, values, strict=True) if v is not None}
+
+    # -- changes ----------------------------------------------------------------------
 
     async def create(
         self,
@@ -69,17 +135,22 @@ class KeyStore:
         scopes: Iterable[Scope],
         name: str = "",
         expires_at: float | None = None,
+        auth: AuthMode = "signature_or_key",
     ) -> IssuedKey:
+        key_id = api_keys.new_key_id()
         secret = api_keys.new_secret()
+        shown = self._new_signing_secret(key_id)
         record = msgspec.convert(
             {
-                "id": api_keys.new_key_id(),
+                "id": key_id,
                 "tenant": tenant,
                 "name": name,
                 "scopes": sorted(set(scopes)),
                 "created_at": time.time(),
                 "expires_at": expires_at,
                 "secret_hash": api_keys.hash_secret(self.pepper, secret),
+                "signing_secrets": [_builtins(shown[0])],
+                "auth": auth,
             },
             KeyRecord,
         )
@@ -87,21 +158,90 @@ class KeyStore:
             pipe = self._redis.pipeline(transaction=True)
             pipe.set(self._keys.api_key(record.id), msgspec.json.encode(record), nx=True)
             pipe.sadd(self._keys.tenant_keys(tenant), record.id)
-            created, _ = await pipe.execute()
+            # A replica may hold a cached miss for this id: drop it.
+            pipe.publish(self._keys.key_events, record.id)
+            created, *_ = await pipe.execute()
         if not created:  # a 60-bit id collided; astronomically rare, so just try again
-            return await self.create(tenant, scopes, name, expires_at)
-        return IssuedKey(record, api_keys.format_key(record.id, secret))
+            return await self.create(tenant, scopes, name, expires_at, auth)
+        return IssuedKey(record, api_keys.format_key(record.id, secret), (shown[1],))
 
-    async def get(self, key_id: str) -> KeyRecord | None:
-        """The record of ``key_id`` (or ``None``), from the cache while it is fresh."""
-        now = self._clock()
-        cached = self._cache.get(key_id)
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        with store_errors("the key store"):
-            blob = await self._redis.get(self._keys.api_key(key_id))
-        record = _decoder.decode(blob) if blob is not None else None
-        if len(self._cache) >= _MAX_CACHED:
-            self._cache.clear()
-        self._cache[key_id] = (now + self._cache_ttl_s, record)
-        return record
+    async def revoke(self, key_id: str) -> KeyRecord:
+        def revoked(record: KeyRecord) -> KeyRecord:
+            if record.status == "revoked":
+                return record
+            return msgspec.structs.replace(record, status="revoked", revoked_at=time.time())
+
+        return await self._change(key_id, revoked)
+
+    async def add_signing_secret(self, key_id: str) -> tuple[KeyRecord, ShownSecret]:
+        sealed, shown = self._new_signing_secret(key_id)
+
+        def added(record: KeyRecord) -> KeyRecord:
+            if record.status != "active":
+                raise ApiError("conflict", f"key {key_id} is revoked; create a new key")
+            if len(record.signing_secrets) >= MAX_SIGNING_SECRETS:
+                raise ApiError(
+                    "conflict",
+                    f"key {key_id} already has {MAX_SIGNING_SECRETS} signing secrets; "
+                    "delete the one no longer in use first",
+                )
+            return msgspec.structs.replace(
+                record, signing_secrets=(*record.signing_secrets, sealed)
+            )
+
+        return await self._change(key_id, added), shown
+
+    async def remove_signing_secret(self, key_id: str, secret_id: str) -> KeyRecord:
+        def removed(record: KeyRecord) -> KeyRecord:
+            kept = tuple(s for s in record.signing_secrets if s.id != secret_id)
+            if len(kept) == len(record.signing_secrets):
+                raise ApiError("not_found", f"key {key_id} has no signing secret {secret_id}")
+            return msgspec.structs.replace(record, signing_secrets=kept)
+
+        return await self._change(key_id, removed)
+
+    async def _change(self, key_id: str, change: Change) -> KeyRecord:
+        key = self._keys.api_key(key_id)
+        for _ in range(_SWAP_ATTEMPTS):
+            with store_errors("the key store"):
+                blob = await self._redis.get(key)
+            if blob is None:
+                raise ApiError("not_found", f"no key {key_id}")
+            new = change(_decoder.decode(blob))
+            encoded = msgspec.json.encode(new)
+            with store_errors("the key store"):
+                swapped = await self._swap(
+                    keys=[key], args=[blob, encoded, self._keys.key_events, key_id]
+                )
+            if swapped:
+                self.invalidate(key_id)
+                return new
+        raise ApiError("conflict", f"key {key_id} is being changed concurrently; retry")
+
+    def _new_signing_secret(self, key_id: str) -> tuple[SigningSecret, ShownSecret]:
+        secret_id = api_keys.new_signing_secret_id()
+        secret = api_keys.new_signing_secret()
+        created_at = time.time()
+        sealed = self._box.seal(secret, bound_to(key_id, secret_id))
+        return SigningSecret(id=secret_id, sealed=sealed, created_at=created_at), ShownSecret(
+            secret_id, secret, created_at
+        )
+
+    def _open_secrets(self, record: KeyRecord) -> tuple[bytes, ...]:
+        try:
+            return tuple(
+                self._box.open(s.sealed, bound_to(record.id, s.id)) for s in record.signing_secrets
+            )
+        except SealedSecretError:
+            # A KEK that is not the one the secrets were sealed under (or a tampered record):
+            # the key's signatures cannot verify, its bearer use is unaffected.
+            log.error("signing secrets do not open under this KEK", extra={"key_id": record.id})
+            return ()
+
+
+def _builtins(secret: SigningSecret) -> dict[str, Any]:
+    return {"id": secret.id, "sealed": secret.sealed, "created_at": secret.created_at}
+
+
+def _text(member: bytes | str) -> str:
+    return member.decode() if isinstance(member, bytes) else member

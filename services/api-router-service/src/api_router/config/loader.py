@@ -6,6 +6,8 @@ Errors name the offending YAML path (``dispatch.accept_timeout_s``) and the reas
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import re
 from collections.abc import Mapping
@@ -49,6 +51,20 @@ def require_pepper(settings: Settings) -> str:
             "missing; set API_ROUTER__AUTH__PEPPER to a random string of at least 32 characters",
         )
     return settings.auth.pepper
+
+
+def require_kek(settings: Settings) -> bytes:
+    """The 32-byte key-encryption key of the signing secrets, or a clear error."""
+    how = "set API_ROUTER__AUTH__KEK to 32 random bytes in base64 (openssl rand -base64 32)"
+    if settings.auth.kek is None:
+        raise ConfigError("auth.kek", f"missing; {how}")
+    try:
+        kek = base64.b64decode(settings.auth.kek, validate=True)
+    except binascii.Error:
+        raise ConfigError("auth.kek", f"not valid base64; {how}") from None
+    if len(kek) != 32:
+        raise ConfigError("auth.kek", f"decodes to {len(kek)} bytes, not 32; {how}")
+    return kek
 
 
 def read_yaml(path: Path) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 ``configs/policies.sample.yaml`` documents every field. The file is separate from the router
 configuration because it changes at run time (hot reload) and belongs to whoever sells the
 plans, not to whoever runs the gateway. Later issues add fields here: the routing issue
-``routes`` under ``models``, the signing issue ``auth`` under ``tenants``.
+``routes`` under ``models``; ``auth`` under ``tenants`` says whether a tenant must sign.
 """
 
 from __future__ import annotations
@@ -67,6 +67,9 @@ class Plan(RateLimits, frozen=True):
 
 class Tenant(_Entry, frozen=True):
     plan: Name
+    # signature_required: this tenant's keys must sign every request (RFC 9421); their
+    # API keys alone are refused. A key's own `auth` can only make this stricter.
+    auth: Literal["signature_required", "signature_or_key"] = "signature_or_key"
     # Per key id: limits that narrow the plan's for that key (never widen them).
     keys: dict[str, RateLimits] = msgspec.field(default_factory=dict)
 

@@ -46,8 +46,23 @@ class AuthSettings(_Section, frozen=True):
     # Server secret under which API key secrets are hashed (HMAC-SHA256). Set it through
     # API_ROUTER__AUTH__PEPPER; never commit it. Required to serve or to create keys.
     pepper: Annotated[str, msgspec.Meta(min_length=32)] | None = None
+    # Key-encryption key of the signing secrets (AES-256-GCM): base64 of 32 random bytes,
+    # e.g. `openssl rand -base64 32`. Set it through API_ROUTER__AUTH__KEK; never commit it.
+    # Required to serve or to create keys: there is no plain-text fallback.
+    kek: str | None = None
     # Key records are cached in-process this long (misses too, so junk keys stay cheap).
+    # Changes reach every replica at once through Redis pub/sub; while a replica's
+    # subscription is down it caches for at most 1 s instead (see docs/architecture.md).
     key_cache_ttl_s: Seconds = 5.0
+    # A signature's `created` may differ from the gateway's clock by at most this much.
+    max_clock_skew_s: Annotated[int, msgspec.Meta(ge=1, le=3600)] = 300
+    # A nonce is remembered per key this long; at least twice the skew, so a signature
+    # cannot outlive the memory of its nonce.
+    nonce_window_s: Annotated[int, msgspec.Meta(ge=2, le=86_400)] = 600
+
+    def __post_init__(self) -> None:
+        if self.nonce_window_s < 2 * self.max_clock_skew_s:
+            raise ValueError("auth.nonce_window_s must be at least twice auth.max_clock_skew_s")
 
 
 class DispatchSettings(_Section, frozen=True):

@@ -1,9 +1,10 @@
 """JSON Schemas of the public and stream contracts, shipped as package data.
 
 The HTTP contracts (``inference.*``, ``chat.completion*``, ``model.list``, ``error``,
-``openai.error``, ``audit.record``) and the Kafka message ``usage.record`` are generated
-from the structs that decode and encode them (``python -m api_router.contracts`` rewrites
-the files; a contract test fails when they differ). ``inference.chunk`` and
+``openai.error``, ``audit.record``, ``admin.key*`` of the admin key API) and the Kafka
+message ``usage.record`` are generated from the structs that decode and encode them
+(``python -m api_router.contracts`` rewrites the files; a contract test fails when they
+differ). ``inference.chunk`` and
 ``inference.done`` are the ``data`` of a streamed answer's ``chunk`` and ``done`` events;
 ``chat.completion.chunk`` the ``data`` frames of an OpenAI stream. ``stream.job`` and
 ``stream.event`` describe Redis
@@ -29,6 +30,11 @@ CONTRACT_NAMES: Final = (
     "openai.error",
     "usage.record",
     "audit.record",
+    "admin.key.create.request",
+    "admin.key.created",
+    "admin.key",
+    "admin.key.list",
+    "admin.key.signing_secret",
     "stream.job",
     "stream.event",
 )

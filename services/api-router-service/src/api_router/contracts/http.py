@@ -7,6 +7,13 @@ from typing import Any
 
 import msgspec
 
+from api_router.api.admin.key_contract import (
+    CreatedKey,
+    CreateKeyRequest,
+    KeyInfo,
+    KeyList,
+    NewSigningSecret,
+)
 from api_router.api.errors import ErrorResponse
 from api_router.api.public.inference_contract import (
     InferenceRequest,
@@ -37,6 +44,11 @@ HTTP_CONTRACTS: dict[str, type[msgspec.Struct]] = {
     "openai.error": OpenAIError,
     "usage.record": UsageRecord,
     "audit.record": AuditRecord,
+    "admin.key.create.request": CreateKeyRequest,
+    "admin.key.created": CreatedKey,
+    "admin.key": KeyInfo,
+    "admin.key.list": KeyList,
+    "admin.key.signing_secret": NewSigningSecret,
 }
 
 

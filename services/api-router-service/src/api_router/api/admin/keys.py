@@ -1,0 +1,140 @@
+"""The admin key API (scope ``admin``): create, list, show and revoke keys, add and delete
+signing secrets. Every call that changes something is recorded in the audit store."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+from api_router.api.admin.key_contract import (
+    CreatedKey,
+    CreateKeyRequest,
+    KeyList,
+    NewSigningSecret,
+    key_info,
+)
+from api_router.api.body import read_json_body
+from api_router.api.errors import ApiError
+from api_router.api.request_context import context_of
+from api_router.auth.key_record import KeyRecord
+from api_router.services import Services, services_of
+from api_router.usage.record import AdminAction, now_rfc3339
+
+_KEY_ID = re.compile(r"k[a-z2-7]{12}")
+_SECRET_ID = re.compile(r"s[a-z2-7]{8}")
+_TENANT = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_decode_create = msgspec.json.Decoder(CreateKeyRequest).decode
+
+
+async def create_key(request: Request) -> Response:
+    services = services_of(request.scope)
+    body = await read_json_body(request, services.settings.server)
+    try:
+        wanted = _decode_create(body)
+    except msgspec.ValidationError as exc:
+        raise ApiError("invalid_request", str(exc)) from None
+    except msgspec.DecodeError:
+        raise ApiError("invalid_request", "the body is not valid JSON") from None
+    issued = await services.key_store.create(
+        wanted.tenant, wanted.scopes, wanted.name, wanted.expires_at, wanted.auth
+    )
+    record = issued.record
+    _audit(request, "keys.create", record.id,
+           {"tenant": record.tenant, "scopes": list(record.scopes), "auth": record.auth,
+            "signing_secret": issued.signing_secrets[0].id})  # fmt: skip
+    created = CreatedKey(
+        id=record.id,
+        tenant=record.tenant,
+        name=record.name,
+        scopes=list(record.scopes),
+        auth=record.auth,
+        created_at=record.created_at,
+        expires_at=record.expires_at,
+        api_key=issued.api_key,
+        signing_secrets=[
+            NewSigningSecret(s.id, s.secret, s.created_at) for s in issued.signing_secrets
+        ],
+    )
+    return _json(created, 201)
+
+
+async def list_keys(request: Request) -> Response:
+    tenant = request.query_params.get("tenant")
+    if tenant is None or not _TENANT.fullmatch(tenant):
+        raise ApiError("invalid_request", "tenant: required; letters, digits and . _ - only")
+    store = services_of(request.scope).key_store
+    records = await store.of_tenant(tenant)
+    used = await store.last_used([r.id for r in records])
+    return _json(KeyList([key_info(r, used.get(r.id)) for r in records]))
+
+
+async def show_key(request: Request) -> Response:
+    services = services_of(request.scope)
+    key_id = _key_id(request)
+    record = await services.key_store.read(key_id)
+    if record is None:
+        raise ApiError("not_found", f"no key {key_id}")
+    return await _key_response(services, record)
+
+
+async def revoke_key(request: Request) -> Response:
+    services = services_of(request.scope)
+    key_id = _key_id(request)
+    record = await services.key_store.revoke(key_id)
+    _audit(request, "keys.revoke", key_id, {"tenant": record.tenant})
+    return await _key_response(services, record)
+
+
+async def add_signing_secret(request: Request) -> Response:
+    services = services_of(request.scope)
+    key_id = _key_id(request)
+    record, shown = await services.key_store.add_signing_secret(key_id)
+    _audit(request, "keys.signing_secret.add", key_id,
+           {"tenant": record.tenant, "signing_secret": shown.id})  # fmt: skip
+    return _json(NewSigningSecret(shown.id, shown.secret, shown.created_at), 201)
+
+
+async def delete_signing_secret(request: Request) -> Response:
+    services = services_of(request.scope)
+    key_id = _key_id(request)
+    secret_id = request.path_params["secret_id"]
+    if not _SECRET_ID.fullmatch(secret_id):
+        raise ApiError("invalid_request", "signing secret ids look like 's' and 8 characters")
+    record = await services.key_store.remove_signing_secret(key_id, secret_id)
+    _audit(request, "keys.signing_secret.delete", key_id,
+           {"tenant": record.tenant, "signing_secret": secret_id})  # fmt: skip
+    return await _key_response(services, record)
+
+
+def _key_id(request: Request) -> str:
+    key_id: str = request.path_params["key_id"]
+    if not _KEY_ID.fullmatch(key_id):
+        raise ApiError("invalid_request", "key ids look like 'k' and 12 characters")
+    return key_id
+
+
+async def _key_response(services: Services, record: KeyRecord) -> Response:
+    used = await services.key_store.last_used([record.id])
+    return _json(key_info(record, used.get(record.id)))
+
+
+def _audit(request: Request, action: str, target: str, details: dict[str, Any]) -> None:
+    context = context_of(request.scope)
+    services_of(request.scope).audit.write(
+        AdminAction(
+            at=now_rfc3339(),
+            actor=context.authenticated().key_id,
+            action=action,
+            target=target,
+            request_id=context.request_id,
+            details=details,
+        )
+    )
+
+
+def _json(body: object, status: int = 200) -> Response:
+    return Response(msgspec.json.encode(body), status, media_type="application/json")
