@@ -45,12 +45,15 @@ from api_router.background import stop_task
 from api_router.config.loader import require_pepper
 from api_router.config.settings import Settings
 from api_router.dispatch.dispatcher import Dispatcher
+from api_router.dispatch.failover import Failover
 from api_router.dispatch.reply_reader import ReplyReader
 from api_router.keyspace import Keyspace
 from api_router.limiter.admission import Admission
 from api_router.limiter.policy_source import PolicySource
 from api_router.redis_store import Redis, connect
 from api_router.routing.health_registry import HealthRegistry
+from api_router.routing.override_set import OverrideSet
+from api_router.routing.router import Router
 from api_router.services import Services
 from api_router.telemetry.request_telemetry import Telemetry
 from api_router.usage.audit_store import AuditStore
@@ -138,8 +141,15 @@ async def _open_services(
     stack.callback(telemetry.shutdown)
     replies = ReplyReader(redis, keys.reply_stream(instance_id))
     key_store = KeyStore(redis, keys, pepper, settings.auth.key_cache_ttl_s)
-    dispatcher = Dispatcher(redis, keys, replies, settings.dispatch, settings.stream)
+    router = Router(
+        settings.routing, lambda: health.snapshot, lambda: policies.policies, OverrideSet
+    )
+    telemetry.metrics.observe_breakers(router.breakers.states)
+    dispatcher = Dispatcher(
+        redis, keys, replies, settings.dispatch, settings.stream, router.stream_ended
+    )
     stack.push_async_callback(dispatcher.aclose)
+    failover = Failover(router.breakers, router.budget, settings.routing)
     # Closed after their loops stop (pushed first, so run last): both flush what is queued.
     audit = AuditStore(redis, keys, settings.audit)
     stack.push_async_callback(audit.aclose)
@@ -157,6 +167,8 @@ async def _open_services(
         health=health,
         replies=replies,
         dispatcher=dispatcher,
+        router=router,
+        failover=failover,
         policies=policies,
         admission=admission,
         telemetry=telemetry,
