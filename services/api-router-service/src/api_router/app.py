@@ -28,6 +28,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.routing import Route
 
+from api_router.api.admin import routing as admin_routing
 from api_router.api.auth_middleware import AuthMiddleware
 from api_router.api.error_responses import render_error
 from api_router.api.errors import ApiError, StoreUnavailable
@@ -52,7 +53,7 @@ from api_router.limiter.admission import Admission
 from api_router.limiter.policy_source import PolicySource
 from api_router.redis_store import Redis, connect
 from api_router.routing.health_registry import HealthRegistry
-from api_router.routing.override_set import OverrideSet
+from api_router.routing.overrides import OverrideStore
 from api_router.routing.router import Router
 from api_router.services import Services
 from api_router.telemetry.request_telemetry import Telemetry
@@ -105,6 +106,7 @@ def create_app(settings: Settings) -> Starlette:
                 middleware=_auth("audit:read", "admin"),
             ),
             Route("/v1/audit/requests", audit_requests, methods=["GET"], middleware=_auth("admin")),
+            *_admin_routing_routes(),
             Route("/v1/status/healthz", healthz, methods=["GET"]),
             Route("/v1/status/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
@@ -118,6 +120,24 @@ def create_app(settings: Settings) -> Starlette:
         },
         lifespan=lifespan,
     )
+
+
+def _admin_routing_routes() -> list[Route]:
+    admin = _auth("admin")
+    base = "/v1/admin/routing"
+    return [
+        Route(base, admin_routing.show_routing, methods=["GET"], middleware=admin),
+        Route(f"{base}/models/{{model}}/weights", admin_routing.put_weights, methods=["PUT"],
+              middleware=admin),
+        Route(f"{base}/models/{{model}}/pin", admin_routing.put_pin, methods=["PUT"],
+              middleware=admin),
+        Route(f"{base}/nodes/{{node}}/drain", admin_routing.drain, methods=["POST"],
+              middleware=admin),
+        Route(f"{base}/nodes/{{node}}/undrain", admin_routing.undrain, methods=["POST"],
+              middleware=admin),
+        Route(f"{base}/overrides/{{override_id}}", admin_routing.delete_override,
+              methods=["DELETE"], middleware=admin),
+    ]  # fmt: skip
 
 
 def _auth(*scopes: KeyScope, billable: bool = False) -> list[Middleware]:
@@ -141,9 +161,11 @@ async def _open_services(
     stack.callback(telemetry.shutdown)
     replies = ReplyReader(redis, keys.reply_stream(instance_id))
     key_store = KeyStore(redis, keys, pepper, settings.auth.key_cache_ttl_s)
+    overrides = OverrideStore(redis, keys, settings.routing.overrides_refresh_s)
     router = Router(
-        settings.routing, lambda: health.snapshot, lambda: policies.policies, OverrideSet
-    )
+        settings.routing, lambda: health.snapshot, lambda: policies.policies,
+        lambda: overrides.current,
+    )  # fmt: skip
     telemetry.metrics.observe_breakers(router.breakers.states)
     dispatcher = Dispatcher(
         redis, keys, replies, settings.dispatch, settings.stream, router.stream_ended
@@ -168,6 +190,7 @@ async def _open_services(
         replies=replies,
         dispatcher=dispatcher,
         router=router,
+        overrides=overrides,
         failover=failover,
         policies=policies,
         admission=admission,
@@ -179,12 +202,14 @@ async def _open_services(
     try:
         await replies.open()
         await health.refresh()
+        await overrides.refresh()
     except StoreUnavailable:
         # Serve anyway: /readyz says not ready and the background tasks catch up when
         # Redis comes back.
         log.warning("redis unavailable at start-up; starting not ready")
     loops = {
         "health_registry": health.run(),
+        "routing_overrides": overrides.run(),
         "reply_reader": replies.run(),
         "audit_writer": audit.run(),
         "usage_exporter": usage.run(),

@@ -51,6 +51,9 @@ class Router:
             session_id,
         )
 
+    def policies(self) -> Policies | None:
+        return self._policies()
+
     def routes(self, model: str) -> list[dict[str, float]] | None:
         policies = self._policies()
         return policies.routes(model) if policies is not None else None
