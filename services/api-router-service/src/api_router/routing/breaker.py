@@ -52,6 +52,10 @@ class Breakers:
             return True
         return state == "half_open" and not self._nodes[node_id].probing
 
+    def unavailable(self) -> set[str]:
+        """The nodes ``available`` refuses, at once: a plan checks a set, not each node."""
+        return {node_id for node_id in self._nodes if not self.available(node_id)}
+
     def acquire(self, node_id: str) -> bool:
         """Right before an attempt: True when the node may take it. A half-open node hands
         out its one probe here; every other caller is refused until the probe's verdict."""
