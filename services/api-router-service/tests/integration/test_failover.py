@@ -16,6 +16,7 @@ from api_router.keyspace import WORKER_GROUP
 from tests.support.fake_ollama import FakeOllama
 from tests.support.limits import write_policies
 from tests.support.servers import eventually
+from tests.support.sse import parse_sse
 from tests.support.stack import Gateway, Stack, chat, node_health
 
 # Plenty of room, so limits never interfere with what is tested here.
@@ -198,3 +199,26 @@ async def test_a_too_hot_node_leaves_and_comes_back_only_below_the_margin(stack:
         assert states()["pi"] == "healthy"
         await report(74.0)  # under the threshold: a healthy node stays in
         assert states()["pi"] == "healthy"
+
+
+async def test_a_stream_fails_over_before_acceptance_and_keeps_its_session_node(
+    stack: Stack,
+) -> None:
+    ghost_node(stack, "ghost", pool="gpu")
+    stack.worker("node-a", pool="edge")
+    key = await stack.create_key()
+    limits = routes(stack.tmp, {"gpu": 1}, {"edge": 1})
+    async with stack.gateway(limits=limits, dispatch={"accept_timeout_s": 0.3}) as gw:
+        await gw.wait_for_model("llama3.2", nodes=2)
+        headers = {"X-API-Key": key, "X-Session-Id": "chat-42"}
+        response = await gw.client.post("/v1/inference", json=chat(stream=True), headers=headers)
+        assert response.status_code == 200, response.text
+        events, _ = parse_sse(response.text)
+        assert [e.event for e in events][-1] == "done"
+        assert sum(1 for e in events if e.event == "done") == 1  # one completion
+        assert response.headers["x-route-node"] == "node-a"
+        assert response.headers["x-route-attempts"] == "2"
+        # The session's node (by rendezvous over resident nodes) is the ghost, first tier.
+        plan = gw.services.router.plan("llama3.2", "chat-42")
+        assert plan.reason == "affinity"
+        assert plan.candidates[0].node.node_id == "ghost"
