@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from api_router import __version__
+from api_router.api.admin.routing_openapi import routing_paths
 from api_router.api.errors import CATALOG, ErrorResponse
 from api_router.api.public.audit import AuditList
 from api_router.api.public.inference_contract import (
@@ -47,6 +48,7 @@ def build_openapi() -> dict[str, Any]:
     )
     delta, done, chat_request, chat, chat_chunk, model_list, openai_error, *audits = rest
     audit, audit_list, _ = audits
+    admin_routing, admin_routing_schemas = routing_paths(_REF, error)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -69,6 +71,8 @@ def build_openapi() -> dict[str, Any]:
                             "headers": {
                                 "X-Request-Id": {"schema": {"type": "string"}},
                                 "Server-Timing": {"schema": {"type": "string"}},
+                                "X-Route-Node": {"schema": {"type": "string"}},
+                                "X-Route-Attempts": {"schema": {"type": "string"}},
                             },
                             "content": {
                                 **_json(response),
@@ -127,6 +131,7 @@ def build_openapi() -> dict[str, Any]:
                     _parameter("cursor", "query", "next_cursor of the previous page"),
                 ],
             ),
+            **admin_routing,
             "/v1/status/healthz": _status("getHealth", "Liveness: the process is up", status),
             "/v1/status/readyz": _status(
                 "getReadiness", "Readiness: Redis, config, workers", status
@@ -145,7 +150,7 @@ def build_openapi() -> dict[str, Any]:
             },
         },
         "components": {
-            "schemas": schemas,
+            "schemas": {**schemas, **admin_routing_schemas},
             "securitySchemes": {
                 "bearerAuth": {"type": "http", "scheme": "bearer"},
                 "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
