@@ -30,6 +30,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.routing import Route
 
+from api_router.api.admin import routing as admin_routing
 from api_router.api.admin.keys import (
     add_signing_secret,
     create_key,
@@ -61,12 +62,15 @@ from api_router.background import stop_task
 from api_router.config.loader import require_kek, require_pepper
 from api_router.config.settings import Settings
 from api_router.dispatch.dispatcher import Dispatcher
+from api_router.dispatch.failover import Failover
 from api_router.dispatch.reply_reader import ReplyReader
 from api_router.keyspace import Keyspace
 from api_router.limiter.admission import Admission
 from api_router.limiter.policy_source import PolicySource
 from api_router.redis_store import Redis, connect
 from api_router.routing.health_registry import HealthRegistry
+from api_router.routing.overrides import OverrideStore
+from api_router.routing.router import Router
 from api_router.services import Services
 from api_router.telemetry.request_telemetry import Telemetry
 from api_router.usage.audit_store import AuditStore
@@ -122,6 +126,7 @@ def create_app(settings: Settings) -> Starlette:
             ),
             Route("/v1/audit/requests", audit_requests, methods=["GET"], middleware=_auth("admin")),
             *_admin_key_routes(),
+            *_admin_routing_routes(),
             Route("/v1/status/healthz", healthz, methods=["GET"]),
             Route("/v1/status/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
@@ -156,6 +161,24 @@ def _admin_key_routes() -> list[Route]:
     ]
 
 
+def _admin_routing_routes() -> list[Route]:
+    admin = _auth("admin")
+    base = "/v1/admin/routing"
+    return [
+        Route(base, admin_routing.show_routing, methods=["GET"], middleware=admin),
+        Route(f"{base}/models/{{model}}/weights", admin_routing.put_weights, methods=["PUT"],
+              middleware=admin),
+        Route(f"{base}/models/{{model}}/pin", admin_routing.put_pin, methods=["PUT"],
+              middleware=admin),
+        Route(f"{base}/nodes/{{node}}/drain", admin_routing.drain, methods=["POST"],
+              middleware=admin),
+        Route(f"{base}/nodes/{{node}}/undrain", admin_routing.undrain, methods=["POST"],
+              middleware=admin),
+        Route(f"{base}/overrides/{{override_id}}", admin_routing.delete_override,
+              methods=["DELETE"], middleware=admin),
+    ]  # fmt: skip
+
+
 def _auth(*scopes: KeyScope, billable: bool = False) -> list[Middleware]:
     """Authenticate, then require any one of ``scopes``. Requests to ``billable`` routes
     leave a usage record and an audit record."""
@@ -186,8 +209,17 @@ async def _open_services(
         NonceLedger(redis, keys, settings.auth.nonce_window_s),
         settings.auth.max_clock_skew_s,
     )
-    dispatcher = Dispatcher(redis, keys, replies, settings.dispatch, settings.stream)
+    overrides = OverrideStore(redis, keys, settings.routing.overrides_refresh_s)
+    router = Router(
+        settings.routing, lambda: health.snapshot, lambda: policies.policies,
+        lambda: overrides.current,
+    )  # fmt: skip
+    telemetry.metrics.observe_breakers(router.breakers.states)
+    dispatcher = Dispatcher(
+        redis, keys, replies, settings.dispatch, settings.stream, router.stream_ended
+    )
     stack.push_async_callback(dispatcher.aclose)
+    failover = Failover(router.breakers, router.budget, settings.routing)
     # Closed after their loops stop (pushed first, so run last): both flush what is queued.
     audit = AuditStore(redis, keys, settings.audit)
     stack.push_async_callback(audit.aclose)
@@ -207,6 +239,9 @@ async def _open_services(
         health=health,
         replies=replies,
         dispatcher=dispatcher,
+        router=router,
+        overrides=overrides,
+        failover=failover,
         policies=policies,
         admission=admission,
         telemetry=telemetry,
@@ -217,12 +252,14 @@ async def _open_services(
     try:
         await replies.open()
         await health.refresh()
+        await overrides.refresh()
     except StoreUnavailable:
         # Serve anyway: /readyz says not ready and the background tasks catch up when
         # Redis comes back.
         log.warning("redis unavailable at start-up; starting not ready")
     loops = {
         "health_registry": health.run(),
+        "routing_overrides": overrides.run(),
         "reply_reader": replies.run(),
         "audit_writer": audit.run(),
         "usage_exporter": usage.run(),

@@ -1,4 +1,4 @@
-"""``api-router``: serve | worker | dev | keys | request | config check.
+"""``api-router``: serve | worker | dev | keys | request | routing | config check.
 
 Each subcommand is a function ``(args) -> exit code`` so tests can call :func:`main`.
 Exit code 2 means the configuration or the arguments are invalid.
@@ -13,6 +13,7 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 from functools import partial
+from typing import Any
 
 import msgspec
 
@@ -140,6 +141,12 @@ def _dev(args: argparse.Namespace) -> int:
     return DevStack(ports, args.config, args.run_dir, os.environ.get("OLLAMA_URL")).run()
 
 
+def _routing(args: argparse.Namespace) -> int:
+    from api_router.routing.override_commands import run_routing_command
+
+    return asyncio.run(run_routing_command(args))
+
+
 def _config_check(args: argparse.Namespace) -> int:
     from api_router.config.policies import load_policies
 
@@ -162,6 +169,35 @@ def _config_check(args: argparse.Namespace) -> int:
             return 2
         print(f"{policies_file}: valid")
     return 0
+
+
+def _routing_parser(commands: Any) -> None:
+    routing = commands.add_parser("routing", help="routing overrides").add_subparsers(
+        required=True, metavar="ACTION", dest="action"
+    )
+    actions = {
+        "show": "print the routing in force (JSON)",
+        "weights": "set pool weights of a model: MODEL POOL=WEIGHT...",
+        "drain": "take no new jobs on a node",
+        "undrain": "remove a node's drain",
+        "pin": "restrict a model to nodes: MODEL NODE...",
+        "unpin": "remove a model's pin",
+    }
+    for action, help_text in actions.items():
+        parser = routing.add_parser(action, help=help_text)
+        parser.add_argument("--config", help="router YAML file (redis, policies file)")
+        if action in ("weights", "pin", "unpin"):
+            parser.add_argument("model")
+        if action in ("drain", "undrain"):
+            parser.add_argument("node")
+        if action == "weights":
+            parser.add_argument("weights", nargs="+", metavar="POOL=WEIGHT")
+        if action == "pin":
+            parser.add_argument("nodes", nargs="+", metavar="NODE")
+        if action in ("weights", "drain", "pin"):
+            parser.add_argument("--reason", required=True)
+            parser.add_argument("--ttl-s", type=float, help="expire by itself after this long")
+        parser.set_defaults(handler=_routing)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -201,6 +237,7 @@ def _parser() -> argparse.ArgumentParser:
 
     add_key_commands(commands)
     add_request_command(commands)
+    _routing_parser(commands)
 
     config = commands.add_parser("config", help="configuration").add_subparsers(
         required=True, metavar="ACTION"

@@ -35,11 +35,25 @@ class Keyspace:
         return f"{self.prefix}:reply:{{{instance_id}}}"
 
     @staticmethod
-    def cancel(reply_stream: str, request_id: str) -> str:
-        """Set when a replica abandons a request; expires a minute after the request's
-        deadline. Built from the reply stream's name so it shares that stream's hash tag:
-        the worker checks it and writes ``accepted`` there in one script."""
-        return f"{reply_stream}:cancel:{request_id}"
+    def cancel(reply_stream: str, request_id: str, attempt: int) -> str:
+        """Set when a replica abandons one attempt of a request; expires a minute after the
+        request's deadline. Per attempt, so that abandoning attempt 1 on a node never
+        cancels attempt 2 on another. Built from the reply stream's name so it shares that
+        stream's hash tag: the worker checks it and writes ``accepted`` there in one script."""
+        return f"{reply_stream}:cancel:{request_id}:{attempt}"
+
+    @property
+    def routing_overrides(self) -> str:
+        """Hash override id -> Override JSON (admin routing overrides). No TTL on the hash:
+        an override's own ``expires_at`` ends it, and replicas delete expired fields when
+        they re-read the hash (every ``routing.overrides_refresh_s``)."""
+        return f"{self.prefix}:routing-overrides"
+
+    @property
+    def routing_changes(self) -> str:
+        """Pub/sub channel: a message (the changed override ids) after every change to
+        ``routing_overrides``, so replicas re-read it at once. Not a key; no TTL."""
+        return f"{self.prefix}:routing-changes"
 
     def api_key(self, key_id: str) -> str:
         """KeyRecord JSON of one API key. No TTL: keys live until deleted."""

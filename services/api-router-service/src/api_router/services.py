@@ -11,12 +11,15 @@ from api_router.auth.authenticator import Authenticator
 from api_router.auth.key_store import KeyStore
 from api_router.config.settings import Settings
 from api_router.dispatch.dispatcher import Dispatcher
+from api_router.dispatch.failover import Failover
 from api_router.dispatch.reply_reader import ReplyReader
 from api_router.keyspace import Keyspace
 from api_router.limiter.admission import Admission
 from api_router.limiter.policy_source import PolicySource
 from api_router.redis_store import Redis
 from api_router.routing.health_registry import HealthRegistry
+from api_router.routing.overrides import OverrideStore
+from api_router.routing.router import Router
 from api_router.telemetry.request_telemetry import Telemetry
 from api_router.usage.audit_store import AuditStore
 from api_router.usage.exporter import UsageExporter
@@ -33,6 +36,9 @@ class Services:
     health: HealthRegistry
     replies: ReplyReader
     dispatcher: Dispatcher
+    router: Router
+    overrides: OverrideStore
+    failover: Failover
     policies: PolicySource
     admission: Admission
     telemetry: Telemetry

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from api_router.cli import main
-from tests.support.stack import KEK, PEPPER, Stack, chat
+from tests.support.stack import KEK, PEPPER, Stack, chat, node_health
 
 SAMPLE = Path(__file__).parents[2] / "configs" / "router.sample.yaml"
 
@@ -185,3 +186,35 @@ def test_serve_refuses_to_start_without_a_kek(
     monkeypatch.setenv("API_ROUTER__AUTH__KEK", "c2hvcnQ=")
     assert main(["keys", "list", "--tenant", "acme"]) == 2
     assert "decodes to 5 bytes, not 32" in capsys.readouterr().err
+
+
+def test_routing_commands_change_and_show_the_overrides(
+    env: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env.put_health(node_health("pi-1", models_loaded=["m"]))
+    env.put_health(node_health("pi-2", models_loaded=["m"]))
+    assert main(["routing", "drain", "pi-1", "--reason", "fan broken", "--ttl-s", "60"]) == 0
+    assert main(["routing", "pin", "m", "pi-1", "pi-2", "--reason", "canary"]) == 0
+    assert main(["routing", "weights", "m", "edge=2", "--reason", "more"]) == 0
+    assert main(["routing", "weights", "m", "edge=0", "--reason", "none"]) == 2
+    assert main(["routing", "drain", "nobody", "--reason", "x"]) == 2
+    assert "unknown node" in capsys.readouterr().err
+    assert main(["routing", "show"]) == 0
+    view = json.loads(capsys.readouterr().out)
+    assert {n["node_id"]: n["drained"] for n in view["nodes"]} == {"pi-1": True, "pi-2": False}
+    assert view["models"]["m"] == {"tiers": [{"edge": 2.0}], "pinned": ["pi-1", "pi-2"]}
+    assert {(o["kind"], o["author"]) for o in view["overrides"]} == {
+        ("drain", f"cli:{getpass.getuser()}"), ("pin", f"cli:{getpass.getuser()}"),
+        ("weights", f"cli:{getpass.getuser()}"),
+    }  # fmt: skip
+    assert main(["routing", "undrain", "pi-1"]) == 0
+    assert main(["routing", "unpin", "m"]) == 0
+    assert main(["routing", "unpin", "m"]) == 1
+    capsys.readouterr()
+    assert main(["routing", "show"]) == 0
+    assert [o["kind"] for o in json.loads(capsys.readouterr().out)["overrides"]] == ["weights"]
+    with env.redis.client() as client:
+        entries = client.xrange(env.keys.audit_admin)
+    actions = [json.loads(fields[b"action"])["action"] for _, fields in entries]
+    assert actions == ["routing.drain", "routing.pin", "routing.weights", "routing.undrain",
+                       "routing.unpin"]  # fmt: skip

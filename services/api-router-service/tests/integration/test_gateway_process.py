@@ -171,6 +171,7 @@ async def test_health_and_readiness_report_each_component(stack: Stack) -> None:
     assert set(ready.json()["components"]) == {
         "redis", "config", "workers", "health_registry", "reply_reader", "audit_writer",
         "usage_exporter", "usage_export", "policies_reload", "key_events", "key_last_used",
+        "routing_overrides",
     }  # fmt: skip
     assert alive.status_code == 200 and alive.json()["status"] == "ok"
 
@@ -196,6 +197,11 @@ async def test_redis_down_is_503_and_everything_recovers_when_it_returns(
             await eventually(lambda: stack.worker_registered("node-a"), 15, "re-registration")
             key = await stack.create_key()  # the old key died with Redis's memory
             await gw.wait_for_model("llama3.2")
+            # The reply reader recreates its stream within a second of Redis returning;
+            # until then a worker's answer has nowhere to go (NOMKSTREAM).
+            reply_stream = gw.services.replies.stream
+            with redis.client() as client:
+                await eventually(lambda: bool(client.exists(reply_stream)), 5, "reply stream")
             back = await gw.client.post("/v1/inference", json=chat(), headers={"X-API-Key": key})
         assert down.status_code == 503
         assert down.json()["error"]["code"] == "service_unavailable"

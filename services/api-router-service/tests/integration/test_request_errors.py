@@ -246,7 +246,7 @@ async def test_no_accepted_in_time_is_504_and_the_job_is_cancelled(stack: Stack)
     assert error_of(response)["code"] == "upstream_timeout"
     assert "did not accept" in error_of(response)["message"]
     assert elapsed < 5  # the accept timeout, not the request timeout
-    cancel_key = stack.keys.cancel(reply_stream, response.headers["x-request-id"])
+    cancel_key = stack.keys.cancel(reply_stream, response.headers["x-request-id"], 1)
     with stack.redis.client() as client:
         assert client.exists(cancel_key)
         assert client.pttl(cancel_key) > 0

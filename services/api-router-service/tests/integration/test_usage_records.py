@@ -53,7 +53,11 @@ async def test_each_request_leaves_exactly_one_record_with_its_values(stack: Sta
         assert record["completion_tokens"] == body["usage"]["completion_tokens"]
         assert record["timings"]["queue_ms"] == body["timings"]["queue_ms"]
         assert record["timings"]["inference_ms"] == body["timings"]["inference_ms"]
-        assert record["routing"] == {"outcome": "dispatched", "attempts": 1}
+        assert record["routing"] == {
+            "outcome": "dispatched", "attempts": 1, "reason": "sticky",
+            "candidates": ["node-a"],
+            "tried": [{"node_id": "node-a", "pool": "edge", "reason": "sticky", "error": None}],
+        }  # fmt: skip
         assert record["schema_version"] == 1
         assert record["started_at"] <= record["finished_at"]
         assert record["gateway_instance"] == gw.services.instance_id

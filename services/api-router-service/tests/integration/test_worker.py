@@ -135,7 +135,7 @@ def test_a_cancelled_job_is_dropped_without_a_backend_call(
     reply_to = f"{stack.prefix}:reply:{{test}}"
     job = send_job(stack, "node-a", reply_to)
     with stack.redis.client() as client:
-        client.set(stack.keys.cancel(reply_to, job.id), 1, ex=60)
+        client.set(stack.keys.cancel(reply_to, job.id, job.attempt), 1, ex=60)
     stack.worker("node-a")
     stream_emptied(stack, "node-a")
     assert events(stack, reply_to) == []

@@ -10,6 +10,7 @@ from starlette.responses import Response
 
 from api_router import __version__
 from api_router.api.admin import key_openapi
+from api_router.api.admin.routing_openapi import routing_paths
 from api_router.api.errors import CATALOG, ErrorResponse
 from api_router.api.public.audit import AuditList
 from api_router.api.public.inference_contract import (
@@ -49,6 +50,7 @@ def build_openapi() -> dict[str, Any]:
     )
     delta, done, chat_request, chat, chat_chunk, model_list, openai_error, *audits = rest
     audit, audit_list, _, *key_schemas = audits
+    admin_routing, admin_routing_schemas = routing_paths(_REF, error)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -71,6 +73,8 @@ def build_openapi() -> dict[str, Any]:
                             "headers": {
                                 "X-Request-Id": {"schema": {"type": "string"}},
                                 "Server-Timing": {"schema": {"type": "string"}},
+                                "X-Route-Node": {"schema": {"type": "string"}},
+                                "X-Route-Attempts": {"schema": {"type": "string"}},
                             },
                             "content": {
                                 **_json(response),
@@ -130,6 +134,7 @@ def build_openapi() -> dict[str, Any]:
                 ],
             ),
             **key_openapi.key_paths(key_schemas, error),
+            **admin_routing,
             "/v1/status/healthz": _status("getHealth", "Liveness: the process is up", status),
             "/v1/status/readyz": _status(
                 "getReadiness", "Readiness: Redis, config, workers", status
@@ -148,7 +153,7 @@ def build_openapi() -> dict[str, Any]:
             },
         },
         "components": {
-            "schemas": schemas,
+            "schemas": {**schemas, **admin_routing_schemas},
             "securitySchemes": {
                 "bearerAuth": {"type": "http", "scheme": "bearer"},
                 "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},

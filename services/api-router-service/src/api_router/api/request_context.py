@@ -41,8 +41,16 @@ class RequestContext:
     limit_decisions: list[LimitDecision] = field(default_factory=list)
     # Signed requests: what the body must hash to; api/body.py checks it as it reads.
     body_check: BodyCheck | None = None
-    # Added to whatever response this request gets (RateLimit fields), errors included.
+    # Added to whatever response this request gets (RateLimit fields, X-Route-*), errors
+    # included.
     response_headers: dict[str, str] = field(default_factory=dict)
+    # Requests of one session go to the same node (routing affinity).
+    session_id: str | None = None
+
+    def set_session(self, *candidates: str | None) -> None:
+        """The first non-empty of ``metadata.session_id`` and ``X-Session-Id`` (bounded:
+        it is hashed, never stored)."""
+        self.session_id = next((c[:256] for c in candidates if c), None)
 
     def authenticated(self) -> Principal:
         if self.principal is None:  # only reachable if a route forgot its AuthMiddleware

@@ -2,8 +2,9 @@
 
 ``configs/policies.sample.yaml`` documents every field. The file is separate from the router
 configuration because it changes at run time (hot reload) and belongs to whoever sells the
-plans, not to whoever runs the gateway. Later issues add fields here: the routing issue
-``routes`` under ``models``; ``auth`` under ``tenants`` says whether a tenant must sign.
+plans, not to whoever runs the gateway. ``routes`` under ``models`` (the entry ``*`` for
+models without their own) are the ordered failover tiers of pools the routing engine uses;
+``auth`` under ``tenants`` says whether a tenant must sign.
 """
 
 from __future__ import annotations
@@ -19,9 +20,14 @@ PositiveRate = Annotated[float, msgspec.Meta(gt=0)]
 PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
 Price = Annotated[float, msgspec.Meta(ge=0)]
 Name = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
+Weight = Annotated[float, msgspec.Meta(ge=0)]
+# One failover tier: pool name -> weight.
+Tier = dict[Name, Weight]
 
 # Tenants without an entry get the plan of this name, if the file defines one; else 403.
 DEFAULT_PLAN = "default"
+# Models without routes of their own use the routes of this entry.
+DEFAULT_ROUTE = "*"
 
 
 class _Entry(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -78,6 +84,8 @@ class ModelPolicy(_Entry, frozen=True):
     # Prices in the budget's currency, for cost budgets and usage records.
     prompt_price_per_1k: Price = 0.0
     completion_price_per_1k: Price = 0.0
+    # Ordered failover tiers, each pool -> weight; none: every pool, one tier, equal weights.
+    routes: list[Tier] | None = None
 
     def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
         return (
@@ -94,6 +102,14 @@ class Policies(_Entry, frozen=True):
     def prices(self, model: str) -> ModelPolicy:
         """The model's prices, else the ``default`` entry's, else free."""
         return self.models.get(model) or self.models.get("default") or ModelPolicy()
+
+    def routes(self, model: str) -> list[Tier] | None:
+        """The model's failover tiers, else the ``*`` entry's; None: no routing policy."""
+        own = self.models.get(model)
+        if own is not None and own.routes is not None:
+            return own.routes
+        fallback = self.models.get(DEFAULT_ROUTE)
+        return fallback.routes if fallback is not None else None
 
 
 def load_policies(path: str | Path) -> Policies:
@@ -140,6 +156,12 @@ def check_policies(policies: Policies) -> None:
         _check_limits(f"plans.{name}", plan)
         for model, limits in plan.models.items():
             _check_limits(f"plans.{name}.models.{model}", limits)
+    for model, entry in policies.models.items():
+        for number, tier in enumerate(entry.routes or ()):
+            if not any(weight > 0 for weight in tier.values()):
+                raise ConfigError(
+                    f"models.{model}.routes[{number}]", "needs a pool with a positive weight"
+                )
     for name, tenant in policies.tenants.items():
         tenant_plan = policies.plans.get(tenant.plan)
         if tenant_plan is None:

@@ -94,10 +94,35 @@ class HealthSettings(_Section, frozen=True):
     fresh_s: Seconds = 15.0
     max_temp_celsius: float = 75.0
     max_ram_percent: Percent = 90.0
+    # A node excluded for heat or memory comes back only below the threshold minus these,
+    # so a node hovering at the line does not flap in and out of the candidates.
+    temp_margin_celsius: Annotated[float, msgspec.Meta(ge=0)] = 5.0
+    ram_margin_percent: Percent = 5.0
     # How often each replica re-reads the health registry (routing never reads Redis).
     refresh_interval_s: Seconds = 1.0
     # Entries of nodes silent for this long are removed from the registry.
     forget_after_s: Seconds = 600.0
+
+
+class RoutingSettings(_Section, frozen=True):
+    # Attempts per request in all (the first one included), each on a node not yet tried.
+    max_attempts: Annotated[int, msgspec.Meta(ge=1, le=10)] = 3
+    # Full-jitter backoff before retry n (n = 1, 2, ...): uniform in [0, min(cap, base * 2^n)].
+    backoff_base_s: Seconds = 0.1
+    backoff_cap_s: Seconds = 5.0
+    # Retries may not exceed this share of requests over the sliding window, per replica...
+    retry_budget_ratio: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.2
+    retry_budget_window_s: Annotated[int, msgspec.Meta(ge=1, le=3600)] = 60
+    # ...except that this many retries per window are always allowed, so a quiet replica
+    # (a handful of requests a minute) can still fail over.
+    retry_budget_min_retries: Annotated[int, msgspec.Meta(ge=0)] = 10
+    # Circuit breaker per node and replica: open after this many consecutive failures,
+    # half-open (one probe request) after open_s.
+    breaker_failures: Annotated[int, msgspec.Meta(ge=1)] = 5
+    breaker_open_s: Seconds = 30.0
+    # Routing overrides are pushed by pub/sub and also re-read this often (a missed message
+    # or a TTL expiry is seen within this long).
+    overrides_refresh_s: Seconds = 1.0
 
 
 class KafkaSettings(_Section, frozen=True):
@@ -168,6 +193,7 @@ class Settings(_Section, frozen=True):
     dispatch: DispatchSettings = msgspec.field(default_factory=DispatchSettings)
     stream: StreamSettings = msgspec.field(default_factory=StreamSettings)
     health: HealthSettings = msgspec.field(default_factory=HealthSettings)
+    routing: RoutingSettings = msgspec.field(default_factory=RoutingSettings)
     kafka: KafkaSettings = msgspec.field(default_factory=KafkaSettings)
     usage: UsageSettings = msgspec.field(default_factory=UsageSettings)
     audit: AuditSettings = msgspec.field(default_factory=AuditSettings)

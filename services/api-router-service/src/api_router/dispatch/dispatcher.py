@@ -1,9 +1,11 @@
-"""Hands a job to a node and waits for its answer: the gateway side of the stream protocol.
+"""Hands a job to one node and waits for its answer: one attempt of the stream protocol.
 
-One Redis round trip puts the job on the first candidate node that is not full; the
-replica's :class:`ReplyReader` wakes the request when the worker's events arrive. A job
-that is not accepted in time, or not done by its deadline, or whose streaming client left,
-is marked cancelled so the worker drops (or aborts) it instead of answering nobody.
+One Redis round trip puts the job on the node's stream; the replica's :class:`ReplyReader`
+wakes the request when the worker's events arrive. A job that is not accepted in time, or
+not done by its deadline, or whose streaming client left, is marked cancelled so the
+worker drops (or aborts) it instead of answering nobody. How an attempt failed
+(:class:`AttemptFailed`) tells the failover loop (``dispatch/failover.py``) whether
+another node may be tried.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from api_router.api.errors import ApiError, StoreUnavailable
@@ -19,7 +21,7 @@ from api_router.chat import Completion
 from api_router.config.settings import DispatchSettings, StreamSettings
 from api_router.dispatch.protocol import Event, Job, ProtocolError
 from api_router.dispatch.reply_reader import ReplyReader, ReplyWaiter
-from api_router.dispatch.streamed_job import DispatchObserver, StreamedJob
+from api_router.dispatch.streamed_job import DispatchObserver, Outcome, StreamedJob
 from api_router.keyspace import WORKER_GROUP, Keyspace
 from api_router.redis_store import Redis, lua_script, store_errors
 from api_router.routing.node_health import NodeHealth
@@ -27,8 +29,36 @@ from api_router.routing.node_health import NodeHealth
 log = logging.getLogger(__name__)
 
 
-class JobNotAccepted(ApiError):
+# Worker error reasons never retried whatever the worker says: the deadline has passed, or
+# the job itself is broken and would fail on every node.
+_NEVER_RETRIED = frozenset({"expired", "malformed_job"})
+
+
+class AttemptFailed(ApiError):
+    """One attempt on one node failed before any output reached the client.
+
+    ``retryable``: another node may be tried; ``node_fault``: it counts against the node's
+    circuit breaker (a failure of the node, not of the request)."""
+
+    accepted = True
+
+    def __init__(self, code: str, message: str, *, retryable: bool, node_fault: bool) -> None:
+        super().__init__(code, message)
+        self.retryable = retryable
+        self.node_fault = node_fault
+
+
+class JobNotAccepted(AttemptFailed):
     """The job failed before any worker accepted it: nothing ran, so admission refunds all."""
+
+    accepted = False
+
+
+class NodeFull(JobNotAccepted):
+    """The node's backlog is at its limit: skipped for the next candidate, not an attempt."""
+
+    def __init__(self, node_id: str) -> None:
+        super().__init__("no_capacity", f"node {node_id} is full", retryable=True, node_fault=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,8 +80,11 @@ class Dispatcher:
         replies: ReplyReader,
         settings: DispatchSettings,
         stream_settings: StreamSettings,
+        stream_ended: Callable[[str, Outcome], None] | None = None,
     ) -> None:
+        """``stream_ended``: told (node, outcome) when an accepted stream ends."""
         self._redis = redis
+        self._stream_ended = stream_ended
         self._keys = keys
         self._replies = replies
         self._settings = settings
@@ -59,12 +92,10 @@ class Dispatcher:
         self._bounded_add = redis.register_script(lua_script(__package__, "bounded_add"))
         self._background: set[asyncio.Task[None]] = set()
 
-    async def dispatch(
-        self, job: Job, candidates: Sequence[NodeHealth], observe: DispatchObserver
-    ) -> Dispatched:
+    async def dispatch(self, job: Job, node: NodeHealth, observe: DispatchObserver) -> Dispatched:
         waiter = self._replies.register(job.id, job.attempt)
         try:
-            node, submitted_at = await self._submit(job, candidates)
+            submitted_at = await self._submit(job, node)
             try:
                 dispatched = await self._await_answer(job, node, waiter, submitted_at)
             except ApiError as exc:
@@ -75,15 +106,13 @@ class Dispatcher:
         finally:
             self._replies.unregister(job.id)
 
-    async def stream(
-        self, job: Job, candidates: Sequence[NodeHealth], observe: DispatchObserver
-    ) -> StreamedJob:
+    async def stream(self, job: Job, node: NodeHealth, observe: DispatchObserver) -> StreamedJob:
         """Submit a streamed job and return once a worker has accepted it, so that a job
-        nobody takes is still an ordinary HTTP error. The caller reads the events from the
-        returned ``StreamedJob`` and must ``close`` it."""
+        nobody takes is still an ordinary HTTP error (and may go to another node). The
+        caller reads the events from the returned ``StreamedJob`` and must ``close`` it."""
         waiter = self._replies.register(job.id, job.attempt, self._stream_settings.buffer_events)
         try:
-            node, submitted_at = await self._submit(job, candidates)
+            submitted_at = await self._submit(job, node)
             try:
                 accepted_at = await self._await_accepted(job, node, waiter, submitted_at)
             except ApiError as exc:
@@ -93,7 +122,9 @@ class Dispatcher:
             self._replies.unregister(job.id)
             raise
         times = (submitted_at, accepted_at)
-        return StreamedJob(job, node, waiter, self._stream_settings, times, self._release)
+        return StreamedJob(
+            job, node, waiter, self._stream_settings, times, self._release, self._stream_ended
+        )
 
     async def _await_accepted(
         self, job: Job, node: NodeHealth, waiter: ReplyWaiter, submitted_at: float
@@ -104,14 +135,15 @@ class Dispatcher:
             event = await waiter.next(timeout)
         except TimeoutError:
             self._cancel(job)
-            raise ApiError(
-                "upstream_timeout", f"node {node.node_id} did not accept the job in time"
-            ) from None
+            raise _not_accepted_in_time(node) from None
         if event.type == "error":
-            raise _upstream_error(event)
+            raise _upstream_error(event, JobNotAccepted)
         if event.type != "accepted":  # the worker writes `accepted` before anything else
             self._cancel(job)
-            raise ApiError("upstream_error", f"node {node.node_id} did not accept the job first")
+            raise JobNotAccepted(
+                "upstream_error", f"node {node.node_id} did not accept the job first",
+                retryable=False, node_fault=True,
+            )  # fmt: skip
         return time.perf_counter()
 
     def _release(self, job: Job, cancel: bool) -> None:
@@ -119,18 +151,20 @@ class Dispatcher:
         if cancel:
             self._cancel(job)
 
-    async def _submit(self, job: Job, candidates: Sequence[NodeHealth]) -> tuple[NodeHealth, float]:
+    async def _submit(self, job: Job, node: NodeHealth) -> float:
         args = [self._settings.node_backlog_limit, WORKER_GROUP, *_flatten(job.to_fields())]
-        for node in candidates:
-            with store_errors("job dispatch"):
-                added = await self._bounded_add(
-                    keys=[self._keys.job_stream(node.node_id)], args=args
-                )
-            if isinstance(added, bytes):
-                return node, time.perf_counter()
-            reason = "backlog_full" if added == 0 else "no_job_stream"
-            log.info("node skipped", extra={"node_id": node.node_id, "reason": reason})
-        raise JobNotAccepted("no_capacity", f"no node serving {job.model!r} can take a job now")
+        with store_errors("job dispatch"):
+            added = await self._bounded_add(keys=[self._keys.job_stream(node.node_id)], args=args)
+        if isinstance(added, bytes):
+            return time.perf_counter()
+        if added == 0:
+            log.info("node skipped", extra={"node_id": node.node_id, "reason": "backlog_full"})
+            raise NodeFull(node.node_id)
+        # The node's stream (or its group) is gone: the node is not receiving.
+        raise JobNotAccepted(
+            "upstream_error", f"node {node.node_id} has no job stream",
+            retryable=True, node_fault=True,
+        )  # fmt: skip
 
     async def _await_answer(
         self, job: Job, node: NodeHealth, waiter: ReplyWaiter, submitted_at: float
@@ -148,11 +182,12 @@ class Dispatcher:
                 event = await waiter.next(timeout)
             except TimeoutError:
                 self._cancel(job)
-                stage = "accept the job" if accepted_at is None else "finish"
-                timeout_error = JobNotAccepted if accepted_at is None else ApiError
-                raise timeout_error(
-                    "upstream_timeout", f"node {node.node_id} did not {stage} in time"
-                ) from None
+                if accepted_at is None:
+                    raise _not_accepted_in_time(node) from None
+                raise AttemptFailed(
+                    "upstream_timeout", f"node {node.node_id} did not finish in time",
+                    retryable=False, node_fault=True,
+                ) from None  # fmt: skip
             if event.type == "accepted":
                 accepted_at = accepted_at or time.perf_counter()
             elif event.type == "done":
@@ -161,10 +196,8 @@ class Dispatcher:
                     node, _completion(event), submitted_at, accepted_at or done_at, done_at
                 )
             elif event.type == "error":
-                failure = _upstream_error(event)
-                if accepted_at is None:
-                    raise JobNotAccepted(failure.code, failure.message)
-                raise failure
+                # Before `done` nothing reached the client: a retryable error may go elsewhere.
+                raise _upstream_error(event, AttemptFailed if accepted_at else JobNotAccepted)
 
     async def aclose(self) -> None:
         """Let pending cancellation marks reach Redis before the client closes."""
@@ -174,15 +207,15 @@ class Dispatcher:
     def _cancel(self, job: Job) -> None:
         """Tell the node to drop the job if it has not started it (off the response path)."""
         ttl_ms = max(job.deadline_ms - int(time.time() * 1000), 0) + 60_000
-        task = asyncio.create_task(self._mark_cancelled(job.id, ttl_ms))
+        task = asyncio.create_task(self._mark_cancelled(job.id, job.attempt, ttl_ms))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _mark_cancelled(self, request_id: str, ttl_ms: int) -> None:
+    async def _mark_cancelled(self, request_id: str, attempt: int, ttl_ms: int) -> None:
         try:
             with store_errors("job cancellation"):
                 await self._redis.set(
-                    self._keys.cancel(self._replies.stream, request_id), 1, px=ttl_ms
+                    self._keys.cancel(self._replies.stream, request_id, attempt), 1, px=ttl_ms
                 )
         except StoreUnavailable:
             log.warning("could not mark job cancelled", extra={"request_id": request_id})
@@ -196,12 +229,31 @@ def _completion(event: Event) -> Completion:
     try:
         return event.completion()
     except ProtocolError:
-        raise ApiError("upstream_error", f"node {event.node} sent an unreadable answer") from None
+        raise AttemptFailed(
+            "upstream_error", f"node {event.node} sent an unreadable answer",
+            retryable=False, node_fault=True,
+        ) from None  # fmt: skip
 
 
-def _upstream_error(event: Event) -> ApiError:
+def _not_accepted_in_time(node: NodeHealth) -> JobNotAccepted:
+    return JobNotAccepted(
+        "upstream_timeout", f"node {node.node_id} did not accept the job in time",
+        retryable=True, node_fault=True,
+    )  # fmt: skip
+
+
+def _upstream_error(event: Event, kind: type[AttemptFailed]) -> AttemptFailed:
+    """The worker's error event; retryable when the worker says so (a node-side failure),
+    except for the reasons in ``_NEVER_RETRIED``."""
     try:
         error = event.error()
     except ProtocolError:
-        return ApiError("upstream_error", f"node {event.node} failed with an unreadable error")
-    return ApiError("upstream_error", f"node {event.node} failed: {error.reason}: {error.message}")
+        return kind(
+            "upstream_error", f"node {event.node} failed with an unreadable error",
+            retryable=False, node_fault=True,
+        )  # fmt: skip
+    retryable = error.retryable and error.reason not in _NEVER_RETRIED
+    return kind(
+        "upstream_error", f"node {event.node} failed: {error.reason}: {error.message}",
+        retryable=retryable, node_fault=retryable,
+    )  # fmt: skip

@@ -37,6 +37,7 @@ class StreamedJob:
         settings: StreamSettings,
         times: tuple[float, float],
         release: Callable[[Job, bool], None],
+        ended: Callable[[str, Outcome], None] | None = None,
     ) -> None:
         self.job = job
         self.node = node
@@ -47,6 +48,7 @@ class StreamedJob:
         self._waiter = waiter
         self._settings = settings
         self._release = release  # unregisters; with True also marks the job cancelled
+        self._ended = ended  # told (node, outcome) once: the node's breaker verdict
         self._seq = 0
         self._text_out = False  # some text has been handed over for the client
         self._last_event_at = self.accepted_at
@@ -125,6 +127,8 @@ class StreamedJob:
             return
         self._closed = True
         self._release(self.job, not self.finished)
+        if self._ended is not None:
+            self._ended(self.node.node_id, outcome)
         ended = self.done_at or time.perf_counter()
         observe(
             self.node.node_id, "done" if outcome == "ok" else outcome, ended - self.submitted_at

@@ -57,7 +57,7 @@ class HealthRegistry:
             if self._last_refresh_ok:
                 log.warning("health registry unreadable; judging last known entries")
             self._last_refresh_ok = False
-        self._snapshot = RoutingSnapshot.build(self._entries, now, self._limits)
+        self._snapshot = RoutingSnapshot.build(self._entries, now, self._limits, self._snapshot)
 
     async def run(self) -> None:
         """Refresh forever, every ``refresh_interval_s``."""

@@ -16,17 +16,30 @@ from api_router.api.errors import ApiError
 from api_router.config.settings import HealthSettings
 from api_router.routing.node_health import NodeHealth, model_names
 
+# (resident, cold) nodes of one pool for one model, each best first.
+PoolNodes = tuple[tuple[NodeHealth, ...], tuple[NodeHealth, ...]]
+
 NodeState = Literal["healthy", "stale", "unavailable", "too_hot", "memory_pressure"]
 
 
-def node_state(node: NodeHealth, now: float, limits: HealthSettings) -> NodeState:
+def node_state(
+    node: NodeHealth, now: float, limits: HealthSettings, previous: NodeState | None = None
+) -> NodeState:
+    """The node's state; ``previous`` (its state in the last snapshot) adds hysteresis: a
+    node out for heat or memory stays out until it is below the threshold minus a margin."""
     if now - node.last_seen > limits.fresh_s:
         return "stale"
     if not node.available:
         return "unavailable"
-    if node.temp_celsius is not None and node.temp_celsius > limits.max_temp_celsius:
+    max_temp = limits.max_temp_celsius
+    if previous == "too_hot":
+        max_temp -= limits.temp_margin_celsius
+    if node.temp_celsius is not None and node.temp_celsius > max_temp:
         return "too_hot"
-    if node.ram_percent > limits.max_ram_percent:
+    max_ram = limits.max_ram_percent
+    if previous == "memory_pressure":
+        max_ram -= limits.ram_margin_percent
+    if node.ram_percent > max_ram:
         return "memory_pressure"
     return "healthy"
 
@@ -40,12 +53,24 @@ class RoutingSnapshot:
     # every model any registered node lists, healthy or not
     known_models: frozenset[str] = frozenset()
 
+    # model -> pool -> (healthy nodes with the model loaded, least busy first; healthy
+    # nodes that would load it, lowest RAM first): what the routing engine chooses from.
+    pools: dict[str, dict[str, PoolNodes]] = field(default_factory=dict)
+
     @classmethod
     def build(
-        cls, nodes: Iterable[NodeHealth], now: float, limits: HealthSettings
+        cls,
+        nodes: Iterable[NodeHealth],
+        now: float,
+        limits: HealthSettings,
+        previous: RoutingSnapshot | None = None,
     ) -> RoutingSnapshot:
+        """``previous`` is the last snapshot, whose states give the hysteresis margins."""
         nodes = tuple(nodes)
-        states = {node.node_id: node_state(node, now, limits) for node in nodes}
+        before = previous.states if previous is not None else {}
+        states = {
+            node.node_id: node_state(node, now, limits, before.get(node.node_id)) for node in nodes
+        }
         known: set[str] = set()
         resident: dict[str, list[NodeHealth]] = {}
         servable: dict[str, list[NodeHealth]] = {}
@@ -62,7 +87,10 @@ class RoutingSnapshot:
             model: rank(resident.get(model, ()), servable.get(model, ()))
             for model in resident.keys() | servable.keys()
         }
-        return cls(nodes, states, ranked, frozenset(known))
+        pools = {
+            model: by_pool(resident.get(model, ()), servable.get(model, ())) for model in ranked
+        }
+        return cls(nodes, states, ranked, frozenset(known), pools)
 
     def candidates(self, model: str) -> tuple[NodeHealth, ...]:
         """Healthy nodes for ``model``, best first; raises when there are none."""
@@ -78,6 +106,21 @@ class RoutingSnapshot:
 
     def state_counts(self) -> Counter[NodeState]:
         return Counter(self.states.values())
+
+
+def by_pool(resident: Sequence[NodeHealth], cold: Sequence[NodeHealth]) -> dict[str, PoolNodes]:
+    """Each pool's resident and cold nodes, each best first (the order of :func:`rank`)."""
+    warm_of: dict[str, list[NodeHealth]] = {}
+    cold_of: dict[str, list[NodeHealth]] = {}
+    ranked = rank(resident, cold)
+    for node in ranked[: len(resident)]:
+        warm_of.setdefault(node.pool, []).append(node)
+    for node in ranked[len(resident) :]:
+        cold_of.setdefault(node.pool, []).append(node)
+    return {
+        pool: (tuple(warm_of.get(pool, ())), tuple(cold_of.get(pool, ())))
+        for pool in warm_of.keys() | cold_of.keys()
+    }
 
 
 def rank(resident: Sequence[NodeHealth], servable: Sequence[NodeHealth]) -> tuple[NodeHealth, ...]:

@@ -14,6 +14,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.resources import Resource
 from prometheus_client import CollectorRegistry, generate_latest
 
+from api_router.routing.breaker import BreakerState
 from api_router.routing.snapshot import NodeState, RoutingSnapshot
 from api_router.usage.exporter import UsageExporter
 
@@ -62,6 +63,19 @@ class GatewayMetrics:
             unit="1",
             description="Admission decisions other than a plain admit, by outcome and limit",
         )
+        self.routing_decisions = meter.create_counter(
+            "api_router.routing.decisions",
+            unit="1",
+            description="Routing decisions by model, pool and reason of the first choice",
+        )
+        self.retries = meter.create_counter(
+            "api_router.routing.retries", unit="1", description="Attempts retried on another node"
+        )
+        self.retry_budget_rejections = meter.create_counter(
+            "api_router.routing.retry_budget_rejections",
+            unit="1",
+            description="Failures answered unretried because the retry budget was spent",
+        )
         meter.create_observable_gauge(
             "api_router.nodes",
             callbacks=[self._observe_nodes],
@@ -101,6 +115,20 @@ class GatewayMetrics:
             callbacks=[_observe(exporter.oldest_age_s)],
             unit="s",
             description="Age of the oldest usage record not yet acknowledged by Kafka",
+        )
+
+    def observe_breakers(self, states: Callable[[], dict[str, BreakerState]]) -> None:
+        """Per node with a breaker that is not closed: 1 open, 2 half-open (absent: closed)."""
+        values = {"closed": 0, "open": 1, "half_open": 2}
+
+        def observe(_options: CallbackOptions) -> Iterable[Observation]:
+            return [Observation(values[state], {"node": node}) for node, state in states().items()]
+
+        self._meter.create_observable_gauge(
+            "api_router.routing.breaker_state",
+            callbacks=[observe],
+            unit="1",
+            description="Circuit breaker of a node on this replica: 0 closed, 1 open, 2 half-open",
         )
 
     def render(self) -> bytes:

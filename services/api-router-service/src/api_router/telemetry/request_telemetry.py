@@ -87,6 +87,20 @@ class RequestTelemetry:
         self._span.set_attribute("api_router.node_id", node_id)
         self._metrics.dispatch_duration.record(seconds, {"node": node_id, "outcome": outcome})
 
+    def routed(self, pool: str, reason: str) -> None:
+        """The routing engine chose a first node in ``pool`` for ``reason``."""
+        self._metrics.routing_decisions.add(
+            1, {"model": self.model, "pool": pool, "reason": reason}
+        )
+        self._span.set_attribute("api_router.route_reason", reason)
+
+    def failover(self, retries: int, budget_refused: bool) -> None:
+        """The request was retried ``retries`` times; a retry was refused by the budget."""
+        if retries:
+            self._metrics.retries.add(retries, {"model": self.model})
+        if budget_refused:
+            self._metrics.retry_budget_rejections.add(1, {"model": self.model})
+
     def finish(self, status: int, route: str | None, error_code: str | None = None) -> None:
         elapsed = time.perf_counter() - self.started
         if route:

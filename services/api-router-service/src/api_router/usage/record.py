@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import msgspec
@@ -29,10 +29,25 @@ class RecordTimings(msgspec.Struct, frozen=True):
     ttft_ms: float | None = None  # streamed answers: arrival to the first text sent
 
 
+class RouteAttempt(msgspec.Struct, frozen=True):
+    """One attempt of the routing decision: the node, its pool, why it was picked
+    (``sticky``, ``least_loaded``, ``affinity``, ``failover``) and the error code it ended
+    with (None: it answered)."""
+
+    node_id: str
+    pool: str
+    reason: str
+    error: str | None = None
+
+
 class RoutingOutcome(msgspec.Struct, frozen=True):
     # "dispatched" once a node answered, "not_routed" when the request ended before that.
     outcome: str
     attempts: int
+    # Why the first candidate was chosen, the plan's candidates in order, each attempt.
+    reason: str = ""
+    candidates: list[str] = msgspec.field(default_factory=list)
+    tried: list[RouteAttempt] = msgspec.field(default_factory=list)
 
 
 class UsageRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -96,6 +111,10 @@ class UsageFacts:
     ttft_ms: float | None = None
     streamed: bool = False
     attempts: int = 0
+    # The routing decision (see RoutingOutcome).
+    route_reason: str = ""
+    route_candidates: list[str] = field(default_factory=list)
+    route_tried: list[RouteAttempt] = field(default_factory=list)
     # Set when the HTTP status alone cannot tell, e.g. a stream the client abandoned.
     status: Status | None = None
 
@@ -150,7 +169,13 @@ def build_records(
             inference_ms=facts.inference_ms,
             ttft_ms=facts.ttft_ms,
         ),
-        routing=RoutingOutcome("dispatched" if facts.node_id else "not_routed", facts.attempts),
+        routing=RoutingOutcome(
+            "dispatched" if facts.node_id else "not_routed",
+            facts.attempts,
+            facts.route_reason,
+            facts.route_candidates,
+            facts.route_tried,
+        ),
         started_at=rfc3339(started_at),
         finished_at=rfc3339(started_at + elapsed_s),
         gateway_instance=gateway_instance,

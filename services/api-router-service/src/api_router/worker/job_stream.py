@@ -62,7 +62,7 @@ class JobStream:
 
     async def emit(self, job: Job, event: Event) -> EmitOutcome:
         """Write ``accepted`` or a ``chunk`` unless the gateway cancelled the job or is gone."""
-        keys = [self._keys.cancel(job.reply_to, job.id), job.reply_to]
+        keys = [self._keys.cancel(job.reply_to, job.id, job.attempt), job.reply_to]
         args = [item for pair in event.to_fields().items() for item in pair]
         with store_errors("the reply stream"):
             outcome = await self._emit(keys=keys, args=args)
@@ -71,7 +71,9 @@ class JobStream:
     async def cancelled(self, job: Job) -> bool:
         """Whether the gateway has abandoned the job (its client left, or it timed out)."""
         with store_errors("the reply stream"):
-            return bool(await self._redis.exists(self._keys.cancel(job.reply_to, job.id)))
+            return bool(
+                await self._redis.exists(self._keys.cancel(job.reply_to, job.id, job.attempt))
+            )
 
     async def reply(self, reply_to: str, event: Event) -> bool:
         """Write an event; False when the gateway's reply stream is gone."""

@@ -38,6 +38,7 @@ async def inference(request: Request) -> Response | EventStreamResponse:
     context.authenticated()
     body = decode_request(await read_json_body(request, services.settings.server))
     payload = JobPayload(body.messages, body.options)
+    context.set_session(body.metadata.get("session_id"), request.headers.get("x-session-id"))
     if body.stream:
         streamed, admitted = await routed_chat.start_stream(services, context, body.model, payload)
         spelling = InferenceEvents(context, body.model, streamed.node.node_id)

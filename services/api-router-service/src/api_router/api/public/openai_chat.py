@@ -46,6 +46,8 @@ async def chat_completions(request: Request) -> Response | EventStreamResponse:
     context.authenticated()
     body = decode_chat_request(await read_json_body(request, services.settings.server))
     payload = JobPayload([m.to_chat() for m in body.messages], body.options())
+    session = (body.metadata or {}).get("session_id")
+    context.set_session(session, request.headers.get("x-session-id"))
     if body.stream:
         streamed, admitted = await routed_chat.start_stream(services, context, body.model, payload)
         spelling = OpenAIChunks(context, body.model, body.include_usage)

@@ -1,6 +1,7 @@
 """The one path both APIs (``/v1/inference`` and ``/v1/chat/completions``) take from a
-decoded chat request to a node and back: model label, candidates, job, dispatch. Whatever
-later applies to every inference request (limits, budgets, retries) goes here, once.
+decoded chat request to a node and back: model label, route plan, admission (once per
+request, not per attempt), then the job on the plan's nodes with failover. Whatever
+applies to every inference request goes here, once.
 
 What the request did is left on its ``RequestContext`` (node, tokens, outcome) for the
 usage and audit records; a stream leaves the rest when it ends (``event_stream``).
@@ -8,14 +9,14 @@ usage and audit records; a stream leaves the rest when it ends (``event_stream``
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from api_router.api.errors import ApiError
 from api_router.api.limits import Admitted, admit
 from api_router.api.request_context import RequestContext
-from api_router.dispatch.dispatcher import Dispatched, JobNotAccepted
+from api_router.dispatch.dispatcher import AttemptFailed, Dispatched
+from api_router.dispatch.failover import Trail
 from api_router.dispatch.protocol import Job, JobPayload
-from api_router.dispatch.streamed_job import DispatchObserver, Outcome, StreamedJob
+from api_router.dispatch.streamed_job import Outcome, StreamedJob
+from api_router.routing.engine import RoutePlan
 from api_router.routing.node_health import NodeHealth
 from api_router.services import Services
 
@@ -23,21 +24,28 @@ from api_router.services import Services
 async def complete(
     services: Services, context: RequestContext, model: str, payload: JobPayload
 ) -> Dispatched:
-    """Admit the request, run the job on the best node and return its whole answer."""
-    job, candidates = _job(services, context, model, payload, stream=False)
+    """Admit the request, run the job on the plan's nodes and return its whole answer."""
+    job, plan = _job(services, context, model, payload, stream=False)
     admitted = await _admit(services, context, model, payload)
+    observe = context.telemetry.dispatched
+
+    async def attempt(job: Job, node: NodeHealth) -> Dispatched:
+        return await services.dispatcher.dispatch(job, node, observe)
+
+    trail = Trail()
     try:
-        dispatched = await services.dispatcher.dispatch(
-            job, candidates, _observer(context, candidates)
-        )
-    except JobNotAccepted as exc:
-        admitted.settle(None, accepted=False)  # nothing ran: everything is given back
+        dispatched = await services.failover.run(job, plan, attempt, trail)
+    except AttemptFailed as exc:
+        # Not accepted: nothing ran, everything is given back.
+        admitted.settle(None, accepted=exc.accepted)
         _failed(context, exc)
         raise
     except ApiError as exc:
         admitted.settle(None, accepted=True)
         _failed(context, exc)
         raise
+    finally:
+        _record_route(context, plan, trail)
     admitted.settle(dispatched.completion.usage, accepted=True)
     usage = context.usage
     usage.status = "ok"
@@ -52,16 +60,22 @@ async def start_stream(
     """Admit the request and put the job on the best node; return once a worker has
     accepted it. The stream's end settles the returned ``Admitted``."""
     context.usage.streamed = True
-    job, candidates = _job(services, context, model, payload, stream=True)
+    job, plan = _job(services, context, model, payload, stream=True)
     admitted = await _admit(services, context, model, payload)
+    observe = context.telemetry.dispatched
+
+    async def attempt(job: Job, node: NodeHealth) -> StreamedJob:
+        return await services.dispatcher.stream(job, node, observe)
+
+    trail = Trail()
     try:
-        streamed = await services.dispatcher.stream(job, candidates, _observer(context, candidates))
+        streamed = await services.failover.run(job, plan, attempt, trail)
     except ApiError as exc:
         admitted.settle(None, accepted=False)  # a stream starts only once accepted
         _failed(context, exc)
         raise
-    usage = context.usage
-    usage.node_id, usage.pool, usage.attempts = streamed.node.node_id, streamed.node.pool, 1
+    finally:
+        _record_route(context, plan, trail)
     return streamed, admitted
 
 
@@ -71,7 +85,7 @@ def outcome_of(error: ApiError) -> Outcome:
 
 def _job(
     services: Services, context: RequestContext, model: str, payload: JobPayload, stream: bool
-) -> tuple[Job, tuple[NodeHealth, ...]]:
+) -> tuple[Job, RoutePlan]:
     principal = context.authenticated()
     if not services.usage.accepting:
         raise ApiError(
@@ -82,7 +96,8 @@ def _job(
     context.telemetry.set_model(model, known=model in snapshot.known_models)
     context.usage.model = model
     # Routing before admission: a model no node serves is refused without a Redis round trip.
-    candidates = snapshot.candidates(model)
+    plan = services.router.plan(model, context.session_id)
+    context.telemetry.routed(plan.candidates[0].node.pool, plan.reason)
     timeout_s = services.settings.dispatch.request_timeout_s
     job = Job(
         id=context.request_id,
@@ -95,7 +110,7 @@ def _job(
         traceparent=context.telemetry.traceparent,
         payload=payload,
     )
-    return job, candidates
+    return job, plan
 
 
 async def _admit(
@@ -105,17 +120,19 @@ async def _admit(
     return await admit(services.admission, context, model, payload.messages, options.max_tokens)
 
 
-def _observer(context: RequestContext, candidates: Sequence[NodeHealth]) -> DispatchObserver:
-    """Note the node that took the job, for telemetry and the usage record."""
-
-    def observe(node_id: str, outcome: str, seconds: float) -> None:
-        context.telemetry.dispatched(node_id, outcome, seconds)
-        usage = context.usage
-        usage.node_id = node_id
-        usage.pool = next((n.pool for n in candidates if n.node_id == node_id), "")
-        usage.attempts = 1  # one attempt per request until retries exist
-
-    return observe
+def _record_route(context: RequestContext, plan: RoutePlan, trail: Trail) -> None:
+    """The decision for the audit record, the response headers and the metrics."""
+    usage = context.usage
+    usage.route_reason = plan.reason
+    usage.route_candidates = [c.node.node_id for c in plan.candidates]
+    usage.route_tried = trail.attempts
+    usage.attempts = len(trail.attempts)
+    if trail.chosen is not None:
+        usage.node_id, usage.pool = trail.chosen.node.node_id, trail.chosen.node.pool
+        context.response_headers["X-Route-Node"] = usage.node_id
+    if trail.attempts:
+        context.response_headers["X-Route-Attempts"] = str(len(trail.attempts))
+    context.telemetry.failover(trail.retries, trail.budget_refused)
 
 
 def _failed(context: RequestContext, error: ApiError) -> None:

@@ -1,0 +1,137 @@
+"""``/v1/admin/routing``: the routing in force, and the admins' overrides (scope ``admin``).
+
+Every override names its author (the admin key), a reason and an optional TTL; it reaches
+every replica within ``routing.overrides_refresh_s`` (at once by pub/sub, normally), and
+every change is written to the audit store.
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+from api_router.api.body import read_json_body
+from api_router.api.errors import ApiError
+from api_router.api.request_context import context_of
+from api_router.routing.override_rules import (
+    DrainRequest,
+    PinRequest,
+    WeightsRequest,
+    drain_override,
+    pin_override,
+    routing_view,
+    weights_override,
+)
+from api_router.services import Services, services_of
+from api_router.usage.record import AdminAction, now_rfc3339
+
+T = TypeVar("T")
+
+_encode = msgspec.json.encode
+
+
+async def show_routing(request: Request) -> Response:
+    services = services_of(request.scope)
+    router = services.router
+    view = routing_view(
+        router.snapshot(), router.policies(), services.overrides.current, router.breakers
+    )
+    return _json(view)
+
+
+async def put_weights(request: Request) -> Response:
+    services, actor = _admin(request)
+    body = await _body(request, services, WeightsRequest)
+    model = request.path_params["model"]
+    router = services.router
+    override = weights_override(router.snapshot(), router.policies(), model, body, actor)
+    await services.overrides.put(override)
+    _audit(request, services, "routing.weights", model, override)
+    return _json(override, 201)
+
+
+async def put_pin(request: Request) -> Response:
+    services, actor = _admin(request)
+    body = await _body(request, services, PinRequest)
+    model = request.path_params["model"]
+    override = pin_override(services.router.snapshot(), model, body, actor)
+    await services.overrides.put(override)
+    _audit(request, services, "routing.pin", model, override)
+    return _json(override, 201)
+
+
+async def drain(request: Request) -> Response:
+    services, actor = _admin(request)
+    body = await _body(request, services, DrainRequest)
+    node = request.path_params["node"]
+    override = drain_override(services.router.snapshot(), node, body, actor)
+    await services.overrides.put(override)
+    _audit(request, services, "routing.drain", node, override)
+    return _json(override, 201)
+
+
+async def undrain(request: Request) -> Response:
+    services, _ = _admin(request)
+    node = request.path_params["node"]
+    stored = await services.overrides.read()
+    found = [o.id for o in stored if o.kind == "drain" and o.target == node]
+    if not found:
+        raise ApiError("not_found", f"node {node!r} is not drained")
+    await services.overrides.delete(*found)
+    _audit(request, services, "routing.undrain", node, None, {"override_ids": found})
+    return _json({"undrained": node, "override_ids": found})
+
+
+async def delete_override(request: Request) -> Response:
+    services, _ = _admin(request)
+    override_id = request.path_params["override_id"]
+    stored = {o.id: o for o in await services.overrides.read()}
+    override = stored.get(override_id)
+    if override is None:
+        raise ApiError("not_found", f"no override {override_id!r}")
+    await services.overrides.delete(override_id)
+    _audit(request, services, f"routing.{override.kind}.delete", override.target, override)
+    return _json({"deleted": override_id})
+
+
+def _admin(request: Request) -> tuple[Services, str]:
+    return services_of(request.scope), context_of(request.scope).authenticated().key_id
+
+
+async def _body(request: Request, services: Services, kind: type[T]) -> T:
+    raw = await read_json_body(request, services.settings.server)
+    try:
+        return msgspec.json.decode(raw, type=kind)
+    except msgspec.ValidationError as exc:
+        raise ApiError("invalid_request", f"invalid body: {exc}") from None
+    except msgspec.DecodeError:
+        raise ApiError("invalid_request", "the body is not valid JSON") from None
+
+
+def _audit(
+    request: Request,
+    services: Services,
+    action: str,
+    target: str,
+    override: object,
+    details: dict[str, object] | None = None,
+) -> None:
+    context = context_of(request.scope)
+    facts = details or msgspec.to_builtins(override)
+    services.audit.write(
+        AdminAction(
+            at=now_rfc3339(),
+            actor=context.authenticated().key_id,
+            action=action,
+            target=target,
+            request_id=context.request_id,
+            details=facts,
+        )
+    )
+
+
+def _json(value: object, status: int = 200) -> Response:
+    return Response(_encode(value), status_code=status, media_type="application/json")

@@ -1,0 +1,146 @@
+"""Admin routing overrides: validated, audited, seen by another gateway process within a
+second (pub/sub, else the periodic re-read), and ended by their TTL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import msgspec
+
+from api_router.usage.record import AdminAction
+from tests.support.servers import eventually
+from tests.support.stack import Gateway, Stack, chat
+
+
+def admin_headers(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+async def put(gw: Gateway, path: str, key: str, body: dict[str, Any]) -> Any:
+    return await gw.client.put(path, json=body, headers=admin_headers(key))
+
+
+def process_view(url: str, key: str) -> dict[str, Any]:
+    response = httpx.get(f"{url}/v1/admin/routing", headers=admin_headers(key), timeout=5)
+    assert response.status_code == 200, response.text
+    view: dict[str, Any] = response.json()
+    return view
+
+
+async def ask(url: str, key: str, times: int = 4) -> list[httpx.Response]:
+    async with httpx.AsyncClient(base_url=url, headers=admin_headers(key)) as client:
+        return [await client.post("/v1/inference", json=chat()) for _ in range(times)]
+
+
+def node_of(view: dict[str, Any], node_id: str) -> dict[str, Any]:
+    return next(n for n in view["nodes"] if n["node_id"] == node_id)
+
+
+async def test_drain_pin_and_weights_reach_another_gateway_and_expire(stack: Stack) -> None:
+    stack.worker("node-a", pool="edge")
+    stack.worker("node-b", pool="gpu")
+    admin = await stack.create_key(scopes=("admin", "inference"))
+    other = stack.gateway_process("other", routing={"overrides_refresh_s": 0.5})
+    async with stack.gateway() as gw:
+        await gw.wait_for_model("llama3.2", nodes=2)
+        drained = await gw.client.post(
+            "/v1/admin/routing/nodes/node-a/drain",
+            json={"reason": "maintenance", "ttl_s": 60},
+            headers=admin_headers(admin),
+        )
+        assert drained.status_code == 201, drained.text
+        override = drained.json()
+        assert (override["kind"], override["target"], override["author"]) == (
+            "drain", "node-a", admin.split("_")[1],
+        )  # fmt: skip
+        await eventually(lambda: node_of(process_view(other.url, admin), "node-a")["drained"],
+                         what="the drain on the other gateway")  # fmt: skip
+        answers = await ask(other.url, admin)
+        assert {a.json()["node_id"] for a in answers} == {"node-b"}
+        # Undrain, then pin the model to node-a: the other gateway follows.
+        undrained = await gw.client.post(
+            "/v1/admin/routing/nodes/node-a/undrain", headers=admin_headers(admin)
+        )
+        assert undrained.status_code == 200
+        pinned = await put(gw, "/v1/admin/routing/models/llama3.2/pin", admin,
+                           {"nodes": ["node-a"], "reason": "canary", "ttl_s": 1.5})  # fmt: skip
+        assert pinned.status_code == 201, pinned.text
+        await eventually(
+            lambda: process_view(other.url, admin)["models"]["llama3.2"]["pinned"] == ["node-a"],
+            what="the pin on the other gateway",
+        )
+        answers = await ask(other.url, admin)
+        assert {a.json()["node_id"] for a in answers} == {"node-a"}
+        # The pin expires by itself, on both gateways.
+        await eventually(
+            lambda: process_view(other.url, admin)["models"]["llama3.2"]["pinned"] is None,
+            what="the pin's expiry",
+        )
+        await eventually(lambda: gw.services.overrides.current.pins == {}, what="local expiry")
+        change = {"weights": {"edge": 0, "gpu": 2}, "reason": "edge is slow"}
+        weights = await put(gw, "/v1/admin/routing/models/llama3.2/weights", admin, change)
+        assert weights.status_code == 201, weights.text
+        await eventually(
+            lambda: (
+                process_view(other.url, admin)["models"]["llama3.2"]["tiers"]
+                == [{"edge": 0.0, "gpu": 2.0}]
+            ),
+            what="the weights on the other gateway",
+        )
+        answers = await ask(other.url, admin)
+        assert {a.json()["node_id"] for a in answers} == {"node-b"}
+        deleted = await gw.client.delete(
+            f"/v1/admin/routing/overrides/{weights.json()['id']}", headers=admin_headers(admin)
+        )
+        assert deleted.status_code == 200
+        await eventually(
+            lambda: process_view(other.url, admin)["overrides"] == [], what="the deletion"
+        )
+    # The gateway has stopped: its audit writer has flushed.
+    with stack.redis.client() as client:
+        entries = client.xrange(stack.keys.audit_admin)
+    actions = [msgspec.json.decode(fields[b"action"], type=AdminAction) for _, fields in entries]
+    assert [a.action for a in actions] == [
+        "routing.drain", "routing.undrain", "routing.pin", "routing.weights",
+        "routing.weights.delete",
+    ]  # fmt: skip
+    assert all(a.actor == admin.split("_")[1] for a in actions)
+
+
+async def test_invalid_overrides_are_400_with_a_reason(stack: Stack) -> None:
+    stack.worker("node-a", pool="edge")
+    admin = await stack.create_key(scopes=("admin",))
+    user = await stack.create_key()
+    async with stack.gateway() as gw:
+        await gw.wait_for_model("llama3.2")
+        path = "/v1/admin/routing/models/llama3.2/weights"
+        cases: list[tuple[dict[str, Any], str]] = [
+            ({"weights": {"edge": -1}, "reason": "r"}, ">= 0"),
+            ({"weights": {"nowhere": 1}, "reason": "r"}, "unknown pool"),
+            ({"weights": {"edge": 0}, "reason": "r"}, "all weights are zero"),
+            ({"weights": {"edge": 1}}, "reason"),
+        ]
+        for body, reason in cases:
+            response = await put(gw, path, admin, body)
+            assert response.status_code == 400, body
+            error = response.json()["error"]
+            assert error["code"] == "invalid_request"
+            assert reason in error["message"]
+        pin = await put(gw, "/v1/admin/routing/models/llama3.2/pin", admin,
+                        {"nodes": ["ghost"], "reason": "r"})  # fmt: skip
+        assert pin.status_code == 400 and "unknown node" in pin.json()["error"]["message"]
+        drain = await gw.client.post(
+            "/v1/admin/routing/nodes/ghost/drain",
+            json={"reason": "r"},
+            headers=admin_headers(admin),
+        )
+        assert drain.status_code == 400
+        forbidden = await gw.client.get("/v1/admin/routing", headers=admin_headers(user))
+        assert forbidden.status_code == 403
+        view = (await gw.client.get("/v1/admin/routing", headers=admin_headers(admin))).json()
+    assert view["overrides"] == []
+    assert node_of(view, "node-a") | {"models_loaded": None} == {
+        "node_id": "node-a", "pool": "edge", "state": "healthy", "breaker": "closed",
+        "inflight": 0, "max_concurrency": 2, "drained": False, "models_loaded": None,
+    }  # fmt: skip
