@@ -4,12 +4,12 @@ signing secrets. Every call that changes something is recorded in the audit stor
 from __future__ import annotations
 
 import re
-from typing import Any
 
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
+from api_router.api.admin.audit_trail import record_action
 from api_router.api.admin.key_contract import (
     CreatedKey,
     CreateKeyRequest,
@@ -19,10 +19,8 @@ from api_router.api.admin.key_contract import (
 )
 from api_router.api.body import read_json_body
 from api_router.api.errors import ApiError
-from api_router.api.request_context import context_of
 from api_router.auth.key_record import KeyRecord
 from api_router.services import Services, services_of
-from api_router.usage.record import AdminAction, now_rfc3339
 
 _KEY_ID = re.compile(r"k[a-z2-7]{12}")
 _SECRET_ID = re.compile(r"s[a-z2-7]{8}")
@@ -43,7 +41,7 @@ async def create_key(request: Request) -> Response:
         wanted.tenant, wanted.scopes, wanted.name, wanted.expires_at, wanted.auth
     )
     record = issued.record
-    _audit(request, "keys.create", record.id,
+    record_action(request, "keys.create", record.id,
            {"tenant": record.tenant, "scopes": list(record.scopes), "auth": record.auth,
             "signing_secret": issued.signing_secrets[0].id})  # fmt: skip
     created = CreatedKey(
@@ -85,7 +83,7 @@ async def revoke_key(request: Request) -> Response:
     services = services_of(request.scope)
     key_id = _key_id(request)
     record = await services.key_store.revoke(key_id)
-    _audit(request, "keys.revoke", key_id, {"tenant": record.tenant})
+    record_action(request, "keys.revoke", key_id, {"tenant": record.tenant})
     return await _key_response(services, record)
 
 
@@ -93,7 +91,7 @@ async def add_signing_secret(request: Request) -> Response:
     services = services_of(request.scope)
     key_id = _key_id(request)
     record, shown = await services.key_store.add_signing_secret(key_id)
-    _audit(request, "keys.signing_secret.add", key_id,
+    record_action(request, "keys.signing_secret.add", key_id,
            {"tenant": record.tenant, "signing_secret": shown.id})  # fmt: skip
     return _json(NewSigningSecret(shown.id, shown.secret, shown.created_at), 201)
 
@@ -105,7 +103,7 @@ async def delete_signing_secret(request: Request) -> Response:
     if not _SECRET_ID.fullmatch(secret_id):
         raise ApiError("invalid_request", "signing secret ids look like 's' and 8 characters")
     record = await services.key_store.remove_signing_secret(key_id, secret_id)
-    _audit(request, "keys.signing_secret.delete", key_id,
+    record_action(request, "keys.signing_secret.delete", key_id,
            {"tenant": record.tenant, "signing_secret": secret_id})  # fmt: skip
     return await _key_response(services, record)
 
@@ -120,20 +118,6 @@ def _key_id(request: Request) -> str:
 async def _key_response(services: Services, record: KeyRecord) -> Response:
     used = await services.key_store.last_used([record.id])
     return _json(key_info(record, used.get(record.id)))
-
-
-def _audit(request: Request, action: str, target: str, details: dict[str, Any]) -> None:
-    context = context_of(request.scope)
-    services_of(request.scope).audit.write(
-        AdminAction(
-            at=now_rfc3339(),
-            actor=context.authenticated().key_id,
-            action=action,
-            target=target,
-            request_id=context.request_id,
-            details=details,
-        )
-    )
 
 
 def _json(body: object, status: int = 200) -> Response:

@@ -7,12 +7,13 @@ every change is written to the audit store.
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
+from api_router.api.admin.audit_trail import record_action
 from api_router.api.body import read_json_body
 from api_router.api.errors import ApiError
 from api_router.api.request_context import context_of
@@ -26,7 +27,6 @@ from api_router.routing.override_rules import (
     weights_override,
 )
 from api_router.services import Services, services_of
-from api_router.usage.record import AdminAction, now_rfc3339
 
 T = TypeVar("T")
 
@@ -49,7 +49,7 @@ async def put_weights(request: Request) -> Response:
     router = services.router
     override = weights_override(router.snapshot(), router.policies(), model, body, actor)
     await services.overrides.put(override)
-    _audit(request, services, "routing.weights", model, override)
+    _audit(request, "routing.weights", model, override)
     return _json(override, 201)
 
 
@@ -59,7 +59,7 @@ async def put_pin(request: Request) -> Response:
     model = request.path_params["model"]
     override = pin_override(services.router.snapshot(), model, body, actor)
     await services.overrides.put(override)
-    _audit(request, services, "routing.pin", model, override)
+    _audit(request, "routing.pin", model, override)
     return _json(override, 201)
 
 
@@ -69,7 +69,7 @@ async def drain(request: Request) -> Response:
     node = request.path_params["node"]
     override = drain_override(services.router.snapshot(), node, body, actor)
     await services.overrides.put(override)
-    _audit(request, services, "routing.drain", node, override)
+    _audit(request, "routing.drain", node, override)
     return _json(override, 201)
 
 
@@ -81,7 +81,7 @@ async def undrain(request: Request) -> Response:
     if not found:
         raise ApiError("not_found", f"node {node!r} is not drained")
     await services.overrides.delete(*found)
-    _audit(request, services, "routing.undrain", node, None, {"override_ids": found})
+    _audit(request, "routing.undrain", node, None, {"override_ids": found})
     return _json({"undrained": node, "override_ids": found})
 
 
@@ -93,7 +93,7 @@ async def delete_override(request: Request) -> Response:
     if override is None:
         raise ApiError("not_found", f"no override {override_id!r}")
     await services.overrides.delete(override_id)
-    _audit(request, services, f"routing.{override.kind}.delete", override.target, override)
+    _audit(request, f"routing.{override.kind}.delete", override.target, override)
     return _json({"deleted": override_id})
 
 
@@ -113,24 +113,12 @@ async def _body(request: Request, services: Services, kind: type[T]) -> T:
 
 def _audit(
     request: Request,
-    services: Services,
     action: str,
     target: str,
     override: object,
-    details: dict[str, object] | None = None,
+    details: dict[str, Any] | None = None,
 ) -> None:
-    context = context_of(request.scope)
-    facts = details or msgspec.to_builtins(override)
-    services.audit.write(
-        AdminAction(
-            at=now_rfc3339(),
-            actor=context.authenticated().key_id,
-            action=action,
-            target=target,
-            request_id=context.request_id,
-            details=facts,
-        )
-    )
+    record_action(request, action, target, details or msgspec.to_builtins(override))
 
 
 def _json(value: object, status: int = 200) -> Response:
