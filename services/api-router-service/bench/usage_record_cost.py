@@ -23,7 +23,7 @@ from api_router.keyspace import Keyspace
 from api_router.redis_store import Redis
 from api_router.usage.audit_store import AuditStore
 from api_router.usage.exporter import UsageExporter
-from api_router.usage.record import UsageFacts, build_records, usage_of
+from api_router.usage.record import RouteAttempt, UsageFacts, build_records, usage_of
 from bench.inference_latency import percentile
 
 
@@ -31,7 +31,8 @@ def facts() -> UsageFacts:
     return UsageFacts(
         tenant="acme", key_id="kabcdefghijkl", auth_method="api_key", model="llama3.2",
         node_id="node-a", pool="edge", prompt_tokens=12, completion_tokens=80, cost=0.0004,
-        queue_ms=0.4, inference_ms=250.0, attempts=1, status="ok",
+        queue_ms=0.4, inference_ms=250.0, status="ok",
+        route_tried=[RouteAttempt("node-a", "edge", "sticky")],
     )  # fmt: skip
 
 

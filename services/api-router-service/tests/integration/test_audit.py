@@ -10,12 +10,12 @@ import pytest
 
 from api_router.usage.record import AdminAction, now_rfc3339
 from tests.support.limits import write_policies
-from tests.support.stack import Gateway, Stack, chat
+from tests.support.stack import Gateway, Stack, bearer, chat
 
 
 async def _audited(gw: Gateway, key: str, body: dict[str, Any] | None = None) -> str:
     """Send an inference request and wait until its audit record is stored."""
-    answer = await gw.client.post("/v1/inference", json=body or chat(), headers=_bearer(key))
+    answer = await gw.client.post("/v1/inference", json=body or chat(), headers=bearer(key))
     request_id = answer.headers["x-request-id"]
     redis_key = gw.services.keys.audit_record(request_id)
     for _ in range(500):
@@ -39,7 +39,7 @@ async def test_owner_sees_its_record_another_tenant_gets_404_admin_sees_all(
         request_id = await _audited(gw, acme)
 
         async def lookup(key: str, rid: str = request_id) -> httpx.Response:
-            return await gw.client.get(f"/v1/audit/requests/{rid}", headers=_bearer(key))
+            return await gw.client.get(f"/v1/audit/requests/{rid}", headers=bearer(key))
 
         own = await lookup(acme_auditor)
         other = await lookup(globex_auditor)
@@ -64,9 +64,9 @@ async def test_owner_sees_its_record_another_tenant_gets_404_admin_sees_all(
 async def test_malformed_ids_are_400_without_asking_redis(stack: Stack, request_id: str) -> None:
     admin = await stack.create_key("ops", scopes=["admin"])
     async with stack.gateway(auth={"key_cache_ttl_s": 60}) as gw:  # auth reads no key
-        await gw.client.get("/v1/audit/requests/req_" + "0" * 32, headers=_bearer(admin))
+        await gw.client.get("/v1/audit/requests/req_" + "0" * 32, headers=bearer(admin))
         gets_before = await _get_calls(gw)
-        answer = await gw.client.get(f"/v1/audit/requests/{request_id}", headers=_bearer(admin))
+        answer = await gw.client.get(f"/v1/audit/requests/{request_id}", headers=bearer(admin))
         gets_after = await _get_calls(gw)
     assert answer.status_code == 400
     assert answer.json()["error"]["code"] == "invalid_request"
@@ -86,7 +86,7 @@ async def test_admins_list_records_newest_first_filtered_and_paginated(stack: St
         globex_denied = await _audited(gw, globex, chat("no-such-model"))
 
         async def listing(**params: str) -> httpx.Response:
-            return await gw.client.get("/v1/audit/requests", params=params, headers=_bearer(admin))
+            return await gw.client.get("/v1/audit/requests", params=params, headers=bearer(admin))
 
         everything = await listing()
         first_page = await listing(tenant="acme", limit="2")
@@ -102,7 +102,7 @@ async def test_admins_list_records_newest_first_filtered_and_paginated(stack: St
             await listing(until="2026-01-01T00:00:00"),
             await listing(cursor="abc"),
         ]
-        not_admin = await gw.client.get("/v1/audit/requests", headers=_bearer(auditor))
+        not_admin = await gw.client.get("/v1/audit/requests", headers=bearer(auditor))
 
     ids = [r["request_id"] for r in everything.json()["data"]]
     assert ids == [globex_denied, globex_ok, *reversed(acme_ids)]
@@ -119,10 +119,6 @@ async def _get_calls(gw: Gateway) -> int:
     stats = await gw.services.redis.info("commandstats")
     entry = stats.get("cmdstat_get", {"calls": 0})
     return int(entry["calls"])
-
-
-def _bearer(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
 
 
 async def test_denials_are_audited_with_their_limit_and_usage_is_priced(stack: Stack) -> None:
@@ -143,10 +139,10 @@ async def test_denials_are_audited_with_their_limit_and_usage_is_priced(stack: S
         await _audited(gw, key, chat("m"))
         denied = await _audited(gw, key, chat("m"))
         ok_record = (
-            await gw.client.get(f"/v1/audit/requests/{admitted}", headers=_bearer(auditor))
+            await gw.client.get(f"/v1/audit/requests/{admitted}", headers=bearer(auditor))
         ).json()
         denied_record = (
-            await gw.client.get(f"/v1/audit/requests/{denied}", headers=_bearer(auditor))
+            await gw.client.get(f"/v1/audit/requests/{denied}", headers=bearer(auditor))
         ).json()
     assert (denied_record["status"], denied_record["http_status"]) == ("denied", 429)
     assert denied_record["error_code"] == "rate_limited"

@@ -10,26 +10,22 @@ import msgspec
 
 from api_router.usage.record import AdminAction
 from tests.support.servers import eventually
-from tests.support.stack import Gateway, Stack, chat
-
-
-def admin_headers(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
+from tests.support.stack import Gateway, Stack, bearer, chat
 
 
 async def put(gw: Gateway, path: str, key: str, body: dict[str, Any]) -> Any:
-    return await gw.client.put(path, json=body, headers=admin_headers(key))
+    return await gw.client.put(path, json=body, headers=bearer(key))
 
 
 def process_view(url: str, key: str) -> dict[str, Any]:
-    response = httpx.get(f"{url}/v1/admin/routing", headers=admin_headers(key), timeout=5)
+    response = httpx.get(f"{url}/v1/admin/routing", headers=bearer(key), timeout=5)
     assert response.status_code == 200, response.text
     view: dict[str, Any] = response.json()
     return view
 
 
 async def ask(url: str, key: str, times: int = 4) -> list[httpx.Response]:
-    async with httpx.AsyncClient(base_url=url, headers=admin_headers(key)) as client:
+    async with httpx.AsyncClient(base_url=url, headers=bearer(key)) as client:
         return [await client.post("/v1/inference", json=chat()) for _ in range(times)]
 
 
@@ -47,7 +43,7 @@ async def test_drain_pin_and_weights_reach_another_gateway_and_expire(stack: Sta
         drained = await gw.client.post(
             "/v1/admin/routing/nodes/node-a/drain",
             json={"reason": "maintenance", "ttl_s": 60},
-            headers=admin_headers(admin),
+            headers=bearer(admin),
         )
         assert drained.status_code == 201, drained.text
         override = drained.json()
@@ -60,7 +56,7 @@ async def test_drain_pin_and_weights_reach_another_gateway_and_expire(stack: Sta
         assert {a.json()["node_id"] for a in answers} == {"node-b"}
         # Undrain, then pin the model to node-a: the other gateway follows.
         undrained = await gw.client.post(
-            "/v1/admin/routing/nodes/node-a/undrain", headers=admin_headers(admin)
+            "/v1/admin/routing/nodes/node-a/undrain", headers=bearer(admin)
         )
         assert undrained.status_code == 200
         pinned = await put(gw, "/v1/admin/routing/models/llama3.2/pin", admin,
@@ -91,7 +87,7 @@ async def test_drain_pin_and_weights_reach_another_gateway_and_expire(stack: Sta
         answers = await ask(other.url, admin)
         assert {a.json()["node_id"] for a in answers} == {"node-b"}
         deleted = await gw.client.delete(
-            f"/v1/admin/routing/overrides/{weights.json()['id']}", headers=admin_headers(admin)
+            f"/v1/admin/routing/overrides/{weights.json()['id']}", headers=bearer(admin)
         )
         assert deleted.status_code == 200
         await eventually(
@@ -133,12 +129,12 @@ async def test_invalid_overrides_are_400_with_a_reason(stack: Stack) -> None:
         drain = await gw.client.post(
             "/v1/admin/routing/nodes/ghost/drain",
             json={"reason": "r"},
-            headers=admin_headers(admin),
+            headers=bearer(admin),
         )
         assert drain.status_code == 400
-        forbidden = await gw.client.get("/v1/admin/routing", headers=admin_headers(user))
+        forbidden = await gw.client.get("/v1/admin/routing", headers=bearer(user))
         assert forbidden.status_code == 403
-        view = (await gw.client.get("/v1/admin/routing", headers=admin_headers(admin))).json()
+        view = (await gw.client.get("/v1/admin/routing", headers=bearer(admin))).json()
     assert view["overrides"] == []
     assert node_of(view, "node-a") | {"models_loaded": None} == {
         "node_id": "node-a", "pool": "edge", "state": "healthy", "breaker": "closed",

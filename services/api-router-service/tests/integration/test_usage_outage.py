@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from tests.support.servers import TansuBroker, eventually, free_port
-from tests.support.stack import Gateway, Stack, chat
+from tests.support.stack import Gateway, Stack, bearer, chat
 from tests.support.usage_topic import TopicReader
 
 
@@ -85,7 +85,7 @@ async def test_sigterm_while_the_broker_is_down_then_a_restart_loses_nothing(
     key = await stack.create_key()
     try:
         gateway = stack.gateway_process(kafka=kafka)
-        async with httpx.AsyncClient(base_url=gateway.url, headers=_bearer(key)) as client:
+        async with httpx.AsyncClient(base_url=gateway.url, headers=bearer(key)) as client:
             before = [await client.post("/v1/inference", json=chat()) for _ in range(3)]
             first = TopicReader(broker.bootstrap, stack.usage_topic)
             await first.read_until(3)
@@ -146,13 +146,9 @@ async def test_a_full_spool_disk_is_reported_and_records_still_reach_kafka(
 
 
 async def _post(gw: Gateway, key: str) -> httpx.Response:
-    answer = await gw.client.post("/v1/inference", json=chat(), headers=_bearer(key))
+    answer = await gw.client.post("/v1/inference", json=chat(), headers=bearer(key))
     assert answer.status_code == 200, answer.text
     return answer
-
-
-def _bearer(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
 
 
 def _report(**figures: Any) -> None:
@@ -172,7 +168,7 @@ async def test_a_full_spool_refuses_requests_or_drops_the_oldest_as_configured(
         await gw.wait_for_model("llama3.2")
         answers = []
         for _ in range(6):
-            answers.append(await gw.client.post("/v1/inference", json=chat(), headers=_bearer(key)))
+            answers.append(await gw.client.post("/v1/inference", json=chat(), headers=bearer(key)))
             await asyncio.sleep(0.05)  # a batch window: each record is committed on its own
         counts = gw.services.usage.counts
         depth = gw.services.usage.depth

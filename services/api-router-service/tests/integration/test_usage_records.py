@@ -6,7 +6,7 @@ import time
 
 from api_router.auth.api_keys import parse_key
 from tests.support.servers import eventually
-from tests.support.stack import Stack, chat
+from tests.support.stack import Stack, bearer, chat
 from tests.support.usage_topic import read_usage
 
 
@@ -18,15 +18,15 @@ async def test_each_request_leaves_exactly_one_record_with_its_values(stack: Sta
     async with stack.gateway() as gw:
         await gw.wait_for_model("llama3.2")
         answers = [
-            await gw.client.post("/v1/inference", json=chat(content=f"hi {i}"), headers=_auth(key))
+            await gw.client.post("/v1/inference", json=chat(content=f"hi {i}"), headers=bearer(key))
             for i in range(5)
         ]
         unknown_model = await gw.client.post(
-            "/v1/inference", json=chat("no-such-model"), headers=_auth(key)
+            "/v1/inference", json=chat("no-such-model"), headers=bearer(key)
         )
-        refused = await gw.client.post("/v1/inference", json=chat(), headers=_auth(expired))
+        refused = await gw.client.post("/v1/inference", json=chat(), headers=bearer(expired))
         # Nobody can show this key is theirs: answered, but billed to no one.
-        anonymous = await gw.client.post("/v1/inference", json=chat(), headers=_auth(stranger))
+        anonymous = await gw.client.post("/v1/inference", json=chat(), headers=bearer(stranger))
     assert [a.status_code for a in answers] == [200] * 5
     assert (unknown_model.status_code, refused.status_code, anonymous.status_code) == (
         404, 401, 401
@@ -80,13 +80,15 @@ async def test_streams_and_openai_requests_leave_records_model_listings_none(
     key = await stack.create_key("acme")
     async with stack.gateway() as gw:
         await gw.wait_for_model("llama3.2")
-        streamed = await gw.client.post("/v1/inference", json=chat(stream=True), headers=_auth(key))
+        streamed = await gw.client.post(
+            "/v1/inference", json=chat(stream=True), headers=bearer(key)
+        )
         openai = await gw.client.post(
             "/v1/chat/completions",
             json={"model": "llama3.2", "messages": [{"role": "user", "content": "hi"}]},
-            headers=_auth(key),
+            headers=bearer(key),
         )
-        listing = await gw.client.get("/v1/models", headers=_auth(key))
+        listing = await gw.client.get("/v1/models", headers=bearer(key))
     assert (streamed.status_code, openai.status_code, listing.status_code) == (200, 200, 200)
     records = await read_usage(stack.broker.bootstrap, stack.usage_topic, 3, timeout_s=5)
     by_request = {r["request_id"]: r for r in records}
@@ -109,7 +111,3 @@ async def test_status_and_health_routes_leave_no_record(stack: Stack) -> None:
         assert gw.services.usage.depth == 0
         assert gw.services.usage.counts.spooled == 0
     assert ready["components"]["usage_export"]["status"] == "ok"
-
-
-def _auth(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}

@@ -191,6 +191,11 @@ def node_health(node_id: str, **overrides: Any) -> NodeHealth:
     return NodeHealth(**values)
 
 
+def bearer(key: str) -> dict[str, str]:
+    """The headers that authenticate with ``key``."""
+    return {"Authorization": f"Bearer {key}"}
+
+
 def chat(model: str = "llama3.2", content: str = "hello there", **extra: Any) -> dict[str, Any]:
     """A valid /v1/inference body."""
     return {"model": model, "messages": [{"role": "user", "content": content}], **extra}

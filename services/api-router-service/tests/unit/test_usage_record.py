@@ -5,7 +5,14 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from api_router.usage.record import UsageFacts, UsageRecord, build_records, status_of, usage_of
+from api_router.usage.record import (
+    RouteAttempt,
+    UsageFacts,
+    UsageRecord,
+    build_records,
+    status_of,
+    usage_of,
+)
 
 
 @pytest.mark.parametrize(
@@ -26,7 +33,7 @@ def test_records_carry_the_facts_and_split_the_timings() -> None:
     facts = UsageFacts(
         tenant="acme", key_id="kabc", auth_method="api_key", model="m", node_id="n1",
         pool="edge", prompt_tokens=3, completion_tokens=5, queue_ms=1.5, inference_ms=10.0,
-        attempts=1, status="cancelled",
+        route_tried=[RouteAttempt("n1", "edge", "sticky")], status="cancelled",
     )  # fmt: skip
     audit = build_records(
         facts,

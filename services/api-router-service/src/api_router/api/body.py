@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from typing import TypeVar
 
+import msgspec
 from starlette.requests import ClientDisconnect, Request
 
 from api_router.api.errors import ApiError
 from api_router.api.request_context import CONTEXT_KEY
 from api_router.config.settings import ServerSettings
+
+T = TypeVar("T")
 
 
 async def read_json_body(request: Request, limits: ServerSettings) -> bytes:
@@ -50,3 +54,14 @@ async def read_json_body(request: Request, limits: ServerSettings) -> bytes:
 
 def _too_large(limit: int) -> ApiError:
     return ApiError("payload_too_large", f"the body exceeds the limit of {limit} bytes")
+
+
+def decode_body(body: bytes, decoder: msgspec.json.Decoder[T]) -> T:
+    """The body as ``decoder``'s type; a 400 whose message names the field path at fault
+    (``$.messages[0].role``)."""
+    try:
+        return decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        raise ApiError("invalid_request", f"invalid request body: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise ApiError("invalid_request", f"the body is not valid JSON: {exc}") from None

@@ -100,12 +100,7 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send_with_request_id)
         finally:
             telemetry.finish(status, _route_name(scope.get("route")), context.error_code)
-            # A request refused because usage cannot be kept (the spool is full) adds none.
-            if (
-                context.billable
-                and context.usage.identified
-                and (context.error_code != "usage_unavailable")
-            ):
+            if context.billable and context.usage.identified:
                 _record_usage(services, context, status)
             request_id_var.reset(token)
 

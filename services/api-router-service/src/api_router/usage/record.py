@@ -110,7 +110,6 @@ class UsageFacts:
     inference_ms: float = 0.0
     ttft_ms: float | None = None
     streamed: bool = False
-    attempts: int = 0
     # The routing decision (see RoutingOutcome).
     route_reason: str = ""
     route_candidates: list[str] = field(default_factory=list)
@@ -171,7 +170,7 @@ def build_records(
         ),
         routing=RoutingOutcome(
             "dispatched" if facts.node_id else "not_routed",
-            facts.attempts,
+            len(facts.route_tried),
             facts.route_reason,
             facts.route_candidates,
             facts.route_tried,

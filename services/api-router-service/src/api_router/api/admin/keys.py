@@ -17,26 +17,22 @@ from api_router.api.admin.key_contract import (
     NewSigningSecret,
     key_info,
 )
-from api_router.api.body import read_json_body
+from api_router.api.body import decode_body, read_json_body
 from api_router.api.errors import ApiError
+from api_router.api.json_response import json_response
 from api_router.auth.key_record import KeyRecord
 from api_router.services import Services, services_of
 
 _KEY_ID = re.compile(r"k[a-z2-7]{12}")
 _SECRET_ID = re.compile(r"s[a-z2-7]{8}")
 _TENANT = re.compile(r"[A-Za-z0-9._-]{1,64}")
-_decode_create = msgspec.json.Decoder(CreateKeyRequest).decode
+_decode_create = msgspec.json.Decoder(CreateKeyRequest)
 
 
 async def create_key(request: Request) -> Response:
     services = services_of(request.scope)
     body = await read_json_body(request, services.settings.server)
-    try:
-        wanted = _decode_create(body)
-    except msgspec.ValidationError as exc:
-        raise ApiError("invalid_request", str(exc)) from None
-    except msgspec.DecodeError:
-        raise ApiError("invalid_request", "the body is not valid JSON") from None
+    wanted = decode_body(body, _decode_create)
     issued = await services.key_store.create(
         wanted.tenant, wanted.scopes, wanted.name, wanted.expires_at, wanted.auth
     )
@@ -57,7 +53,7 @@ async def create_key(request: Request) -> Response:
             NewSigningSecret(s.id, s.secret, s.created_at) for s in issued.signing_secrets
         ],
     )
-    return _json(created, 201)
+    return json_response(created, 201)
 
 
 async def list_keys(request: Request) -> Response:
@@ -67,7 +63,7 @@ async def list_keys(request: Request) -> Response:
     store = services_of(request.scope).key_store
     records = await store.of_tenant(tenant)
     used = await store.last_used([r.id for r in records])
-    return _json(KeyList([key_info(r, used.get(r.id)) for r in records]))
+    return json_response(KeyList([key_info(r, used.get(r.id)) for r in records]))
 
 
 async def show_key(request: Request) -> Response:
@@ -93,7 +89,7 @@ async def add_signing_secret(request: Request) -> Response:
     record, shown = await services.key_store.add_signing_secret(key_id)
     record_action(request, "keys.signing_secret.add", key_id,
            {"tenant": record.tenant, "signing_secret": shown.id})  # fmt: skip
-    return _json(NewSigningSecret(shown.id, shown.secret, shown.created_at), 201)
+    return json_response(NewSigningSecret(shown.id, shown.secret, shown.created_at), 201)
 
 
 async def delete_signing_secret(request: Request) -> Response:
@@ -117,8 +113,4 @@ def _key_id(request: Request) -> str:
 
 async def _key_response(services: Services, record: KeyRecord) -> Response:
     used = await services.key_store.last_used([record.id])
-    return _json(key_info(record, used.get(record.id)))
-
-
-def _json(body: object, status: int = 200) -> Response:
-    return Response(msgspec.json.encode(body), status, media_type="application/json")
+    return json_response(key_info(record, used.get(record.id)))

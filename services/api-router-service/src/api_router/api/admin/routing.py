@@ -14,8 +14,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from api_router.api.admin.audit_trail import record_action
-from api_router.api.body import read_json_body
+from api_router.api.body import decode_body, read_json_body
 from api_router.api.errors import ApiError
+from api_router.api.json_response import json_response
 from api_router.api.request_context import context_of
 from api_router.routing.override_rules import (
     DrainRequest,
@@ -30,8 +31,6 @@ from api_router.services import Services, services_of
 
 T = TypeVar("T")
 
-_encode = msgspec.json.encode
-
 
 async def show_routing(request: Request) -> Response:
     services = services_of(request.scope)
@@ -39,7 +38,7 @@ async def show_routing(request: Request) -> Response:
     view = routing_view(
         router.snapshot(), router.policies(), services.overrides.current, router.breakers
     )
-    return _json(view)
+    return json_response(view)
 
 
 async def put_weights(request: Request) -> Response:
@@ -50,7 +49,7 @@ async def put_weights(request: Request) -> Response:
     override = weights_override(router.snapshot(), router.policies(), model, body, actor)
     await services.overrides.put(override)
     _audit(request, "routing.weights", model, override)
-    return _json(override, 201)
+    return json_response(override, 201)
 
 
 async def put_pin(request: Request) -> Response:
@@ -60,7 +59,7 @@ async def put_pin(request: Request) -> Response:
     override = pin_override(services.router.snapshot(), model, body, actor)
     await services.overrides.put(override)
     _audit(request, "routing.pin", model, override)
-    return _json(override, 201)
+    return json_response(override, 201)
 
 
 async def drain(request: Request) -> Response:
@@ -70,7 +69,7 @@ async def drain(request: Request) -> Response:
     override = drain_override(services.router.snapshot(), node, body, actor)
     await services.overrides.put(override)
     _audit(request, "routing.drain", node, override)
-    return _json(override, 201)
+    return json_response(override, 201)
 
 
 async def undrain(request: Request) -> Response:
@@ -82,7 +81,7 @@ async def undrain(request: Request) -> Response:
         raise ApiError("not_found", f"node {node!r} is not drained")
     await services.overrides.delete(*found)
     _audit(request, "routing.undrain", node, None, {"override_ids": found})
-    return _json({"undrained": node, "override_ids": found})
+    return json_response({"undrained": node, "override_ids": found})
 
 
 async def delete_override(request: Request) -> Response:
@@ -94,7 +93,7 @@ async def delete_override(request: Request) -> Response:
         raise ApiError("not_found", f"no override {override_id!r}")
     await services.overrides.delete(override_id)
     _audit(request, f"routing.{override.kind}.delete", override.target, override)
-    return _json({"deleted": override_id})
+    return json_response({"deleted": override_id})
 
 
 def _admin(request: Request) -> tuple[Services, str]:
@@ -103,12 +102,7 @@ def _admin(request: Request) -> tuple[Services, str]:
 
 async def _body(request: Request, services: Services, kind: type[T]) -> T:
     raw = await read_json_body(request, services.settings.server)
-    try:
-        return msgspec.json.decode(raw, type=kind)
-    except msgspec.ValidationError as exc:
-        raise ApiError("invalid_request", f"invalid body: {exc}") from None
-    except msgspec.DecodeError:
-        raise ApiError("invalid_request", "the body is not valid JSON") from None
+    return decode_body(raw, msgspec.json.Decoder(kind))
 
 
 def _audit(
@@ -119,7 +113,3 @@ def _audit(
     details: dict[str, Any] | None = None,
 ) -> None:
     record_action(request, action, target, details or msgspec.to_builtins(override))
-
-
-def _json(value: object, status: int = 200) -> Response:
-    return Response(_encode(value), status_code=status, media_type="application/json")

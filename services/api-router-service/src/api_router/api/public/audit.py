@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from api_router.api.errors import ApiError
+from api_router.api.json_response import json_response
 from api_router.api.request_context import context_of
 from api_router.services import services_of
 from api_router.usage.audit_store import AuditQuery
@@ -43,14 +44,14 @@ async def audit_request(request: Request) -> Response:
     record = await services_of(request.scope).audit.get(request_id)
     if record is None or ("admin" not in principal.scopes and record.tenant != principal.tenant):
         raise ApiError("not_found", f"no audit record for {request_id}")
-    return _json(record)
+    return json_response(record)
 
 
 async def audit_requests(request: Request) -> Response:
     query = _query(request.query_params)
     page = await services_of(request.scope).audit.query(query)
     cursor = None if page.next_offset is None else f"{query.until_ms}.{page.next_offset}"
-    return _json(AuditList(page.records, cursor))
+    return json_response(AuditList(page.records, cursor))
 
 
 def _query(params: QueryParams) -> AuditQuery:
@@ -102,7 +103,3 @@ def _timestamp_ms(text: str | None, name: str, default: int) -> int:
     if moment.tzinfo is None:
         raise ApiError("invalid_request", f"{name} needs a time zone, e.g. a trailing Z")
     return int(moment.timestamp() * 1000)
-
-
-def _json(value: object) -> Response:
-    return Response(msgspec.json.encode(value), media_type="application/json")

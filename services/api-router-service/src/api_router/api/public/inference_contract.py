@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from api_router.api.errors import ApiError
+from api_router.api.body import decode_body
 from api_router.chat import ChatMessage, ChatOptions
 
 ModelName = Annotated[
@@ -100,9 +100,4 @@ encode_response = msgspec.json.Encoder().encode
 
 def decode_request(body: bytes) -> InferenceRequest:
     """Decode and validate; the error names the field path (``$.messages[0].role``)."""
-    try:
-        return _decoder.decode(body)
-    except msgspec.ValidationError as exc:
-        raise ApiError("invalid_request", f"invalid request body: {exc}") from None
-    except msgspec.DecodeError as exc:
-        raise ApiError("invalid_request", f"the body is not valid JSON: {exc}") from None
+    return decode_body(body, _decoder)

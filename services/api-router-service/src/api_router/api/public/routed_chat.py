@@ -88,6 +88,7 @@ def _job(
 ) -> tuple[Job, RoutePlan]:
     principal = context.authenticated()
     if not services.usage.accepting:
+        context.billable = False  # refused for want of room to keep usage: adds none either
         raise ApiError(
             "usage_unavailable", "usage records cannot be kept right now, retry later",
             headers={"Retry-After": "5"},
@@ -126,7 +127,6 @@ def _record_route(context: RequestContext, plan: RoutePlan, trail: Trail) -> Non
     usage.route_reason = plan.reason
     usage.route_candidates = [c.node.node_id for c in plan.candidates]
     usage.route_tried = trail.attempts
-    usage.attempts = len(trail.attempts)
     if trail.chosen is not None:
         usage.node_id, usage.pool = trail.chosen.node.node_id, trail.chosen.node.pool
         context.response_headers["X-Route-Node"] = usage.node_id
