@@ -19,9 +19,7 @@ import msgspec
 from api_router.config.policies import Policies
 from api_router.config.settings import Settings
 
-VALUES_SCHEMA = (
-    Path(__file__).parents[4] / "deployments/helm/api-router-service/values.schema.json"
-)
+VALUES_SCHEMA = Path(__file__).parents[4] / "deployments/helm/api-router-service/values.schema.json"
 # Only ever from a Secret: a schema without them makes helm refuse them in `config`.
 SECRET_SETTINGS = ("pepper", "kek")
 
