@@ -80,6 +80,8 @@ class Container:
     name: str
     args: list[str]
     env: dict[str, str]
+    # Where this container's volumes live on this machine.
+    root: Path
     mounts: list[Mount] = field(default_factory=list)
     image: Image = field(default_factory=Image.from_dockerfile)
 
@@ -116,7 +118,14 @@ class Container:
 
     @property
     def workdir(self) -> Path:
-        return Path(self.host_path(self.image.workdir))
+        """The image's WORKDIR: its volume, or else an empty stand-in for the image's
+        (read-only) directory."""
+        mapped = self.host_path(self.image.workdir)
+        if mapped != self.image.workdir:
+            return Path(mapped)
+        stand_in = self.root / "image-workdir"
+        stand_in.mkdir(parents=True, exist_ok=True)
+        return stand_in
 
     def _mapped(self, word: str) -> str:
         return self.host_path(word) if word.startswith("/") else word
@@ -142,10 +151,10 @@ def pod_container(
         else:
             ref = entry["valueFrom"]["secretKeyRef"]
             env[entry["name"]] = all_secrets[ref["name"]][ref["key"]]
-    container = Container(name, list(spec.get("args", [])), env)
+    container = Container(name, list(spec.get("args", [])), env, root)
     filled = []
     for mount in spec.get("volumeMounts", []):
-        host = root / name / mount["name"]
+        host = root / mount["name"]
         host.mkdir(parents=True)
         source = volumes.get(mount["name"], {})  # absent: a StatefulSet's volume claim
         writable = not mount.get("readOnly") and "configMap" not in source
@@ -197,9 +206,11 @@ def update_config_map(container: Container, mount_path: str, files: Mapping[str,
 
 
 def _map_paths(text: str, container: Container) -> str:
-    for mount in sorted(container.mounts, key=lambda m: len(m.path), reverse=True):
-        text = re.sub(rf"{re.escape(mount.path)}(?=/|\s|$)", str(mount.host), text)
-    return text
+    """Every container path in ``text`` on a volume, mapped (in one pass: host paths may
+    themselves look like container paths, /tmp/... say)."""
+    paths = sorted((m.path for m in container.mounts), key=len, reverse=True)
+    pattern = "|".join(re.escape(path) for path in paths)
+    return re.sub(rf"(?:{pattern})(?=/|\s|$)", lambda m: container.host_path(m[0]), text)
 
 
 def compose_container(
@@ -209,7 +220,7 @@ def compose_container(
     volumes and tmpfs mounts to empty directories."""
     mounts = []
     for entry in service.get("tmpfs", []):
-        host = root / name / entry.strip("/").replace("/", "-")
+        host = root / entry.strip("/").replace("/", "-")
         host.mkdir(parents=True, exist_ok=True)
         mounts.append(Mount(entry, host, writable=True))
     for entry in service.get("volumes", []):
@@ -218,9 +229,9 @@ def compose_container(
             host = (compose_dir / source).resolve()
             assert host.exists(), f"{name}: bind mount source {source} does not exist"
         else:
-            host = root / name / source
+            host = root / source
             host.mkdir(parents=True, exist_ok=True)
         mounts.append(Mount(target, host, writable="ro" not in options))
     env = {k: str(v) for k, v in service.get("environment", {}).items()}
     command = service.get("command", [])
-    return Container(name, [str(word) for word in command], env, mounts)
+    return Container(name, [str(word) for word in command], env, root, mounts)
