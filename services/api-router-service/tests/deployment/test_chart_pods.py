@@ -26,7 +26,7 @@ from tests.support.cli_checks import (
 )
 from tests.support.containers import Container, pod_container, update_config_map
 from tests.support.processes import ServiceProcess
-from tests.support.servers import RedisServer, TansuBroker, free_port, wait_until
+from tests.support.servers import RedisServer, TansuBroker, answers_ok, free_port, wait_until
 from tests.support.stack import KEK, PEPPER, bearer
 
 VALUE_SETS = [pytest.param([], id="default"), *(pytest.param([p], id=p.stem) for p in CI_VALUES)]
@@ -107,7 +107,7 @@ def test_the_rendered_gateway_and_workers_serve_and_answer_their_probes(
         for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
             get = spec[probe]["httpGet"]
             url = f"http://127.0.0.1:{ports[get['port']]}{get['path']}"
-            wait_until(lambda u=url: answers(u), 30, f"{probe} {url}")
+            wait_until(lambda u=url: answers_ok(u), 30, f"{probe} {url}")
         base = f"http://127.0.0.1:{ports['http']}"
         key = create_key(gateway)
         reply = httpx.post(f"{base}/v1/inference", json=hello(), headers=bearer(key), timeout=10)
@@ -143,13 +143,6 @@ def start(container: Container, log_dir: Path) -> ServiceProcess:
 def registered(redis: RedisServer, prefix: str, node: str) -> bool:
     with redis.client() as client:
         return bool(client.hexists(Keyspace(prefix).health, node))
-
-
-def answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def create_key(gateway: Container) -> str:
