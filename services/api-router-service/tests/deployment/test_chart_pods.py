@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -99,20 +100,19 @@ def test_the_rendered_gateway_and_workers_serve_and_answer_their_probes(
     processes = [start(worker, tmp_path) for worker in workers]
     try:
         for worker in workers:
-            node = worker.args[worker.args.index("--node-id") + 1]
-            wait_until(lambda n=node: registered(redis_server, prefix, n), 15, node)
+            wait_until(partial(registered, redis_server, prefix, node_of(worker)), 15, "worker")
         processes.append(start(gateway, tmp_path))
         spec = gateway_workload(objects)["spec"]["template"]["spec"]["containers"][0]
         ports = {p["name"]: p["containerPort"] for p in spec["ports"]}
         for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
             get = spec[probe]["httpGet"]
             url = f"http://127.0.0.1:{ports[get['port']]}{get['path']}"
-            wait_until(lambda u=url: answers_ok(u), 30, f"{probe} {url}")
+            wait_until(partial(answers_ok, url), 30, f"{probe} {url}")
         base = f"http://127.0.0.1:{ports['http']}"
         key = create_key(gateway)
         reply = httpx.post(f"{base}/v1/inference", json=hello(), headers=bearer(key), timeout=10)
         assert reply.status_code == 200, reply.text
-        assert reply.json()["node_id"] in [w.args[w.args.index("--node-id") + 1] for w in workers]
+        assert reply.json()["node_id"] in [node_of(worker) for worker in workers]
         # A policies change reaches the running gateway through the kubelet's swap.
         policies = yaml.safe_load(find(objects, "ConfigMap", "-policies")["data"]["policies.yaml"])
         policies.setdefault("tenants", {})["demo"] = {
@@ -138,6 +138,10 @@ def start(container: Container, log_dir: Path) -> ServiceProcess:
     )
     process.start()
     return process
+
+
+def node_of(worker: Container) -> str:
+    return worker.args[worker.args.index("--node-id") + 1]
 
 
 def registered(redis: RedisServer, prefix: str, node: str) -> bool:

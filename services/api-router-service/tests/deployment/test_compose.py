@@ -49,7 +49,7 @@ def interpolate(text: str, environ: Mapping[str, str]) -> str:
 
 
 def services(environ: Mapping[str, str] = SECRETS) -> dict[str, Any]:
-    compose: dict[str, Any] = yaml.safe_load(interpolate(COMPOSE.read_text(), environ))
+    compose: dict[str, dict[str, Any]] = yaml.safe_load(interpolate(COMPOSE.read_text(), environ))
     return compose["services"]
 
 
