@@ -246,7 +246,7 @@ class DevStack:
             f"    -H 'Content-Type: application/json' -d '{body}'\n\n"
             f"Signed (RFC 9421, key id {key_id}, signing secret in {dev_env}):\n"
             f"  set -a; . {dev_env}; set +a\n"
-            f"  api-router request --sign POST /v1/inference --data '{body}'\n\n"
+            f"  {_cli()} request --sign POST /v1/inference --data '{body}'\n\n"
             "Ctrl-C stops the stack.",
             flush=True,
         )
@@ -307,6 +307,12 @@ async def _reuse_or_create(
             return previous, signing_secret or ""
     issued = await store.create(tenant, scopes, name=f"dev {tenant} key")
     return issued.api_key, issued.signing_secrets[0].secret
+
+
+def _cli() -> str:
+    """The ``api-router`` of this installation, by full path: it may not be on PATH in the
+    shell the lines printed by ``dev`` are pasted into."""
+    return str(Path(sys.executable).with_name("api-router"))
 
 
 def _read_env(path: Path) -> dict[str, str]:
