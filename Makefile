@@ -45,10 +45,10 @@ $(HELM): scripts/ensure-helm.sh | $(STAMP)
 	@scripts/ensure-helm.sh $(VENV)
 
 redis-server:
-	@scripts/ensure-redis-server.sh
+	@scripts/ensure-command.sh redis-server redis-server
 
 systemd-analyze:
-	@scripts/ensure-systemd-analyze.sh
+	@scripts/ensure-command.sh systemd-analyze systemd
 
 # Rewrites the settings schemas inside the chart's values.schema.json after a settings change.
 chart-schema: bootstrap

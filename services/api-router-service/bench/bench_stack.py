@@ -46,3 +46,18 @@ def bench_stack() -> Iterator[BenchStack]:
         ollama.wait()
         broker.stop()
         redis.stop()
+
+
+@contextmanager
+def servers_stack(ollama_url: str = "http://127.0.0.1:9") -> Iterator[Stack]:
+    """A ``Stack`` on its own redis-server and broker; everything stops on exit."""
+    workdir = Path(tempfile.mkdtemp(prefix="api-router-bench-"))
+    redis = RedisServer(workdir / "redis").start()
+    broker = TansuBroker().start()
+    stack = Stack(redis, broker, "bench", workdir, ollama_url)
+    try:
+        yield stack
+    finally:
+        stack.stop_all()
+        broker.stop()
+        redis.stop()

@@ -16,15 +16,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import tempfile
 import time
-from pathlib import Path
 
 import httpx
 import psutil
 from tests.support.processes import GatewayProcess, WorkerProcess
-from tests.support.servers import RedisServer, TansuBroker
+from tests.support.servers import RedisServer
 from tests.support.stack import Stack, bearer
+
+from bench.bench_stack import servers_stack
 
 
 def body() -> dict[str, object]:
@@ -59,12 +59,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--inflight", type=int, default=200)
     args = parser.parse_args()
-    workdir = Path(tempfile.mkdtemp(prefix="api-router-sizing-"))
-    redis = RedisServer(workdir / "redis").start()
-    broker = TansuBroker().start()
-    stack = Stack(redis, broker, "sizing", workdir, "http://127.0.0.1:9")
     mock = ("--backend", "mock", "--models", "mock", "--max-concurrency", "64")
-    try:
+    with servers_stack() as stack:
+        redis = stack.redis
         workers = [stack.worker(f"w{i}", *mock, "--mock-latency-ms", "20") for i in (1, 2)]
         gateway = stack.gateway_process()
         psutil.Process(gateway.pid).cpu_affinity([1])
@@ -90,10 +87,6 @@ def main() -> None:
             "redis_bytes_per_inflight_request": inflight_bytes(stack, workers, key, args.inflight),
         }
         print(json.dumps(report, indent=2))
-    finally:
-        stack.stop_all()
-        broker.stop()
-        redis.stop()
 
 
 def spool_bytes(stack: Stack, gateway: GatewayProcess, key: str, count: int) -> int:

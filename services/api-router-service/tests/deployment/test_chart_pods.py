@@ -8,7 +8,6 @@ operator points it at theirs; everything else is as rendered.
 from __future__ import annotations
 
 import json
-import subprocess
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -152,15 +151,8 @@ def registered(redis: RedisServer, prefix: str, node: str) -> bool:
 def create_key(gateway: Container) -> str:
     """A key made the way the chart's NOTES say: the CLI inside the gateway container."""
     create = ["keys", "create", "--tenant", "demo", "--scope", "inference", "--json"]
-    result = subprocess.run(
-        gateway.argv([*create, "--config", config_file_of(gateway.args)]),
-        env=gateway.environ(),
-        cwd=gateway.workdir,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    )
+    result = gateway.run([*create, "--config", config_file_of(gateway.args)])
+    assert result.returncode == 0, result.stderr
     key: str = json.loads(result.stdout)["api_key"]
     return key
 

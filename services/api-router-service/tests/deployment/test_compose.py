@@ -147,7 +147,4 @@ def _point(value: str, hosts: Mapping[str, str]) -> str:
 
 
 def healthy(container: Container, args: list[str]) -> bool:
-    result = subprocess.run(
-        container.argv(args), env=container.environ(), capture_output=True, timeout=10
-    )
-    return result.returncode == 0
+    return container.run(args).returncode == 0

@@ -48,15 +48,7 @@ def assert_env_is_read(env: Mapping[str, str]) -> None:
 
 def config_check(container: Container, args: Sequence[str]) -> subprocess.CompletedProcess[str]:
     """``api-router config check ...`` run in ``container`` (its env, volumes, workdir)."""
-    return subprocess.run(
-        container.argv(["config", "check", *args]),
-        env=container.environ(),
-        cwd=container.workdir,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return container.run(["config", "check", *args])
 
 
 def config_file_of(args: Sequence[str]) -> str:

@@ -15,6 +15,7 @@ import json
 import os
 import re
 import shlex
+import subprocess
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -115,6 +116,18 @@ class Container:
         env = {name: self._mapped(value) for name, value in env.items()}
         env["PATH"] = f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"
         return env
+
+    def run(self, args: Sequence[str]) -> subprocess.CompletedProcess[str]:
+        """``api-router ARGS`` run to completion in this container (``kubectl exec``)."""
+        return subprocess.run(
+            self.argv(args),
+            env=self.environ(),
+            cwd=self.workdir,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
 
     @property
     def workdir(self) -> Path:
