@@ -41,7 +41,6 @@ from api_router.api.admin.keys import (
 )
 from api_router.api.auth_middleware import AuthMiddleware
 from api_router.api.error_responses import render_error
-from api_router.api.errors import ApiError, StoreUnavailable
 from api_router.api.openapi import build_openapi, openapi_document
 from api_router.api.public.audit import audit_request, audit_requests
 from api_router.api.public.inference import inference
@@ -64,6 +63,7 @@ from api_router.config.settings import Settings
 from api_router.dispatch.dispatcher import Dispatcher
 from api_router.dispatch.failover import Failover
 from api_router.dispatch.reply_reader import ReplyReader
+from api_router.errors import ApiError, StoreUnavailable
 from api_router.keyspace import Keyspace
 from api_router.limiter.admission import Admission
 from api_router.limiter.policy_source import PolicySource

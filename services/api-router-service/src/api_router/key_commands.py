@@ -15,11 +15,11 @@ from typing import Any
 import msgspec
 
 from api_router.api.admin.key_contract import key_info
-from api_router.api.errors import ApiError
 from api_router.auth.key_record import SCOPES, KeyRecord
 from api_router.auth.key_store import KeyStore
 from api_router.auth.secret_box import SecretBox
 from api_router.config.loader import load_settings, require_kek, require_pepper
+from api_router.errors import ApiError
 from api_router.keyspace import Keyspace
 from api_router.redis_store import connect
 from api_router.usage.audit_store import AuditStore

@@ -12,9 +12,9 @@ from typing import Any
 
 import yaml
 
-from api_router.api.errors import ApiError
 from api_router.chat import ChatMessage, Usage
 from api_router.config.settings import RedisSettings
+from api_router.errors import ApiError
 from api_router.keyspace import Keyspace
 from api_router.limiter.admission import Admission, AdmissionRequest, Grant
 from api_router.limiter.decision import LimitDecision

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from api_router.api.errors import ApiError
 from api_router.config.settings import HealthSettings
+from api_router.errors import ApiError
 from api_router.routing.breaker import Breakers
 from api_router.routing.engine import RoutePlan, RoutingEngine
 from api_router.routing.node_health import NodeHealth

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from api_router.api.errors import ApiError
 from api_router.api.public.openai_contract import decode_chat_request, finish_reason
 from api_router.chat import ChatMessage, ChatOptions
+from api_router.errors import ApiError
 
 
 def body(**fields: Any) -> bytes:

@@ -8,7 +8,6 @@ import hmac
 
 import pytest
 
-from api_router.api.errors import ApiError
 from api_router.auth.content_digest import BodyCheck, content_digest
 from api_router.auth.signature_base import ComponentError, RequestView, signature_base
 from api_router.auth.signature_input import (
@@ -17,6 +16,7 @@ from api_router.auth.signature_input import (
     parse_general,
     parse_signatures,
 )
+from api_router.errors import ApiError
 
 # RFC 9421 appendix B.2.5: hmac-sha256 over "date", "@authority" and "content-type".
 RFC_KEY = base64.b64decode(

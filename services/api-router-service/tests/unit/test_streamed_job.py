@@ -6,7 +6,6 @@ import time
 
 import pytest
 
-from api_router.api.errors import ApiError
 from api_router.chat import ChatMessage, Completion, Usage
 from api_router.config.settings import StreamSettings
 from api_router.dispatch.protocol import (
@@ -22,6 +21,7 @@ from api_router.dispatch.protocol import (
 )
 from api_router.dispatch.reply_reader import ReplyWaiter
 from api_router.dispatch.streamed_job import StreamedJob
+from api_router.errors import ApiError
 from tests.support.stack import node_health
 
 JOB = Job(

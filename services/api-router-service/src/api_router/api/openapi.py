@@ -11,7 +11,7 @@ from starlette.responses import Response
 from api_router import __version__
 from api_router.api.admin import key_openapi
 from api_router.api.admin.routing_openapi import routing_paths
-from api_router.api.errors import CATALOG, ErrorResponse
+from api_router.api.error_responses import ErrorResponse
 from api_router.api.public.audit import AuditList
 from api_router.api.public.inference_contract import (
     InferenceRequest,
@@ -27,6 +27,7 @@ from api_router.api.public.openai_contract import (
     OpenAIError,
 )
 from api_router.api.public.status import StatusReport
+from api_router.errors import CATALOG
 from api_router.services import services_of
 from api_router.usage.record import AuditRecord, UsageRecord
 

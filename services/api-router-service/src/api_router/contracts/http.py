@@ -14,7 +14,7 @@ from api_router.api.admin.key_contract import (
     KeyList,
     NewSigningSecret,
 )
-from api_router.api.errors import ErrorResponse
+from api_router.api.error_responses import ErrorResponse
 from api_router.api.public.inference_contract import (
     InferenceRequest,
     InferenceResponse,

@@ -16,12 +16,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from api_router.api.errors import ApiError, StoreUnavailable
 from api_router.chat import Completion
 from api_router.config.settings import DispatchSettings, StreamSettings
 from api_router.dispatch.protocol import Event, Job, ProtocolError
 from api_router.dispatch.reply_reader import ReplyReader, ReplyWaiter
 from api_router.dispatch.streamed_job import DispatchObserver, Outcome, StreamedJob
+from api_router.errors import ApiError, StoreUnavailable
 from api_router.keyspace import WORKER_GROUP, Keyspace
 from api_router.redis_store import Redis, lua_script, store_errors
 from api_router.routing.node_health import NodeHealth

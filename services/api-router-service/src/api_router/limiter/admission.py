@@ -13,8 +13,8 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from api_router.api.errors import ApiError, StoreUnavailable
 from api_router.chat import Usage
+from api_router.errors import ApiError, StoreUnavailable
 from api_router.keyspace import BUDGET_TTL_S
 from api_router.limiter.decision import LimitDecision, Outcome
 from api_router.limiter.denial import denial_error

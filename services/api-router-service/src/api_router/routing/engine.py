@@ -29,8 +29,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from api_router.api.errors import ApiError
 from api_router.config.policies import Tier
+from api_router.errors import ApiError
 from api_router.routing.breaker import Breakers
 from api_router.routing.node_health import NodeHealth
 from api_router.routing.override_set import OverrideSet

@@ -15,9 +15,9 @@ from typing import Any
 
 import msgspec
 
-from api_router.api.errors import ApiError
 from api_router.config.loader import load_settings
 from api_router.config.policies import Policies, load_policies
+from api_router.errors import ApiError
 from api_router.keyspace import Keyspace
 from api_router.redis_store import Redis, connect, store_errors
 from api_router.routing.node_health import health_decoder

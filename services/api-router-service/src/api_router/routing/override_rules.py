@@ -14,8 +14,8 @@ from typing import Annotated, Any
 
 import msgspec
 
-from api_router.api.errors import ApiError
 from api_router.config.policies import Policies
+from api_router.errors import ApiError
 from api_router.routing.breaker import Breakers
 from api_router.routing.engine import tiers
 from api_router.routing.override_set import Override, OverrideSet, Weight

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import msgspec
 
-from api_router.api.errors import StoreUnavailable
 from api_router.config.settings import AuditSettings
+from api_router.errors import StoreUnavailable
 from api_router.keyspace import Keyspace
 from api_router.redis_store import Redis, store_errors
 from api_router.usage.record import AdminAction, AuditRecord, Status

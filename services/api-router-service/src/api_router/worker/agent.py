@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
-from api_router.api.errors import StoreUnavailable
 from api_router.backends.base import Backend, BackendError
 from api_router.background import stop_task
 from api_router.dispatch.protocol import (
@@ -34,6 +33,7 @@ from api_router.dispatch.protocol import (
     failed,
     reply_address,
 )
+from api_router.errors import StoreUnavailable
 from api_router.keyspace import Keyspace
 from api_router.redis_store import MissingConsumerGroup, Redis
 from api_router.telemetry.tracing import parent_context

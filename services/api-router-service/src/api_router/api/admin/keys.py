@@ -18,9 +18,9 @@ from api_router.api.admin.key_contract import (
     key_info,
 )
 from api_router.api.body import decode_body, read_json_body
-from api_router.api.errors import ApiError
 from api_router.api.json_response import json_response
 from api_router.auth.key_record import KeyRecord
+from api_router.errors import ApiError
 from api_router.services import Services, services_of
 
 _KEY_ID = re.compile(r"k[a-z2-7]{12}")

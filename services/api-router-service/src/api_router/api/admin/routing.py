@@ -15,9 +15,9 @@ from starlette.responses import Response
 
 from api_router.api.admin.audit_trail import record_action
 from api_router.api.body import decode_body, read_json_body
-from api_router.api.errors import ApiError
 from api_router.api.json_response import json_response
 from api_router.api.request_context import context_of
+from api_router.errors import ApiError
 from api_router.routing.override_rules import (
     DrainRequest,
     PinRequest,

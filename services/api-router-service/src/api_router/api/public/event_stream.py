@@ -24,7 +24,6 @@ from typing import Protocol
 
 from starlette.types import Receive, Scope, Send
 
-from api_router.api.errors import ApiError
 from api_router.api.limits import Admitted
 from api_router.api.public.inference_contract import StreamTimings
 from api_router.api.public.routed_chat import outcome_of
@@ -32,6 +31,7 @@ from api_router.api.request_context import RequestContext
 from api_router.chat import Completion, Usage
 from api_router.config.settings import StreamSettings
 from api_router.dispatch.streamed_job import Outcome, StreamedJob
+from api_router.errors import ApiError
 
 log = logging.getLogger(__name__)
 

@@ -14,9 +14,9 @@ from typing import Annotated, Final, Literal
 
 import msgspec
 
-from api_router.api.errors import CATALOG, ApiError
 from api_router.api.public.inference_contract import ModelName
 from api_router.chat import ChatMessage, ChatOptions
+from api_router.errors import CATALOG, ApiError
 
 # Accepted and ignored; docs/api.md lists them with the reason.
 IGNORED: Final = ("user", "store", "metadata", "service_tier", "parallel_tool_calls", "name")
