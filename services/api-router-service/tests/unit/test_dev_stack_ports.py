@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from api_router.dev_stack import StackPorts
+from api_router.commands.dev import StackPorts
 
 
 def test_defaults() -> None:

