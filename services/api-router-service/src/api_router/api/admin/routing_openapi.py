@@ -7,13 +7,9 @@ from typing import Any
 
 import msgspec
 
-from api_router.routing.override_rules import (
-    DrainRequest,
-    PinRequest,
-    RoutingView,
-    WeightsRequest,
-)
+from api_router.api.admin.routing_contract import DrainRequest, PinRequest, WeightsRequest
 from api_router.routing.override_set import Override
+from api_router.routing.routing_view import RoutingView
 
 _SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}, {"apiKeyHeader": []}]
 _BASE = "/v1/admin/routing"
