@@ -103,8 +103,10 @@ async def measure(redis_url: str, requests: int, warmup: int) -> dict[str, objec
     n = warmup + requests
 
     def signed(k: SigningKey) -> list[dict[str, str]]:
-        return [sign(k, "POST", "/v1/inference", body, headers={"content-type": "application/json"})
-                for _ in range(n)]  # fmt: skip
+        return [
+            sign(k, "POST", "/v1/inference", body, headers={"content-type": "application/json"})
+            for _ in range(n)
+        ]
 
     def verify_calls(
         verifier: SignatureVerifier, k: SigningKey

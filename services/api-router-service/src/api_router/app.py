@@ -125,9 +125,11 @@ async def _open_services(
     )
     overrides = OverrideStore(redis, keys, settings.routing.overrides_refresh_s)
     router = Router(
-        settings.routing, lambda: health.snapshot, lambda: policies.policies,
+        settings.routing,
+        lambda: health.snapshot,
+        lambda: policies.policies,
         lambda: overrides.current,
-    )  # fmt: skip
+    )
     telemetry.metrics.observe_breakers(router.breakers.states)
     dispatcher = Dispatcher(
         redis, keys, replies, settings.dispatch, settings.stream, router.stream_ended

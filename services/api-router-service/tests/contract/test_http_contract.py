@@ -92,8 +92,18 @@ async def test_the_openapi_document_is_valid_and_uses_the_contract_schemas(stack
     assert operation["requestBody"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/InferenceRequest"
     }
-    assert set(operation["responses"]) >= {"200", "400", "401", "403", "404", "413", "415",
-                                           "502", "503", "504"}  # fmt: skip
+    assert set(operation["responses"]) >= {
+        "200",
+        "400",
+        "401",
+        "403",
+        "404",
+        "413",
+        "415",
+        "502",
+        "503",
+        "504",
+    }
 
 
 def _with_component_refs(schema: Any) -> Any:

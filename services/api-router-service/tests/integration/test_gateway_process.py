@@ -169,10 +169,19 @@ async def test_health_and_readiness_report_each_component(stack: Stack) -> None:
     assert ready.status_code == 200
     assert ready.json()["status"] == "ready"
     assert set(ready.json()["components"]) == {
-        "redis", "config", "workers", "health_registry", "reply_reader", "audit_writer",
-        "usage_exporter", "usage_export", "policies_reload", "key_events", "key_last_used",
+        "redis",
+        "config",
+        "workers",
+        "health_registry",
+        "reply_reader",
+        "audit_writer",
+        "usage_exporter",
+        "usage_export",
+        "policies_reload",
+        "key_events",
+        "key_last_used",
         "routing_overrides",
-    }  # fmt: skip
+    }
     assert alive.status_code == 200 and alive.json()["status"] == "ok"
 
 

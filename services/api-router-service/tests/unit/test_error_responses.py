@@ -10,8 +10,14 @@ from api_router.errors import ApiError
 
 def test_the_body_has_the_one_shape() -> None:
     body = json.loads(error_body(ApiError("no_capacity", "busy"), "req_1"))
-    assert body == {"error": {"type": "overloaded_error", "code": "no_capacity",
-                              "message": "busy", "request_id": "req_1"}}  # fmt: skip
+    assert body == {
+        "error": {
+            "type": "overloaded_error",
+            "code": "no_capacity",
+            "message": "busy",
+            "request_id": "req_1",
+        }
+    }
 
 
 def test_framework_statuses_map_to_catalog_codes() -> None:

@@ -12,8 +12,9 @@ def check(args: argparse.Namespace) -> int:
     from api_router.config.policies import load_policies
 
     if args.file is None and args.policies is None:
-        print("api-router config check: name a router file, --policies FILE, or both",
-              file=sys.stderr)  # fmt: skip
+        print(
+            "api-router config check: name a router file, --policies FILE, or both", file=sys.stderr
+        )
         return 2
     policies_file = args.policies
     if args.file is not None:

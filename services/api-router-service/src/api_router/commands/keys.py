@@ -37,10 +37,14 @@ def create(args: argparse.Namespace) -> int:
         record = issued.record
         _audit(audit, "keys.create", record.id, tenant=record.tenant, scopes=list(record.scopes))
         summary = {
-            "id": record.id, "tenant": record.tenant, "name": record.name,
-            "scopes": list(record.scopes), "auth": record.auth, "api_key": issued.api_key,
+            "id": record.id,
+            "tenant": record.tenant,
+            "name": record.name,
+            "scopes": list(record.scopes),
+            "auth": record.auth,
+            "api_key": issued.api_key,
             "signing_secrets": [{"id": s.id, "secret": s.secret} for s in issued.signing_secrets],
-        }  # fmt: skip
+        }
         if args.json:
             print(json.dumps(summary))
             return 0
@@ -94,13 +98,23 @@ def rotate(args: argparse.Namespace) -> int:
     async def rotate_secret(store: KeyStore, audit: AuditStore) -> int:
         if args.retire:
             record = await store.remove_signing_secret(args.key_id, args.retire)
-            _audit(audit, "keys.signing_secret.delete", record.id,
-                   tenant=record.tenant, signing_secret=args.retire)  # fmt: skip
+            _audit(
+                audit,
+                "keys.signing_secret.delete",
+                record.id,
+                tenant=record.tenant,
+                signing_secret=args.retire,
+            )
             _print_record(store, record, args.json, {})
             return 0
         record, shown = await store.add_signing_secret(args.key_id)
-        _audit(audit, "keys.signing_secret.add", record.id,
-               tenant=record.tenant, signing_secret=shown.id)  # fmt: skip
+        _audit(
+            audit,
+            "keys.signing_secret.add",
+            record.id,
+            tenant=record.tenant,
+            signing_secret=shown.id,
+        )
         if args.json:
             print(json.dumps({"id": shown.id, "secret": shown.secret}))
         else:
@@ -126,8 +140,9 @@ def _print_record(
 
 def _audit(audit: AuditStore, action: str, target: str, **details: Any) -> None:
     actor = f"cli:{getpass.getuser()}"
-    audit.write(AdminAction(at=now_rfc3339(), actor=actor, action=action, target=target,
-                            details=details))  # fmt: skip
+    audit.write(
+        AdminAction(at=now_rfc3339(), actor=actor, action=action, target=target, details=details)
+    )
 
 
 def _run(args: argparse.Namespace, action: Action) -> int:

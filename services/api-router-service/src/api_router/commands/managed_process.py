@@ -20,10 +20,13 @@ class ManagedProcess:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with log_path.open("ab") as log:
             self._process = subprocess.Popen(
-                argv, stdout=log, stderr=subprocess.STDOUT, env=dict(env),
+                argv,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=dict(env),
                 start_new_session=True,  # Ctrl-C reaches us only; we stop children in order
                 preexec_fn=_die_with_parent,
-            )  # fmt: skip
+            )
 
     def alive(self) -> bool:
         return self._process.poll() is None

@@ -32,9 +32,13 @@ def send(args: argparse.Namespace) -> int:
         headers["authorization"] = f"Bearer {os.environ['API_ROUTER_KEY']}"
     try:
         response = httpx.request(
-            args.method.upper(), url + args.path, content=body, headers=headers, auth=auth,
+            args.method.upper(),
+            url + args.path,
+            content=body,
+            headers=headers,
+            auth=auth,
             timeout=120,
-        )  # fmt: skip
+        )
     except httpx.HTTPError as exc:
         print(f"api-router request: {exc}", file=sys.stderr)
         return 1

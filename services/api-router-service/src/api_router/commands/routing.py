@@ -56,8 +56,15 @@ async def _run(args: argparse.Namespace) -> int:
             return 0
         done = await _change(args, store, snapshot, policies)
         for action, target, details in done:
-            audit.write(AdminAction(at=now_rfc3339(), actor=f"cli:{getpass.getuser()}",
-                                    action=action, target=target, details=details))  # fmt: skip
+            audit.write(
+                AdminAction(
+                    at=now_rfc3339(),
+                    actor=f"cli:{getpass.getuser()}",
+                    action=action,
+                    target=target,
+                    details=details,
+                )
+            )
         return 0
     except ApiError as exc:
         sys.stderr.write(f"api-router routing {args.action}: {exc.message}\n")
@@ -68,9 +75,11 @@ async def _run(args: argparse.Namespace) -> int:
 
 
 async def _change(
-    args: argparse.Namespace, store: OverrideStore, snapshot: RoutingSnapshot,
+    args: argparse.Namespace,
+    store: OverrideStore,
+    snapshot: RoutingSnapshot,
     policies: Policies | None,
-) -> list[tuple[str, str, dict[str, Any]]]:  # fmt: skip
+) -> list[tuple[str, str, dict[str, Any]]]:
     """Apply the command; what was done, for the audit store."""
     actor = f"cli:{getpass.getuser()}"
     action = args.action

@@ -193,5 +193,7 @@ def _stable_hash(text: str) -> int:
 
 
 def _no_capacity(model: str) -> ApiError:
-    return ApiError("no_capacity", f"no node may take model {model!r} now (drained, pinned "
-                    "elsewhere or circuit open)")  # fmt: skip
+    return ApiError(
+        "no_capacity",
+        f"no node may take model {model!r} now (drained, pinned elsewhere or circuit open)",
+    )

@@ -159,8 +159,10 @@ class AuditStore:
                     await pipe.execute()
         except StoreUnavailable:
             self._queue.extendleft(reversed(batch))  # keep the order for the next try
-            log.warning("audit store unavailable; records wait in memory",
-                        extra={"records": len(self._queue)})  # fmt: skip
+            log.warning(
+                "audit store unavailable; records wait in memory",
+                extra={"records": len(self._queue)},
+            )
             return False
         return True
 

@@ -90,9 +90,10 @@ def _job(
     if not services.usage.accepting:
         context.billable = False  # refused for want of room to keep usage: adds none either
         raise ApiError(
-            "usage_unavailable", "usage records cannot be kept right now, retry later",
+            "usage_unavailable",
+            "usage records cannot be kept right now, retry later",
             headers={"Retry-After": "5"},
-        )  # fmt: skip
+        )
     snapshot = services.health.snapshot
     context.telemetry.set_model(model, known=model in snapshot.known_models)
     context.usage.model = model
