@@ -266,6 +266,7 @@ async def test_content_digest_of_an_empty_body_is_checked_too(stack: Stack) -> N
         )
         response = await gw.client.get("/v1/models", headers=headers)
     assert response.status_code == 200
+    assert response.json() == {"object": "list", "data": []}  # no worker: no model yet
 
 
 async def test_a_wrong_kek_fails_signatures_cleanly_and_leaves_bearer_use(stack: Stack) -> None:
