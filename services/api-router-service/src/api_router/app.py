@@ -41,7 +41,6 @@ from api_router.auth.last_used import LastUsedRecorder
 from api_router.auth.nonce_ledger import NonceLedger
 from api_router.auth.secret_box import SecretBox
 from api_router.auth.signature_verifier import SignatureVerifier
-from api_router.background import stop_task
 from api_router.config.loader import require_kek, require_pepper
 from api_router.config.settings import Settings
 from api_router.dispatch.dispatcher import Dispatcher
@@ -56,6 +55,7 @@ from api_router.routing.health_registry import HealthRegistry
 from api_router.routing.override_store import OverrideStore
 from api_router.routing.router import Router
 from api_router.services import Services
+from api_router.task_cancellation import stop_task
 from api_router.telemetry.request_telemetry import Telemetry
 from api_router.usage.audit_store import AuditStore
 from api_router.usage.exporter import UsageExporter

@@ -22,7 +22,7 @@ from typing import Literal, ParamSpec, TypeVar
 import msgspec
 
 from api_router.config.settings import KafkaSettings, UsageSettings
-from api_router.usage.daemon_calls import DaemonCalls
+from api_router.usage.blocking_calls import BlockingCalls
 from api_router.usage.kafka_producer import KafkaUnavailable, UsageProducer
 from api_router.usage.record import UsageRecord
 from api_router.usage.spool import SpoolError, UsageSpool
@@ -58,7 +58,7 @@ class UsageExporter:
         # Batches the spool failed to take: shipped straight from memory instead.
         self._unspooled: deque[tuple[str, str]] = deque()
         self._spool = UsageSpool(Path(settings.spool_dir))
-        self._calls = DaemonCalls("usage-spool")
+        self._calls = BlockingCalls("usage-spool")
         self._producer = UsageProducer(kafka, client_id)
         self._wake_shipper = asyncio.Event()
         self._step: asyncio.Future[bool] | None = None

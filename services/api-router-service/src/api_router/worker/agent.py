@@ -21,7 +21,6 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
 from api_router.backends.base import Backend, BackendError
-from api_router.background import stop_task
 from api_router.dispatch.protocol import (
     ErrorData,
     ErrorReason,
@@ -36,6 +35,7 @@ from api_router.dispatch.protocol import (
 from api_router.errors import StoreUnavailable
 from api_router.keyspace import Keyspace
 from api_router.redis_store import MissingConsumerGroup, Redis
+from api_router.task_cancellation import stop_task
 from api_router.telemetry.tracing import parent_context
 from api_router.worker.health_reporter import HealthReporter
 from api_router.worker.job_stream import Entry, JobStream
