@@ -53,6 +53,23 @@ def operation(
     return spec
 
 
+def done_operation(
+    operation_id: str,
+    summary: str,
+    done: Spec,
+    error: Spec,
+    statuses: Iterable[str],
+    *,
+    status: str = "200",
+    body: Spec | None = None,
+    parameters: Iterable[Spec] = (),
+) -> Spec:
+    """An operation of the admin API: ``done`` with ``status``, else an error of
+    ``statuses`` shaped by ``error``."""
+    responses = {status: answer("Done", done), **errors(error, statuses)}
+    return operation(operation_id, summary, responses, body=body, parameters=list(parameters))
+
+
 def answer(description: str, schema: Spec) -> Spec:
     return {"description": description, "content": json_content(schema)}
 

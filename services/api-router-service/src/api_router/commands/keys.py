@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import getpass
 import json
 import sys
 import time
@@ -18,12 +17,12 @@ from api_router.api.admin.key_contract import key_info
 from api_router.auth.key_record import KeyRecord
 from api_router.auth.key_store import KeyStore
 from api_router.auth.secret_box import SecretBox
+from api_router.commands.cli_audit import record_cli_action
 from api_router.config.loader import load_settings, require_kek, require_pepper
 from api_router.errors import ApiError
 from api_router.keyspace import Keyspace
 from api_router.redis_store import connect
 from api_router.usage.audit_store import AuditStore
-from api_router.usage.record import AdminAction, now_rfc3339
 
 Action = Callable[[KeyStore, AuditStore], Awaitable[int]]
 
@@ -139,10 +138,7 @@ def _print_record(
 
 
 def _audit(audit: AuditStore, action: str, target: str, **details: Any) -> None:
-    actor = f"cli:{getpass.getuser()}"
-    audit.write(
-        AdminAction(at=now_rfc3339(), actor=actor, action=action, target=target, details=details)
-    )
+    record_cli_action(audit, action, target, details)
 
 
 def _run(args: argparse.Namespace, action: Action) -> int:

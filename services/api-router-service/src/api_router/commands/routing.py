@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import getpass
 import sys
 import time
 from typing import Any
@@ -22,6 +21,7 @@ from api_router.api.admin.routing_contract import (
     PinRequest,
     WeightsRequest,
 )
+from api_router.commands.cli_audit import cli_actor, record_cli_action
 from api_router.config.loader import load_settings
 from api_router.config.policies import Policies, load_policies
 from api_router.errors import ApiError
@@ -33,7 +33,6 @@ from api_router.routing.override_store import OverrideStore
 from api_router.routing.routing_view import routing_view
 from api_router.routing.snapshot import RoutingSnapshot
 from api_router.usage.audit_store import AuditStore
-from api_router.usage.record import AdminAction, now_rfc3339
 
 
 def run(args: argparse.Namespace) -> int:
@@ -56,15 +55,7 @@ async def _run(args: argparse.Namespace) -> int:
             return 0
         done = await _change(args, store, snapshot, policies)
         for action, target, details in done:
-            audit.write(
-                AdminAction(
-                    at=now_rfc3339(),
-                    actor=f"cli:{getpass.getuser()}",
-                    action=action,
-                    target=target,
-                    details=details,
-                )
-            )
+            record_cli_action(audit, action, target, details)
         return 0
     except ApiError as exc:
         sys.stderr.write(f"api-router routing {args.action}: {exc.message}\n")
@@ -81,7 +72,6 @@ async def _change(
     policies: Policies | None,
 ) -> list[tuple[str, str, dict[str, Any]]]:
     """Apply the command; what was done, for the audit store."""
-    actor = f"cli:{getpass.getuser()}"
     action = args.action
     if action in ("undrain", "unpin"):
         kind, target = ("drain", args.node) if action == "undrain" else ("pin", args.model)
@@ -102,7 +92,7 @@ async def _change(
     except msgspec.ValidationError as exc:
         raise ApiError("invalid_request", str(exc)) from None
     target = args.node if action == "drain" else args.model
-    override = body.override(snapshot, policies, target, actor)
+    override = body.override(snapshot, policies, target, cli_actor())
     await store.put(override)
     sys.stdout.write(f"{action}: {override.id}\n")
     return [(f"routing.{action}", override.target, _details(override))]
