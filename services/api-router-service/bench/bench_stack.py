@@ -31,8 +31,9 @@ def bench_stack() -> Iterator[BenchStack]:
     ollama_port = free_port()
     ollama = subprocess.Popen(
         [sys.executable, "-m", "tests.support.fake_ollama", str(ollama_port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     stack = Stack(redis, broker, "bench", workdir, f"http://127.0.0.1:{ollama_port}")
     try:
         wait_until(lambda: port_open(ollama_port), what="fake ollama")

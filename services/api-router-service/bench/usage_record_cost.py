@@ -29,11 +29,20 @@ from bench.inference_latency import percentile
 
 def facts() -> UsageFacts:
     return UsageFacts(
-        tenant="acme", key_id="kabcdefghijkl", auth_method="api_key", model="llama3.2",
-        node_id="node-a", pool="edge", prompt_tokens=12, completion_tokens=80, cost=0.0004,
-        queue_ms=0.4, inference_ms=250.0, status="ok",
+        tenant="acme",
+        key_id="kabcdefghijkl",
+        auth_method="api_key",
+        model="llama3.2",
+        node_id="node-a",
+        pool="edge",
+        prompt_tokens=12,
+        completion_tokens=80,
+        cost=0.0004,
+        queue_ms=0.4,
+        inference_ms=250.0,
+        status="ok",
         route_tried=[RouteAttempt("node-a", "edge", "sticky")],
-    )  # fmt: skip
+    )
 
 
 def main() -> None:
@@ -52,9 +61,14 @@ def main() -> None:
         request_id = f"req_{uuid.uuid4().hex}"
         t0 = time.perf_counter()
         record = build_records(
-            facts(), request_id=request_id, http_status=200, error_code=None,
-            started_at=started, elapsed_s=0.251, gateway_instance="bench",
-        )  # fmt: skip
+            facts(),
+            request_id=request_id,
+            http_status=200,
+            error_code=None,
+            started_at=started,
+            elapsed_s=0.251,
+            gateway_instance="bench",
+        )
         exporter.record(usage_of(record))
         audit.write(record)
         t1 = time.perf_counter()

@@ -117,9 +117,20 @@ async def test_keys_create_prints_a_working_key_once(
 ) -> None:
     stack = env
     code = await _in_thread(
-        ["keys", "create", "--tenant", "acme", "--scope", "inference", "--scope",
-         "audit:read", "--name", "ci", "--json"]
-    )  # fmt: skip
+        [
+            "keys",
+            "create",
+            "--tenant",
+            "acme",
+            "--scope",
+            "inference",
+            "--scope",
+            "audit:read",
+            "--name",
+            "ci",
+            "--json",
+        ]
+    )
     assert code == 0
     created = json.loads(capsys.readouterr().out)
     assert created["tenant"] == "acme"
@@ -159,9 +170,11 @@ async def _in_thread(argv: list[str]) -> int:
 
 
 async def test_keys_lifecycle_from_the_command_line(
-    env: Stack, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    env: Stack,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
-) -> None:  # fmt: skip
+) -> None:
     stack = env
     assert await _in_thread(["keys", "create", "--tenant", "acme", "--json"]) == 0
     created = json.loads(capsys.readouterr().out)
@@ -236,9 +249,10 @@ def test_routing_commands_change_and_show_the_overrides(
     assert {n["node_id"]: n["drained"] for n in view["nodes"]} == {"pi-1": True, "pi-2": False}
     assert view["models"]["m"] == {"tiers": [{"edge": 2.0}], "pinned": ["pi-1", "pi-2"]}
     assert {(o["kind"], o["author"]) for o in view["overrides"]} == {
-        ("drain", f"cli:{getpass.getuser()}"), ("pin", f"cli:{getpass.getuser()}"),
+        ("drain", f"cli:{getpass.getuser()}"),
+        ("pin", f"cli:{getpass.getuser()}"),
         ("weights", f"cli:{getpass.getuser()}"),
-    }  # fmt: skip
+    }
     assert main(["routing", "undrain", "pi-1"]) == 0
     assert main(["routing", "unpin", "m"]) == 0
     assert main(["routing", "unpin", "m"]) == 1
@@ -248,5 +262,10 @@ def test_routing_commands_change_and_show_the_overrides(
     with env.redis.client() as client:
         entries = client.xrange(env.keys.audit_admin)
     actions = [json.loads(fields[b"action"])["action"] for _, fields in entries]
-    assert actions == ["routing.drain", "routing.pin", "routing.weights", "routing.undrain",
-                       "routing.unpin"]  # fmt: skip
+    assert actions == [
+        "routing.drain",
+        "routing.pin",
+        "routing.weights",
+        "routing.undrain",
+        "routing.unpin",
+    ]

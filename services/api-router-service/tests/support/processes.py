@@ -14,10 +14,13 @@ from tests.support.servers import free_port, wait_until
 
 # Short intervals so that tests see health, reclaim and drain within a second or two.
 TEST_WORKER_FLAGS = (
-    "--health-interval-s", "0.3",
-    "--reclaim-idle-s", "1.5",
-    "--drain-grace-s", "10",
-)  # fmt: skip
+    "--health-interval-s",
+    "0.3",
+    "--reclaim-idle-s",
+    "1.5",
+    "--drain-grace-s",
+    "10",
+)
 
 
 class ServiceProcess:
@@ -71,8 +74,16 @@ class WorkerProcess(ServiceProcess):
     def __init__(
         self, node_id: str, env: Mapping[str, str], log_dir: Path, args: Sequence[str]
     ) -> None:
-        argv = [sys.executable, "-m", "api_router", "worker", "--node-id", node_id,
-                *TEST_WORKER_FLAGS, *args]  # fmt: skip
+        argv = [
+            sys.executable,
+            "-m",
+            "api_router",
+            "worker",
+            "--node-id",
+            node_id,
+            *TEST_WORKER_FLAGS,
+            *args,
+        ]
         super().__init__(f"worker-{node_id}", argv, env, log_dir)
         self.node_id = node_id
 

@@ -8,9 +8,9 @@ from typing import TypeVar
 import msgspec
 from starlette.requests import ClientDisconnect, Request
 
-from api_router.api.errors import ApiError
 from api_router.api.request_context import CONTEXT_KEY
 from api_router.config.settings import ServerSettings
+from api_router.errors import ApiError
 
 T = TypeVar("T")
 

@@ -1,4 +1,4 @@
-"""Stopping long-running background tasks reliably."""
+"""Cancelling long-running background tasks so that the cancellation sticks."""
 
 from __future__ import annotations
 

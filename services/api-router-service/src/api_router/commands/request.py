@@ -15,19 +15,7 @@ from api_router.client.auth import SignatureAuth
 from api_router.client.signer import RequestSigner
 
 
-def add_request_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    request = commands.add_parser("request", help="send one (signed) request to the gateway")
-    request.add_argument("method")
-    request.add_argument("path", help="e.g. /v1/inference or /v1/models")
-    request.add_argument("--sign", action="store_true", help="sign it (RFC 9421, hmac-sha256)")
-    request.add_argument("--data", help="the JSON body, or @file to read it from a file")
-    request.add_argument("--url", help="gateway base URL (env API_ROUTER_URL)")
-    request.add_argument("--key-id", help="env API_ROUTER_KEY_ID (with --sign)")
-    request.add_argument("--signing-secret", help="env API_ROUTER_SIGNING_SECRET (with --sign)")
-    request.set_defaults(handler=send_request)
-
-
-def send_request(args: argparse.Namespace) -> int:
+def send(args: argparse.Namespace) -> int:
     url = args.url or os.environ.get("API_ROUTER_URL", "http://127.0.0.1:8080")
     body = _body(args.data)
     headers = {"content-type": "application/json"} if body else {}
@@ -44,9 +32,13 @@ def send_request(args: argparse.Namespace) -> int:
         headers["authorization"] = f"Bearer {os.environ['API_ROUTER_KEY']}"
     try:
         response = httpx.request(
-            args.method.upper(), url + args.path, content=body, headers=headers, auth=auth,
+            args.method.upper(),
+            url + args.path,
+            content=body,
+            headers=headers,
+            auth=auth,
             timeout=120,
-        )  # fmt: skip
+        )
     except httpx.HTTPError as exc:
         print(f"api-router request: {exc}", file=sys.stderr)
         return 1

@@ -9,16 +9,15 @@ SIGTERM stops everything it started, newest first; children also die with this p
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import base64
-import ctypes
 import json
 import os
 import secrets
 import shlex
 import signal
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -29,17 +28,20 @@ from types import FrameType
 import httpx
 import redis
 
-from api_router.auth import api_keys
-from api_router.auth.key_store import KeyStore, Scope
-from api_router.auth.secret_box import SecretBox
-from api_router.config.loader import load_settings, require_kek, require_pepper
+from api_router.commands.dev_keys import demo_keys
+from api_router.commands.managed_process import ManagedProcess
+from api_router.config.loader import load_settings
 from api_router.config.settings import KafkaSettings, Settings
 from api_router.keyspace import Keyspace
-from api_router.redis_store import connect
 from api_router.routing.node_health import health_decoder
 
 NODES = ("node-a", "node-b")
 READY_TIMEOUT_S = 60.0
+
+
+def run(args: argparse.Namespace) -> int:
+    ports = StackPorts.resolve(args.port, args.redis_port, args.broker_port, os.environ)
+    return DevStack(ports, args.config, args.run_dir, os.environ.get("OLLAMA_URL")).run()
 
 
 class StackFailed(Exception):
@@ -54,49 +56,18 @@ class StackPorts:
 
     @classmethod
     def resolve(
-        cls, gateway: int | None, redis_port: int | None, broker: int | None,
+        cls,
+        gateway: int | None,
+        redis_port: int | None,
+        broker: int | None,
         environ: Mapping[str, str],
-    ) -> StackPorts:  # fmt: skip
+    ) -> StackPorts:
         """Flags first, then ``API_ROUTER_PORT`` / ``_REDIS_PORT`` / ``_BROKER_PORT``."""
         return cls(
             gateway or int(environ.get("API_ROUTER_PORT", 8080)),
             redis_port or int(environ.get("API_ROUTER_REDIS_PORT", 6380)),
             broker or int(environ.get("API_ROUTER_BROKER_PORT", 9092)),
         )
-
-
-class ManagedProcess:
-    """A child process whose output goes to a log file."""
-
-    def __init__(self, name: str, argv: list[str], log_path: Path, env: Mapping[str, str]):
-        self.name = name
-        self.log_path = log_path
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        with log_path.open("ab") as log:
-            self._process = subprocess.Popen(
-                argv, stdout=log, stderr=subprocess.STDOUT, env=dict(env),
-                start_new_session=True,  # Ctrl-C reaches us only; we stop children in order
-                preexec_fn=_die_with_parent,
-            )  # fmt: skip
-
-    def alive(self) -> bool:
-        return self._process.poll() is None
-
-    def stop(self, timeout_s: float = 10.0) -> None:
-        if not self.alive():
-            return
-        self._process.terminate()
-        try:
-            self._process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
-
-    def tail(self, lines: int = 15) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
 
 
 class DevStack:
@@ -158,19 +129,44 @@ class DevStack:
         return path.read_text().strip()
 
     def _start(self, env: dict[str, str], settings: Settings) -> None:
-        for name, port in (("gateway", self._ports.gateway), ("redis", self._ports.redis),
-                           ("broker", self._ports.broker)):  # fmt: skip
+        for name, port in (
+            ("gateway", self._ports.gateway),
+            ("redis", self._ports.redis),
+            ("broker", self._ports.broker),
+        ):
             _require_free_port(name, port)
         data = self._run / "redis"
         data.mkdir(parents=True, exist_ok=True)
-        self._spawn("redis", ["redis-server", "--port", str(self._ports.redis), "--bind",
-                              "127.0.0.1", "--dir", str(data), "--save", "60 1",
-                              "--appendonly", "no"], env)  # fmt: skip
+        self._spawn(
+            "redis",
+            [
+                "redis-server",
+                "--port",
+                str(self._ports.redis),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(data),
+                "--save",
+                "60 1",
+                "--appendonly",
+                "no",
+            ],
+            env,
+        )
         self._wait("redis", lambda: _redis_answers(settings.redis.url))
-        self._spawn("broker", [_broker_binary(), "broker",
-                               "--listener-url", f"tcp://127.0.0.1:{self._ports.broker}",
-                               "--advertised-listener-url",
-                               f"tcp://127.0.0.1:{self._ports.broker}"], env)  # fmt: skip
+        self._spawn(
+            "broker",
+            [
+                _broker_binary(),
+                "broker",
+                "--listener-url",
+                f"tcp://127.0.0.1:{self._ports.broker}",
+                "--advertised-listener-url",
+                f"tcp://127.0.0.1:{self._ports.broker}",
+            ],
+            env,
+        )
         self._wait("broker", lambda: _port_open(self._ports.broker))
         for node in NODES:
             self._spawn(node, self._worker_argv(node), env)
@@ -210,7 +206,9 @@ class DevStack:
             time.sleep(0.1)
 
     def _announce(self, settings: Settings, env: dict[str, str]) -> None:
-        (key, signing_secret), (admin_key, _) = asyncio.run(self._demo_keys(settings))
+        (key, signing_secret), (admin_key, _) = asyncio.run(
+            demo_keys(settings, self._run / "dev.env")
+        )
         key_id = key.split("_")[1]
         model = _first_model(settings) or "mock"
         url = f"http://127.0.0.1:{self._ports.gateway}"
@@ -251,23 +249,6 @@ class DevStack:
             flush=True,
         )
 
-    async def _demo_keys(self, settings: Settings) -> tuple[DemoKey, DemoKey]:
-        """The keys of the previous run when the dev Redis still has them, else new ones."""
-        pepper = require_pepper(settings)
-        box = SecretBox(require_kek(settings))
-        previous = _read_env(self._run / "dev.env")
-        client = connect(settings.redis)
-        try:
-            store = KeyStore(client, Keyspace(settings.redis.key_prefix), pepper, 0, box)
-            key = await _reuse_or_create(store, previous.get("API_ROUTER_KEY"),
-                                         previous.get("API_ROUTER_SIGNING_SECRET"), "demo",
-                                         ("inference", "audit:read"))  # fmt: skip
-            admin = await _reuse_or_create(store, previous.get("API_ROUTER_ADMIN_KEY"), None,
-                                           "ops", ("admin",))  # fmt: skip
-        finally:
-            await client.aclose()
-        return key, admin
-
     def _supervise(self) -> int:
         while not self._stopping:
             dead = next((p for p in self._processes if not p.alive()), None)
@@ -284,46 +265,6 @@ class DevStack:
         self._processes.clear()
 
 
-# An API key and the signing secret that goes with it (empty when not kept).
-DemoKey = tuple[str, str]
-
-
-async def _reuse_or_create(
-    store: KeyStore,
-    previous: str | None,
-    signing_secret: str | None,
-    tenant: str,
-    scopes: tuple[Scope, ...],
-) -> DemoKey:
-    parsed = api_keys.parse_key(previous) if previous else None
-    if previous and parsed:
-        entry = await store.lookup(parsed.key_id)
-        if (
-            entry is not None
-            and entry.record.status == "active"
-            and api_keys.secret_matches(store.pepper, parsed.secret, entry.record.secret_hash)
-            and (signing_secret is None or signing_secret.encode() in entry.signing_keys)
-        ):
-            return previous, signing_secret or ""
-    issued = await store.create(tenant, scopes, name=f"dev {tenant} key")
-    return issued.api_key, issued.signing_secrets[0].secret
-
-
-def _cli() -> str:
-    """The ``api-router`` of this installation, by full path: it may not be on PATH in the
-    shell the lines printed by ``dev`` are pasted into."""
-    return str(Path(sys.executable).with_name("api-router"))
-
-
-def _read_env(path: Path) -> dict[str, str]:
-    try:
-        lines = path.read_text().splitlines()
-    except OSError:
-        return {}
-    pairs = (line.partition("=") for line in lines if "=" in line)
-    return {name: shlex.split(value)[0] if value else "" for name, _, value in pairs}
-
-
 def _require_free_port(name: str, port: int) -> None:
     with socket.socket() as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -331,8 +272,9 @@ def _require_free_port(name: str, port: int) -> None:
             probe.bind(("127.0.0.1", port))
         except OSError:
             flag = {"gateway": "--port", "redis": "--redis-port", "broker": "--broker-port"}[name]
-            raise StackFailed(f"port {port} for the {name} is in use; choose another with "
-                              f"{flag}") from None  # fmt: skip
+            raise StackFailed(
+                f"port {port} for the {name} is in use; choose another with {flag}"
+            ) from None
 
 
 def _port_open(port: int) -> bool:
@@ -382,7 +324,7 @@ def _broker_binary() -> str:
     return binary
 
 
-def _die_with_parent() -> None:
-    """In the child, before exec: get SIGTERM when the dev process dies, even by SIGKILL."""
-    if sys.platform == "linux":
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+def _cli() -> str:
+    """The ``api-router`` of this installation, by full path: it may not be on PATH in the
+    shell the lines printed by ``dev`` are pasted into."""
+    return str(Path(sys.executable).with_name("api-router"))

@@ -17,7 +17,7 @@ from typing import cast
 
 import msgspec
 
-from api_router.api.errors import StoreUnavailable
+from api_router.errors import StoreUnavailable
 from api_router.keyspace import Keyspace
 from api_router.redis_store import Redis, store_errors
 from api_router.routing.override_set import Override, OverrideSet, override_decoder

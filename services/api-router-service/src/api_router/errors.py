@@ -1,4 +1,4 @@
-"""The error catalog: every error the gateway answers, one JSON shape.
+"""The error catalog and the exception tree: every error the gateway answers.
 
 Exception tree::
 
@@ -6,18 +6,20 @@ Exception tree::
      ├── raised by handlers and stages (auth, routing, dispatch) with a catalog code
      └── StoreUnavailable       Redis could not be reached (translated at the adapter)
 
-Every error is rendered as ``{"error": {"type", "code", "message", "request_id"}}``; on the
-OpenAI-compatible routes the same error also carries OpenAI's ``param``.
-Messages say how to fix the request; they never carry a stack trace or a secret.
-Anything that is not an ``ApiError`` is a bug and is answered ``internal_error``.
+The HTTP layer renders every error as ``{"error": {"type", "code", "message",
+"request_id"}}`` (``api/error_responses.py``); on the OpenAI-compatible routes the same
+error also carries OpenAI's ``param``. Messages say how to fix the request; they never
+carry a stack trace or a secret. Anything that is not an ``ApiError`` is a bug and is
+answered ``internal_error``.
+
+This module imports nothing of ours: every layer (auth, limiter, routing, dispatch, usage,
+the worker) raises these errors without depending on the HTTP package.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Final, NamedTuple
-
-import msgspec
 
 
 class ErrorKind(NamedTuple):
@@ -103,30 +105,3 @@ class StoreUnavailable(ApiError):
 
     def __init__(self, message: str = "a backing store is unavailable, retry shortly") -> None:
         super().__init__("service_unavailable", message, headers={"Retry-After": "1"})
-
-
-class ErrorBody(msgspec.Struct, frozen=True):
-    type: str
-    code: str
-    message: str
-    request_id: str | None
-
-
-class ErrorResponse(msgspec.Struct, frozen=True):
-    error: ErrorBody
-
-
-def error_body(error: ApiError, request_id: str | None) -> bytes:
-    kind = CATALOG[error.code]
-    return msgspec.json.encode(
-        ErrorResponse(ErrorBody(kind.type, error.code, error.message, request_id))
-    )
-
-
-def error_for_status(status: int) -> ApiError:
-    """The catalog error for a bare HTTP status raised by the framework (404, 405...)."""
-    if status == 404:
-        return ApiError("not_found", "no such route")
-    if status == 405:
-        return ApiError("method_not_allowed", "method not allowed on this route")
-    return ApiError("invalid_request", f"request rejected with status {status}")

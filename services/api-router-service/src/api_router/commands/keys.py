@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import getpass
 import json
 import sys
 import time
@@ -15,53 +14,21 @@ from typing import Any
 import msgspec
 
 from api_router.api.admin.key_contract import key_info
-from api_router.api.errors import ApiError
-from api_router.auth.key_record import SCOPES, KeyRecord
+from api_router.auth.key_record import KeyRecord
 from api_router.auth.key_store import KeyStore
 from api_router.auth.secret_box import SecretBox
+from api_router.commands.cli_audit import record_cli_action
 from api_router.config.loader import load_settings, require_kek, require_pepper
+from api_router.errors import ApiError
 from api_router.keyspace import Keyspace
 from api_router.redis_store import connect
 from api_router.usage.audit_store import AuditStore
-from api_router.usage.record import AdminAction, now_rfc3339
 
 Action = Callable[[KeyStore, AuditStore], Awaitable[int]]
 
 
-def add_key_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    keys = commands.add_parser("keys", help="manage API keys").add_subparsers(
-        required=True, metavar="ACTION"
-    )
-    create = keys.add_parser("create", help="create a key and print its secrets once")
-    create.add_argument("--tenant", required=True)
-    create.add_argument("--scope", action="append", choices=SCOPES)
-    create.add_argument("--name", default="")
-    create.add_argument("--auth", choices=["signature_or_key", "signature_required"],
-                        default="signature_or_key")  # fmt: skip
-    create.add_argument("--expires-in-days", type=float)
-    create.set_defaults(handler=_create)
-    listing = keys.add_parser("list", help="a tenant's keys (never secrets)")
-    listing.add_argument("--tenant", required=True)
-    listing.set_defaults(handler=_list)
-    show = keys.add_parser("show", help="one key (never secrets)")
-    show.add_argument("key_id")
-    show.set_defaults(handler=_show)
-    revoke = keys.add_parser("revoke", help="revoke a key on every replica within 1 s")
-    revoke.add_argument("key_id")
-    revoke.set_defaults(handler=_revoke)
-    rotate = keys.add_parser(
-        "rotate", help="add a signing secret (printed once), or --retire an old one"
-    )
-    rotate.add_argument("key_id")
-    rotate.add_argument("--retire", metavar="SECRET_ID", help="delete this signing secret")
-    rotate.set_defaults(handler=_rotate)
-    for parser in (create, listing, show, revoke, rotate):
-        parser.add_argument("--config")
-        parser.add_argument("--json", action="store_true", help="print JSON")
-
-
-def _create(args: argparse.Namespace) -> int:
-    async def create(store: KeyStore, audit: AuditStore) -> int:
+def create(args: argparse.Namespace) -> int:
+    async def create_key(store: KeyStore, audit: AuditStore) -> int:
         expires = time.time() + args.expires_in_days * 86_400 if args.expires_in_days else None
         issued = await store.create(
             args.tenant, args.scope or ["inference"], args.name, expires, args.auth
@@ -69,10 +36,14 @@ def _create(args: argparse.Namespace) -> int:
         record = issued.record
         _audit(audit, "keys.create", record.id, tenant=record.tenant, scopes=list(record.scopes))
         summary = {
-            "id": record.id, "tenant": record.tenant, "name": record.name,
-            "scopes": list(record.scopes), "auth": record.auth, "api_key": issued.api_key,
+            "id": record.id,
+            "tenant": record.tenant,
+            "name": record.name,
+            "scopes": list(record.scopes),
+            "auth": record.auth,
+            "api_key": issued.api_key,
             "signing_secrets": [{"id": s.id, "secret": s.secret} for s in issued.signing_secrets],
-        }  # fmt: skip
+        }
         if args.json:
             print(json.dumps(summary))
             return 0
@@ -84,10 +55,10 @@ def _create(args: argparse.Namespace) -> int:
         print("The API key and the signing secret are shown once; store them now.")
         return 0
 
-    return _run(args, create)
+    return _run(args, create_key)
 
 
-def _list(args: argparse.Namespace) -> int:
+def list_keys(args: argparse.Namespace) -> int:
     async def listing(store: KeyStore, audit: AuditStore) -> int:
         records = await store.of_tenant(args.tenant)
         used = await store.last_used([r.id for r in records])
@@ -101,38 +72,48 @@ def _list(args: argparse.Namespace) -> int:
     return _run(args, listing)
 
 
-def _show(args: argparse.Namespace) -> int:
-    async def show(store: KeyStore, audit: AuditStore) -> int:
+def show(args: argparse.Namespace) -> int:
+    async def show_key(store: KeyStore, audit: AuditStore) -> int:
         record = await store.read(args.key_id)
         if record is None:
             raise ApiError("not_found", f"no key {args.key_id}")
         _print_record(store, record, args.json, await store.last_used([record.id]))
         return 0
 
-    return _run(args, show)
+    return _run(args, show_key)
 
 
-def _revoke(args: argparse.Namespace) -> int:
-    async def revoke(store: KeyStore, audit: AuditStore) -> int:
+def revoke(args: argparse.Namespace) -> int:
+    async def revoke_key(store: KeyStore, audit: AuditStore) -> int:
         record = await store.revoke(args.key_id)
         _audit(audit, "keys.revoke", record.id, tenant=record.tenant)
         _print_record(store, record, args.json, {})
         return 0
 
-    return _run(args, revoke)
+    return _run(args, revoke_key)
 
 
-def _rotate(args: argparse.Namespace) -> int:
-    async def rotate(store: KeyStore, audit: AuditStore) -> int:
+def rotate(args: argparse.Namespace) -> int:
+    async def rotate_secret(store: KeyStore, audit: AuditStore) -> int:
         if args.retire:
             record = await store.remove_signing_secret(args.key_id, args.retire)
-            _audit(audit, "keys.signing_secret.delete", record.id,
-                   tenant=record.tenant, signing_secret=args.retire)  # fmt: skip
+            _audit(
+                audit,
+                "keys.signing_secret.delete",
+                record.id,
+                tenant=record.tenant,
+                signing_secret=args.retire,
+            )
             _print_record(store, record, args.json, {})
             return 0
         record, shown = await store.add_signing_secret(args.key_id)
-        _audit(audit, "keys.signing_secret.add", record.id,
-               tenant=record.tenant, signing_secret=shown.id)  # fmt: skip
+        _audit(
+            audit,
+            "keys.signing_secret.add",
+            record.id,
+            tenant=record.tenant,
+            signing_secret=shown.id,
+        )
         if args.json:
             print(json.dumps({"id": shown.id, "secret": shown.secret}))
         else:
@@ -142,7 +123,7 @@ def _rotate(args: argparse.Namespace) -> int:
             )
         return 0
 
-    return _run(args, rotate)
+    return _run(args, rotate_secret)
 
 
 def _print_record(
@@ -157,9 +138,7 @@ def _print_record(
 
 
 def _audit(audit: AuditStore, action: str, target: str, **details: Any) -> None:
-    actor = f"cli:{getpass.getuser()}"
-    audit.write(AdminAction(at=now_rfc3339(), actor=actor, action=action, target=target,
-                            details=details))  # fmt: skip
+    record_cli_action(audit, action, target, details)
 
 
 def _run(args: argparse.Namespace, action: Action) -> int:

@@ -3,7 +3,7 @@
 Unlike ``asyncio.to_thread``, a call that never returns cannot keep the process from
 exiting: sqlitedict's thread dies when a commit fails, and whoever waits on it then waits
 forever. A call whose caller gave up (a timeout, a cancelled task) keeps running, so the
-owner waits for those with :meth:`DaemonCalls.settle` before closing what they use.
+owner waits for those with :meth:`BlockingCalls.settle` before closing what they use.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
-class DaemonCalls:
+class BlockingCalls:
     def __init__(self, name: str) -> None:
         self._name = name
         self._running: set[asyncio.Future[Any]] = set()

@@ -1,43 +1,45 @@
 """``api-router routing show|weights|drain|undrain|pin|unpin``: the admin overrides from
 the command line, straight against Redis (no gateway needed), audited as ``cli:<user>``.
 
-The checks are the admin API's (``override_rules``); the nodes and pools are read from the
-health registry and the policies file, as a gateway would see them.
+The checks are the admin API's (``routing_contract``, ``override_rules``); the nodes and
+pools are read from the health registry and the policies file, as a gateway would see them.
 """
 
 from __future__ import annotations
 
 import argparse
-import getpass
+import asyncio
 import sys
 import time
 from typing import Any
 
 import msgspec
 
-from api_router.api.errors import ApiError
+from api_router.api.admin.routing_contract import (
+    DrainRequest,
+    OverrideRequest,
+    PinRequest,
+    WeightsRequest,
+)
+from api_router.commands.cli_audit import cli_actor, record_cli_action
 from api_router.config.loader import load_settings
 from api_router.config.policies import Policies, load_policies
+from api_router.errors import ApiError
 from api_router.keyspace import Keyspace
 from api_router.redis_store import Redis, connect, store_errors
 from api_router.routing.node_health import health_decoder
-from api_router.routing.override_rules import (
-    DrainRequest,
-    PinRequest,
-    WeightsRequest,
-    drain_override,
-    pin_override,
-    routing_view,
-    weights_override,
-)
 from api_router.routing.override_set import Override
-from api_router.routing.overrides import OverrideStore
+from api_router.routing.override_store import OverrideStore
+from api_router.routing.routing_view import routing_view
 from api_router.routing.snapshot import RoutingSnapshot
 from api_router.usage.audit_store import AuditStore
-from api_router.usage.record import AdminAction, now_rfc3339
 
 
-async def run_routing_command(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
+    return asyncio.run(_run(args))
+
+
+async def _run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     keys = Keyspace(settings.redis.key_prefix)
     redis = connect(settings.redis)
@@ -53,8 +55,7 @@ async def run_routing_command(args: argparse.Namespace) -> int:
             return 0
         done = await _change(args, store, snapshot, policies)
         for action, target, details in done:
-            audit.write(AdminAction(at=now_rfc3339(), actor=f"cli:{getpass.getuser()}",
-                                    action=action, target=target, details=details))  # fmt: skip
+            record_cli_action(audit, action, target, details)
         return 0
     except ApiError as exc:
         sys.stderr.write(f"api-router routing {args.action}: {exc.message}\n")
@@ -65,11 +66,12 @@ async def run_routing_command(args: argparse.Namespace) -> int:
 
 
 async def _change(
-    args: argparse.Namespace, store: OverrideStore, snapshot: RoutingSnapshot,
+    args: argparse.Namespace,
+    store: OverrideStore,
+    snapshot: RoutingSnapshot,
     policies: Policies | None,
-) -> list[tuple[str, str, dict[str, Any]]]:  # fmt: skip
+) -> list[tuple[str, str, dict[str, Any]]]:
     """Apply the command; what was done, for the audit store."""
-    actor = f"cli:{getpass.getuser()}"
     action = args.action
     if action in ("undrain", "unpin"):
         kind, target = ("drain", args.node) if action == "undrain" else ("pin", args.model)
@@ -79,20 +81,18 @@ async def _change(
         await store.delete(*found)
         sys.stdout.write(f"{action}: removed {', '.join(found)}\n")
         return [(f"routing.{action}", target, {"override_ids": found})]
-    change: dict[str, Any] = {"reason": args.reason, "ttl_s": args.ttl_s}
+    fields: dict[str, Any] = {"reason": args.reason, "ttl_s": args.ttl_s}
+    wanted: type[OverrideRequest] = DrainRequest
+    if action == "weights":
+        wanted, fields["weights"] = WeightsRequest, dict(_weight(item) for item in args.weights)
+    elif action == "pin":
+        wanted, fields["nodes"] = PinRequest, args.nodes
     try:
-        if action == "weights":
-            weights = dict(_weight(item) for item in args.weights)
-            body = msgspec.convert({**change, "weights": weights}, WeightsRequest)
-            override = weights_override(snapshot, policies, args.model, body, actor)
-        elif action == "pin":
-            pin = msgspec.convert({**change, "nodes": args.nodes}, PinRequest)
-            override = pin_override(snapshot, args.model, pin, actor)
-        else:
-            drain = msgspec.convert(change, DrainRequest)
-            override = drain_override(snapshot, args.node, drain, actor)
+        body = msgspec.convert(fields, wanted)
     except msgspec.ValidationError as exc:
         raise ApiError("invalid_request", str(exc)) from None
+    target = args.node if action == "drain" else args.model
+    override = body.override(snapshot, policies, target, cli_actor())
     await store.put(override)
     sys.stdout.write(f"{action}: {override.id}\n")
     return [(f"routing.{action}", override.target, _details(override))]
