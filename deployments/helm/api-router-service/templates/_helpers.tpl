@@ -106,3 +106,13 @@ checksum/config: {{ include "api-router.routerConfig" . | sha256sum }}
 checksum/secret: {{ print .Values.secrets.pepper "/" .Values.secrets.kek | sha256sum }}
 {{- end }}
 {{- end }}
+
+{{/* Egress rules when networkPolicy.egress is set: DNS, then what it lists. */}}
+{{- define "api-router.egressRules" -}}
+- ports:
+    - port: 53
+      protocol: UDP
+    - port: 53
+      protocol: TCP
+{{ toYaml .Values.networkPolicy.egress }}
+{{- end }}
