@@ -21,15 +21,13 @@ import asyncio
 import json
 import signal
 import statistics
-import tempfile
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
-from tests.support.servers import RedisServer, TansuBroker
-from tests.support.stack import Stack, chat
+from tests.support.stack import chat
 
+from bench.bench_stack import servers_stack
 from bench.inference_latency import percentile
 
 
@@ -111,10 +109,6 @@ def main() -> None:
     parser.add_argument("--before-s", type=float, default=3.0)
     parser.add_argument("--after-s", type=float, default=8.0)
     args = parser.parse_args()
-    workdir = Path(tempfile.mkdtemp(prefix="api-router-bench-"))
-    redis = RedisServer(workdir / "redis").start()
-    broker = TansuBroker().start()
-    stack = Stack(redis, broker, "bench", workdir, "http://127.0.0.1:1")
     mock = (
         "--backend",
         "mock",
@@ -127,7 +121,7 @@ def main() -> None:
         "--health-interval-s",
         "1",
     )
-    try:
+    with servers_stack() as stack:
         doomed = stack.worker("node-a", *mock)
         stack.worker("node-b", *mock)
         gateway = stack.gateway_process(
@@ -149,10 +143,6 @@ def main() -> None:
         ]
         report(samples, killed_at, args)
         print("\n".join(breakers))
-    finally:
-        stack.stop_all()
-        broker.stop()
-        redis.stop()
 
 
 if __name__ == "__main__":

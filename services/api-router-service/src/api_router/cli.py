@@ -7,6 +7,7 @@ Exit code 2 means the configuration or the arguments are invalid.
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import sys
 from collections.abc import Callable, Sequence
 
@@ -33,6 +34,8 @@ def main(argv: Sequence[str]) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="api-router", description=__doc__)
+    version = importlib.metadata.version("api-router-service")
+    parser.add_argument("--version", action="version", version=f"api-router {version}")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     serve_parser = commands.add_parser("serve", help="run the gateway")
@@ -59,7 +62,9 @@ def _parser() -> argparse.ArgumentParser:
         required=True, metavar="ACTION"
     )
     check = config_parser.add_parser(
-        "check", help="validate a router YAML file and its policies file (exit 2 if invalid)"
+        "check",
+        help="validate a router YAML file and its policies file (exit 2 if invalid); the "
+        "secrets may be absent (serve requires them)",
     )
     check.add_argument("file", nargs="?", help="router YAML file")
     check.add_argument("--policies", help="policies YAML file (default: limits.policies_file)")

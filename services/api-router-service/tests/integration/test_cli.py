@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import importlib.metadata
 import json
 import os
 from pathlib import Path
@@ -47,12 +48,43 @@ def test_config_check_names_the_path_and_exits_2(
     assert "health.max_ram_percent: expected `float` <= 100" in capsys.readouterr().err
 
 
-def test_config_check_without_a_pepper_exits_2(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+def test_config_check_needs_no_secrets(
+    pepper_only: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.delenv("API_ROUTER__AUTH__PEPPER", raising=False)
+    monkeypatch.delenv("API_ROUTER__AUTH__PEPPER")
+    monkeypatch.delenv("API_ROUTER__AUTH__KEK")
+    assert main(["config", "check", str(SAMPLE)]) == 0
+    assert capsys.readouterr().out == f"{SAMPLE}: valid\n"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "refusal"),
+    [
+        ("API_ROUTER__AUTH__PEPPER", "short", "auth.pepper: expected `str` of length >= 32"),
+        ("API_ROUTER__AUTH__KEK", "c2hvcnQ=", "auth.kek: decodes to 5 bytes, not 32"),
+    ],
+)
+def test_config_check_refuses_a_secret_that_is_present_but_invalid(
+    pepper_only: None,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    name: str,
+    value: str,
+    refusal: str,
+) -> None:
+    monkeypatch.setenv(name, value)
     assert main(["config", "check", str(SAMPLE)]) == 2
-    assert "API_ROUTER__AUTH__PEPPER" in capsys.readouterr().err
+    assert refusal in capsys.readouterr().err
+
+
+def test_version_is_the_package_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0
+    assert (
+        capsys.readouterr().out
+        == f"api-router {importlib.metadata.version('api-router-service')}\n"
+    )
 
 
 POLICIES_SAMPLE = SAMPLE.parent / "policies.sample.yaml"

