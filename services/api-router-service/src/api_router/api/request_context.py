@@ -99,7 +99,8 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_with_request_id)
         finally:
-            telemetry.finish(status, _route_name(scope.get("route")), context.error_code)
+            route = _route_name(scope.get("route"))
+            telemetry.finish(status, route, context.error_code, context.usage)
             if context.billable and context.usage.identified:
                 _record_usage(services, context, status)
             request_id_var.reset(token)
