@@ -27,8 +27,9 @@ async def test_a_worker_counts_its_jobs_backend_calls_and_node_readings(
         )
         fake_ollama.fail_status = 500
         failed = await gw.client.post("/v1/inference", json=chat(), headers=bearer(key))
-        healthz = httpx.get(f"{base}/healthz", timeout=5)
-        metrics = httpx.get(f"{base}/metrics", timeout=5).text
+        async with httpx.AsyncClient(base_url=base, timeout=5) as worker_http:
+            healthz = await worker_http.get("/healthz")
+            metrics = (await worker_http.get("/metrics")).text
     assert (ok.status_code, streamed.status_code, failed.status_code) == (200, 200, 502)
     node = {"node": "node-a"}
     model = {**node, "model": "llama3.2"}

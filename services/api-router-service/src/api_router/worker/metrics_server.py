@@ -8,6 +8,7 @@ loop, and the worker already depends on aiohttp for its backends."""
 from __future__ import annotations
 
 from collections.abc import Callable
+
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
