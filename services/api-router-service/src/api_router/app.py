@@ -138,6 +138,7 @@ async def _open_services(
         lambda: overrides.current,
     )
     telemetry.metrics.observe_breakers(router.breakers.states)
+    telemetry.metrics.observe_drains(lambda: overrides.current)
     dispatcher = Dispatcher(
         redis, keys, replies, settings.dispatch, settings.stream, router.stream_ended
     )

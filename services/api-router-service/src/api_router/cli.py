@@ -92,6 +92,11 @@ def _worker_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
         "--metrics-port", type=int, help="serve /metrics and /healthz on this port (default: off)"
     )
     parser.add_argument("--metrics-host", default="127.0.0.1", help="their address (127.0.0.1)")
+    parser.add_argument(
+        "--thermal-zones",
+        default="/sys/class/thermal",
+        help="where the node's thermal zones are read (a container may mount the host's elsewhere)",
+    )
     parser.set_defaults(handler=worker.run)
 
 

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import signal
 import sys
+from pathlib import Path
 
 import msgspec
 
@@ -45,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
         reclaim_idle_s=args.reclaim_idle_s,
         drain_grace_s=args.drain_grace_s,
         backend_timeout_s=args.backend_timeout_s,
+        thermal_zones=Path(args.thermal_zones),
     )
 
     async def serve() -> None:

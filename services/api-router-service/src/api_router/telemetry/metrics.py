@@ -26,6 +26,7 @@ from api_router.config.settings import TelemetrySettings
 from api_router.limiter.budget_usage import BudgetUsage
 from api_router.redis_store import StoreErrors
 from api_router.routing.breaker import BreakerState
+from api_router.routing.override_set import OverrideSet
 from api_router.routing.snapshot import RoutingSnapshot
 from api_router.telemetry import node_gauges
 from api_router.telemetry.genai_metrics import GenAiMetrics
@@ -115,6 +116,9 @@ class GatewayMetrics:
 
     def observe_breakers(self, states: Callable[[], dict[str, BreakerState]]) -> None:
         node_gauges.observe_breakers(self._meter, self._snapshot, states)
+
+    def observe_drains(self, overrides: Callable[[], OverrideSet]) -> None:
+        node_gauges.observe_drains(self._meter, overrides)
 
     def observe_store_errors(self, errors: StoreErrors) -> None:
         def observe(_options: CallbackOptions) -> Iterable[Observation]:

@@ -11,6 +11,7 @@ from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
 from api_router.routing.breaker import BreakerState
 from api_router.routing.node_health import NodeHealth
+from api_router.routing.override_set import OverrideSet
 from api_router.routing.snapshot import NodeState, RoutingSnapshot
 
 NODE_STATES: tuple[NodeState, ...] = (
@@ -103,6 +104,18 @@ def observe_breakers(
         [observe],
         unit="1",
         description="Circuit breaker of a node on this replica: 0 closed, 1 open, 2 half-open",
+    )
+
+
+def observe_drains(meter: Meter, overrides: Callable[[], OverrideSet]) -> None:
+    """1 for each node an admin drained (``api-router routing drain``); absent otherwise,
+    so alerts about a node can leave out the nodes already taken out of service."""
+
+    def observe(_options: CallbackOptions) -> Iterable[Observation]:
+        return [Observation(1, {"node": node}) for node in sorted(overrides().drained)]
+
+    meter.create_observable_gauge(
+        "api_router.node.drained", [observe], unit="1", description="Nodes drained by an admin"
     )
 
 

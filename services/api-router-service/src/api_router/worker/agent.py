@@ -16,6 +16,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
@@ -38,6 +39,7 @@ from api_router.redis_store import MissingConsumerGroup, Redis
 from api_router.task_cancellation import stop_task
 from api_router.telemetry.tracing import parent_context
 from api_router.telemetry.worker_metrics import WorkerMetrics
+from api_router.worker import system_probe
 from api_router.worker.health_reporter import HealthReporter
 from api_router.worker.job_stream import Entry, JobStream
 from api_router.worker.streamed_answer import stream_answer
@@ -61,6 +63,7 @@ class WorkerSettings:
     drain_grace_s: float = 30.0
     backend_timeout_s: float = 300.0
     read_block_ms: int = 500
+    thermal_zones: Path = system_probe.THERMAL_ZONES
 
 
 class WorkerAgent:
@@ -80,7 +83,13 @@ class WorkerAgent:
         self.consumer = f"{settings.node_id}-{secrets.token_hex(4)}"
         self._jobs = JobStream(redis, keys, settings.node_id, self.consumer)
         self._health = HealthReporter(
-            redis, keys, settings.node_id, settings.pool, settings.max_concurrency, backend
+            redis,
+            keys,
+            settings.node_id,
+            settings.pool,
+            settings.max_concurrency,
+            backend,
+            thermal_zones=settings.thermal_zones,
         )
         self._inflight: dict[bytes, asyncio.Task[None]] = {}
         self._slot_freed = asyncio.Event()
