@@ -10,7 +10,7 @@ PYTHON  ?= python3
 
 HELM    := $(VENV)/bin/helm
 
-.PHONY: run test lint typecheck pytest bench bootstrap redis-server systemd-analyze prometheus chart-schema clean
+.PHONY: run test lint typecheck pytest bench bootstrap redis-server systemd-analyze prometheus chart-schema dashboards drill-backend-failover drill-exporter-outage clean
 
 # The stack's processes and the lines it prints find `api-router` on PATH; in another shell
 # use the full path or activate the venv.
@@ -58,6 +58,17 @@ prometheus:
 # Rewrites the settings schemas inside the chart's values.schema.json after a settings change.
 chart-schema: bootstrap
 	cd $(SERVICE) && $(BIN)/python -m tests.support.chart_schema
+
+# Rewrites deployments/grafana/dashboards/*.json from the Python that builds them.
+dashboards: bootstrap
+	cd $(SERVICE) && $(BIN)/python -m dashboards
+
+# The two failure drills of docs/runbooks.md against a real local stack (a few minutes each).
+drill-backend-failover: bootstrap
+	cd $(SERVICE) && $(BIN)/python -m drills.backend_failover $(ARGS)
+
+drill-exporter-outage: bootstrap
+	cd $(SERVICE) && $(BIN)/python -m drills.exporter_outage $(ARGS)
 
 clean:
 	rm -rf $(VENV) .run

@@ -64,10 +64,12 @@ def run(args: argparse.Namespace) -> int:
         tracer = tracing.get_tracer(__name__)
         agent = WorkerAgent(worker_settings, redis, keys, backend, tracer, metrics)
         endpoints = None
-        if args.metrics_port is not None:
-            endpoints = WorkerEndpoints(metrics, agent.status, args.metrics_host, args.metrics_port)
-            await endpoints.start()
         try:
+            if args.metrics_port is not None:
+                endpoints = WorkerEndpoints(
+                    metrics, agent.status, args.metrics_host, args.metrics_port
+                )
+                await endpoints.start()
             await agent.run(stop)
         finally:
             # The agent has drained and left the registry by now; close the clients.
@@ -82,5 +84,11 @@ def run(args: argparse.Namespace) -> int:
         uvloop.run(serve())
     except ValueError as exc:  # a backend that needs --backend-url without one
         print(f"api-router worker: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # the metrics port is taken, or not ours to bind
+        where = f"{args.metrics_host}:{args.metrics_port}"
+        print(
+            f"api-router worker: cannot serve metrics on {where}: {exc.strerror}", file=sys.stderr
+        )
         return 2
     return 0
