@@ -63,6 +63,7 @@ class WorkerMetrics:
             unit="1",
             description="Jobs taken over from a worker of this node that stopped renewing them",
         )
+        self._reclaimed.add(0, self._labels())  # a rate of 0, rather than no series, until then
         self.backend_duration = meter.create_histogram(
             "api_router.worker.backend.duration",
             unit="s",
