@@ -61,14 +61,6 @@ POLICIES = {
         "llama3.2": {"prompt_price_per_1k": 0.5, "completion_price_per_1k": 1.0},
     },
 }
-GATEWAY_SETTINGS: dict[str, dict[str, Any]] = {
-    # Keys stay cached while Redis is paused, as they would in production.
-    "auth": {"key_cache_ttl_s": 30},
-    "dispatch": {"accept_timeout_s": 0.3},
-    # One retry a minute: the ghost node's first failure fails over, the next are refused.
-    "routing": {"retry_budget_ratio": 0.0, "retry_budget_min_retries": 1},
-    "telemetry": {"budget_refresh_s": 0.5},
-}
 
 
 def _panels() -> list[tuple[str, dict[str, Any]]]:
@@ -113,7 +105,15 @@ def test_every_panel_query_returns_series_from_a_scraped_stack(
     )
     stack.worker("node-b", "--metrics-port", str(ports["node-b"]))
     policies = write_policies(stack.tmp / "policies.yaml", POLICIES)
-    gateway = stack.gateway_process(limits={"policies_file": str(policies)}, **GATEWAY_SETTINGS)
+    gateway = stack.gateway_process(
+        limits={"policies_file": str(policies)},
+        # Keys stay cached while Redis is paused, as they would in production.
+        auth={"key_cache_ttl_s": 30},
+        dispatch={"accept_timeout_s": 0.3},
+        # One retry a minute: the ghost node's first failure fails over, the next are refused.
+        routing={"retry_budget_ratio": 0.0, "retry_budget_min_retries": 1},
+        telemetry={"budget_refresh_s": 0.5},
+    )
     keys = {tenant: _key(stack, tenant) for tenant in ("acme", "patient", "tiny")}
     targets = {
         "api-router": [gateway.url.removeprefix("http://")],

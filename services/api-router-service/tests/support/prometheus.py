@@ -117,5 +117,17 @@ class PrometheusServer:
 
     def wait_firing(self, alert: str, timeout_s: float) -> float:
         """Wait until ``alert`` fires; returns the time (epoch s) it was seen firing."""
-        wait_until(lambda: alert in self.firing(), timeout_s, f"alert {alert} firing")
+        try:
+            wait_until(lambda: alert in self.firing(), timeout_s, f"alert {alert} firing")
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}; the rule now: {self.rule(alert)}") from None
         return time.time()
+
+    def rule(self, name: str) -> dict[str, Any]:
+        """The rule's state as Prometheus evaluates it (health, last error, alerts)."""
+        for group in self.api("rules")["groups"]:
+            for rule in group["rules"]:
+                if rule["name"] == name:
+                    found: dict[str, Any] = rule
+                    return found
+        raise KeyError(name)

@@ -133,6 +133,15 @@ class TansuBroker:
         wait_until(lambda: port_open(self.port), what="tansu broker")
         return self
 
+    def pause(self) -> None:
+        """Freeze the broker (SIGSTOP): it still takes connections and answers nothing."""
+        assert self._process is not None
+        self._process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self._process is not None
+        self._process.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
         if self._process is not None:
             self._process.terminate()

@@ -1,0 +1,42 @@
+"""What a drill reports, and the arithmetic over its samples."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+from drills.load import Sample
+
+
+@dataclass(frozen=True)
+class DrillFigures:
+    drill: str
+    alert: str
+    requests: int
+    time_to_detect_s: float  # fault -> the alert firing in Prometheus
+    time_to_mitigate_s: float  # fault -> the runbook's mitigation applied
+    time_to_recover_s: float  # fault -> the alert resolved and requests served normally
+    success_ratio_during_fault: float  # answered 200, fault -> recovered
+    usage_records_expected: int
+    usage_records_lost: int  # answered requests whose record never reached the topic
+    usage_records_duplicated: int  # sent twice (at least once: consumers dedupe)
+    notes: str = ""
+
+    def print(self) -> None:
+        sys.stdout.write(json.dumps(asdict(self), indent=2) + "\n")
+
+
+def success_ratio(samples: Sequence[Sample], start: float, end: float) -> float:
+    window = [s for s in samples if start <= s.started <= end]
+    return round(sum(s.status == 200 for s in window) / len(window), 4) if window else 1.0
+
+
+def impact_ended(samples: Sequence[Sample], fault_at: float) -> float:
+    """When the last request started since the fault that paid for it ended: not answered
+    200, or answered only after failing over (``fault_at`` when none did)."""
+    hurt = [
+        s.ended for s in samples if s.started >= fault_at and (s.status != 200 or s.attempts > 1)
+    ]
+    return max(hurt, default=fault_at)
