@@ -9,9 +9,9 @@ import sys
 from dataclasses import asdict
 
 import pytest
+from drills.figures import DrillFigures
 
 from drills import backend_failover, exporter_outage
-from drills.figures import DrillFigures
 
 
 @pytest.mark.timeout(120)
