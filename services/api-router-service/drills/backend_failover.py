@@ -25,7 +25,7 @@ from tests.support.limits import write_policies
 from tests.support.servers import free_port, wait_until
 from tests.support.stack import chat
 
-from drills.figures import DrillFigures, impact_ended, success_ratio
+from drills.figures import DrillFigures, Timeline, impact_ended
 from drills.load import SteadyLoad
 from drills.stack import (
     BackendProcess,
@@ -33,7 +33,6 @@ from drills.stack import (
     prometheus,
     read_usage,
     spool_empty,
-    usage_figures,
     wait_resolved,
 )
 
@@ -115,25 +114,15 @@ def run(options: Options) -> DrillFigures:
             recovered_at = max(resolved_at, impact_ended(samples, fault_at))
             # Every answered request's record, read back from the topic.
             wait_until(lambda: spool_empty(gateway.url), 60, "usage shipped")
-            expected = {s.request_id for s in samples if s.request_id}
             records = read_usage(stack.broker.bootstrap, stack.usage_topic)
     finally:
         backends["node-b"].kill()
-    lost, duplicated = usage_figures(expected, records)
-    return DrillFigures(
-        drill="backend-failover",
-        alert=ALERT,
-        requests=len(samples),
-        time_to_detect_s=round(detected_at - fault_at, 1),
-        time_to_mitigate_s=round(mitigated_at - fault_at, 1),
-        time_to_recover_s=round(recovered_at - fault_at, 1),
-        success_ratio_during_fault=success_ratio(samples, fault_at, recovered_at),
-        usage_records_expected=len(expected),
-        usage_records_lost=lost,
-        usage_records_duplicated=duplicated,
-        notes=f"load {options.rate_per_s}/s; alerts' for: {options.for_s} s; "
-        f"accept timeout {options.accept_timeout_s} s",
+    timeline = Timeline(fault_at, detected_at, mitigated_at, recovered_at)
+    notes = (
+        f"load {options.rate_per_s}/s; alerts' for: {options.for_s} s; "
+        f"accept timeout {options.accept_timeout_s} s"
     )
+    return DrillFigures.measured("backend-failover", ALERT, timeline, samples, records, notes)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -29,9 +29,9 @@ from tests.support.processes import GatewayProcess
 from tests.support.servers import TansuBroker, wait_until
 from tests.support.stack import Stack, chat
 
-from drills.figures import DrillFigures, impact_ended, success_ratio
+from drills.figures import DrillFigures, Timeline, impact_ended
 from drills.load import SteadyLoad
-from drills.stack import prometheus, read_usage, spool_empty, usage_figures, wait_resolved
+from drills.stack import prometheus, read_usage, spool_empty, wait_resolved
 
 ALERT = "ApiRouterUsageExportStalled"
 # A stopping gateway gives up on an unreachable broker quickly: its spool keeps the rest.
@@ -84,26 +84,16 @@ def run(options: Options) -> DrillFigures:
             recovered_at = max(resolved_at, drained_at, impact_ended(samples, fault_at))
             # What the primary acknowledged before it froze is read once it answers again.
             stack.broker.resume()
-            expected = {s.request_id for s in samples if s.request_id}
             records = read_usage(stack.broker.bootstrap, stack.usage_topic)
             records += read_usage(standby.bootstrap, stack.usage_topic)
     finally:
         standby.stop()
-    lost, duplicated = usage_figures(expected, records)
-    return DrillFigures(
-        drill="exporter-outage",
-        alert=ALERT,
-        requests=len(samples),
-        time_to_detect_s=round(detected_at - fault_at, 1),
-        time_to_mitigate_s=round(mitigated_at - fault_at, 1),
-        time_to_recover_s=round(recovered_at - fault_at, 1),
-        success_ratio_during_fault=success_ratio(samples, fault_at, recovered_at),
-        usage_records_expected=len(expected),
-        usage_records_lost=lost,
-        usage_records_duplicated=duplicated,
-        notes=f"load {options.rate_per_s}/s over 2 gateways; alerts' for: {options.for_s} s; "
-        f"broker away {round(mitigated_at - fault_at, 1)} s",
+    timeline = Timeline(fault_at, detected_at, mitigated_at, recovered_at)
+    notes = (
+        f"load {options.rate_per_s}/s over 2 gateways; alerts' for: {options.for_s} s; "
+        f"broker away {round(mitigated_at - fault_at, 1)} s"
     )
+    return DrillFigures.measured("exporter-outage", ALERT, timeline, samples, records, notes)
 
 
 def _start(stack: Stack, name: str, bootstrap: str) -> GatewayProcess:

@@ -6,8 +6,19 @@ import json
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from drills.load import Sample
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """Epoch seconds of a drill's steps."""
+
+    fault: float
+    detected: float  # the alert seen firing
+    mitigated: float  # the runbook's mitigation applied
+    recovered: float
 
 
 @dataclass(frozen=True)
@@ -23,6 +34,34 @@ class DrillFigures:
     usage_records_lost: int  # answered requests whose record never reached the topic
     usage_records_duplicated: int  # sent twice (at least once: consumers dedupe)
     notes: str = ""
+
+    @classmethod
+    def measured(
+        cls,
+        drill: str,
+        alert: str,
+        at: Timeline,
+        samples: Sequence[Sample],
+        records: Sequence[dict[str, Any]],
+        notes: str,
+    ) -> DrillFigures:
+        """The figures of a drill: its timeline, its load, and the usage records read back
+        (every answered request must have one)."""
+        expected = {s.request_id for s in samples if s.request_id}
+        received = [r["request_id"] for r in records if r["request_id"] in expected]
+        return cls(
+            drill=drill,
+            alert=alert,
+            requests=len(samples),
+            time_to_detect_s=round(at.detected - at.fault, 1),
+            time_to_mitigate_s=round(at.mitigated - at.fault, 1),
+            time_to_recover_s=round(at.recovered - at.fault, 1),
+            success_ratio_during_fault=success_ratio(samples, at.fault, at.recovered),
+            usage_records_expected=len(expected),
+            usage_records_lost=len(expected - set(received)),
+            usage_records_duplicated=len(received) - len(set(received)),
+            notes=notes,
+        )
 
     def print(self) -> None:
         sys.stdout.write(json.dumps(asdict(self), indent=2) + "\n")

@@ -88,9 +88,3 @@ async def _read(bootstrap: str, topic: str, idle_s: float) -> list[dict[str, Any
     finally:
         await asyncio.wait_for(consumer.stop(), 5)
     return records
-
-
-def usage_figures(expected: set[str], records: list[dict[str, Any]]) -> tuple[int, int]:
-    """(lost, duplicated): answered requests without a record, records received twice."""
-    received = [r["request_id"] for r in records if r["request_id"] in expected]
-    return len(expected - set(received)), len(received) - len(set(received))

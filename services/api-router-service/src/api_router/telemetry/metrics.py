@@ -1,7 +1,7 @@
 """The gateway's metrics: OpenTelemetry instruments, exported in Prometheus text format.
 
-Each app owns its registry and meter provider (no process-wide globals), so several apps
-in one process (tests) do not collide. Names are as the Prometheus exporter renders them
+Each app owns its meter and registry (``PrometheusMeter``), so several apps in one process
+(tests) do not collide. Names are as the Prometheus exporter renders them
 (``api_router.request.duration`` in seconds is ``api_router_request_duration_seconds``);
 ``docs/architecture.md`` lists them all.
 """
@@ -10,17 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.metrics import CallbackOptions, Observation
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.resources import Resource
-from prometheus_client import (
-    GC_COLLECTOR,
-    PLATFORM_COLLECTOR,
-    PROCESS_COLLECTOR,
-    CollectorRegistry,
-    generate_latest,
-)
 
 from api_router.config.settings import TelemetrySettings
 from api_router.limiter.budget_usage import BudgetUsage
@@ -30,6 +20,7 @@ from api_router.routing.override_set import OverrideSet
 from api_router.routing.snapshot import RoutingSnapshot
 from api_router.telemetry import node_gauges
 from api_router.telemetry.genai_metrics import GenAiMetrics
+from api_router.telemetry.prometheus_meter import PrometheusMeter
 from api_router.telemetry.tenant_labels import TenantLabels
 from api_router.telemetry.usage_gauges import observe_usage_export
 from api_router.usage.exporter import UsageExporter
@@ -61,18 +52,8 @@ class GatewayMetrics:
         self, settings: TelemetrySettings, snapshot: Callable[[], RoutingSnapshot]
     ) -> None:
         self._snapshot = snapshot
-        self.registry = registry = CollectorRegistry(auto_describe=True)
-        # The standard process_*, python_gc_* and python_info series, on our own registry.
-        for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
-            registry.register(collector)
-        reader = PrometheusMetricReader(
-            registry=registry, disable_target_info=True, scope_info_enabled=False
-        )
-        self._provider = MeterProvider(
-            metric_readers=[reader],
-            resource=Resource.create({"service.name": settings.service_name}),
-        )
-        meter = self._meter = self._provider.get_meter("api_router")
+        self._exported = PrometheusMeter(settings.service_name, "api_router")
+        meter = self._meter = self._exported.meter
         self.tenants = TenantLabels(settings.tenant_label, settings.max_tenants)
         self.genai = GenAiMetrics(meter, self.tenants)
         self.requests = meter.create_counter(
@@ -158,7 +139,7 @@ class GatewayMetrics:
         )
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        return self._exported.render()
 
     def shutdown(self) -> None:
-        self._provider.shutdown()
+        self._exported.shutdown()

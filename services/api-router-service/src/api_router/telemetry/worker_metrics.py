@@ -9,22 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.metrics import CallbackOptions, Observation
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.resources import Resource
-from prometheus_client import (
-    GC_COLLECTOR,
-    PLATFORM_COLLECTOR,
-    PROCESS_COLLECTOR,
-    CollectorRegistry,
-    generate_latest,
-)
 
 from api_router.dispatch.protocol import Event, ProtocolError
 from api_router.redis_store import StoreErrors
 from api_router.routing.node_health import NodeHealth
 from api_router.telemetry.genai_metrics import DURATION_BUCKETS, TTFT_BUCKETS
+from api_router.telemetry.prometheus_meter import PrometheusMeter
 
 Observe = Callable[[CallbackOptions], Iterable[Observation]]
 
@@ -32,16 +23,8 @@ Observe = Callable[[CallbackOptions], Iterable[Observation]]
 class WorkerMetrics:
     def __init__(self, node_id: str, service_name: str) -> None:
         self.node = node_id
-        self.registry = registry = CollectorRegistry(auto_describe=True)
-        for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
-            registry.register(collector)
-        reader = PrometheusMetricReader(
-            registry=registry, disable_target_info=True, scope_info_enabled=False
-        )
-        self._provider = MeterProvider(
-            metric_readers=[reader], resource=Resource.create({"service.name": service_name})
-        )
-        meter = self._meter = self._provider.get_meter("api_router.worker")
+        self._exported = PrometheusMeter(service_name, "api_router.worker")
+        meter = self._meter = self._exported.meter
         self._accepted = meter.create_counter(
             "api_router.worker.jobs.accepted", unit="1", description="Jobs accepted"
         )
@@ -138,10 +121,10 @@ class WorkerMetrics:
         )
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        return self._exported.render()
 
     def shutdown(self) -> None:
-        self._provider.shutdown()
+        self._exported.shutdown()
 
     # -- internals ---------------------------------------------------------------------
 
