@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -30,6 +31,7 @@ class DrillFigures:
     time_to_mitigate_s: float  # fault -> the runbook's mitigation applied
     time_to_recover_s: float  # fault -> the alert resolved and requests served normally
     success_ratio_during_fault: float  # answered 200, fault -> recovered
+    answers_during_fault: dict[str, int]  # HTTP status -> requests ("0": no gateway reached)
     usage_records_expected: int
     usage_records_lost: int  # answered requests whose record never reached the topic
     usage_records_duplicated: int  # sent twice (at least once: consumers dedupe)
@@ -48,6 +50,8 @@ class DrillFigures:
         """The figures of a drill: its timeline, its load, and the usage records read back
         (every answered request must have one)."""
         expected = {s.request_id for s in samples if s.request_id}
+        during = [s for s in samples if at.fault <= s.started <= at.recovered]
+        answers = Counter(str(s.status) for s in during)
         received = [r["request_id"] for r in records if r["request_id"] in expected]
         return cls(
             drill=drill,
@@ -56,7 +60,8 @@ class DrillFigures:
             time_to_detect_s=round(at.detected - at.fault, 1),
             time_to_mitigate_s=round(at.mitigated - at.fault, 1),
             time_to_recover_s=round(at.recovered - at.fault, 1),
-            success_ratio_during_fault=success_ratio(samples, at.fault, at.recovered),
+            success_ratio_during_fault=round(answers["200"] / len(during), 4) if during else 1.0,
+            answers_during_fault=dict(sorted(answers.items())),
             usage_records_expected=len(expected),
             usage_records_lost=len(expected - set(received)),
             usage_records_duplicated=len(received) - len(set(received)),
@@ -65,11 +70,6 @@ class DrillFigures:
 
     def print(self) -> None:
         sys.stdout.write(json.dumps(asdict(self), indent=2) + "\n")
-
-
-def success_ratio(samples: Sequence[Sample], start: float, end: float) -> float:
-    window = [s for s in samples if start <= s.started <= end]
-    return round(sum(s.status == 200 for s in window) / len(window), 4) if window else 1.0
 
 
 def impact_ended(samples: Sequence[Sample], fault_at: float) -> float:
