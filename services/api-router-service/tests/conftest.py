@@ -44,6 +44,14 @@ def fake_ollama(fake_ollama_server: FakeOllama) -> FakeOllama:
 
 
 @pytest.fixture
+def second_ollama() -> Iterator[FakeOllama]:
+    """A fake Ollama of this test's own (for a node whose backend misbehaves)."""
+    server = FakeOllama().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
 def stack(
     redis_server: RedisServer, broker: TansuBroker, fake_ollama: FakeOllama, tmp_path: Path
 ) -> Iterator[Stack]:

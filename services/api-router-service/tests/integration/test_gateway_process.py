@@ -169,6 +169,8 @@ async def test_health_and_readiness_report_each_component(stack: Stack) -> None:
     assert ready.status_code == 200
     assert ready.json()["status"] == "ready"
     assert set(ready.json()["components"]) == {
+        "serving",
+        "attempt_watch",
         "redis",
         "config",
         "workers",

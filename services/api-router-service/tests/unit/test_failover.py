@@ -12,7 +12,7 @@ import pytest
 
 from api_router.chat import ChatMessage
 from api_router.config.settings import RoutingSettings
-from api_router.dispatch.dispatcher import AttemptFailed, NodeFull
+from api_router.dispatch.attempt_failure import AttemptFailed, NodeFull
 from api_router.dispatch.failover import Failover, Trail
 from api_router.dispatch.protocol import Job, JobPayload
 from api_router.errors import ApiError
