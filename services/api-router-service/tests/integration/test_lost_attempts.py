@@ -19,12 +19,10 @@ from tests.support.sse import parse_sse
 from tests.support.stack import Stack, chat
 from tests.support.usage_topic import read_usage
 
-# How the dead node is noticed: its silence (no keepalive for the idle timeout), or its
-# health entry going stale (with an idle timeout too long to matter).
-DETECTORS = {
-    "silent": {"dispatch": {"idle_timeout_s": 3.0}},
-    "stale": {"dispatch": {"idle_timeout_s": 120.0}, "health": {"fresh_s": 1.0}},
-}
+# How the dead node is noticed, as (dispatch.idle_timeout_s, health.fresh_s): its silence
+# (no keepalive for the idle timeout), or its health entry going stale (with an idle
+# timeout too long to matter).
+DETECTORS = {"silent": (3.0, 15.0), "stale": (120.0, 1.0)}
 
 
 async def ask(http: httpx.AsyncClient, content: str, streamed: bool) -> dict[str, Any]:
@@ -49,8 +47,9 @@ async def test_jobs_a_killed_worker_had_accepted_are_answered_by_another_node(
     stack: Stack,
     fake_ollama: FakeOllama,
     second_ollama: FakeOllama,
-    detector: dict[str, dict[str, float]],
+    detector: tuple[float, float],
 ) -> None:
+    idle_timeout_s, fresh_s = detector
     second_ollama.delay_s = 60.0  # node-c's backend: the jobs it accepts never finish
     doomed = stack.worker(
         "node-c", "--max-concurrency", "4", pool="doomed", backend_url=second_ollama.url
@@ -61,7 +60,8 @@ async def test_jobs_a_killed_worker_had_accepted_are_answered_by_another_node(
         limits=routes(stack.tmp, {"doomed": 1}, {"edge": 1}),
         routing={"breaker_failures": 4, "breaker_open_s": 60.0},
         server={"instance_id": "gw-lost"},
-        **{**detector, "dispatch": {"request_timeout_s": 30.0, **detector["dispatch"]}},
+        dispatch={"request_timeout_s": 30.0, "idle_timeout_s": idle_timeout_s},
+        health={"fresh_s": fresh_s},
     )
     contents = {"whole 1": False, "whole 2": False, "stream 1": True, "stream 2": True}
     headers = {"X-API-Key": key}
