@@ -47,7 +47,8 @@ class Sample:
     ended: float
     status: str  # the HTTP status, or for a stream that failed the error event's code
     attempts: int
-    node: str
+    node: str  # the node that answered
+    first_node: str  # X-Route-Node: for a stream, the node that accepted it first
 
 
 def mock(latency_ms: int, concurrency: int) -> tuple[str, ...]:
@@ -69,12 +70,12 @@ def mock(latency_ms: int, concurrency: int) -> tuple[str, ...]:
 
 async def one_request(http: httpx.AsyncClient, streamed: bool) -> Sample:
     started = time.monotonic()
-    status, attempts, node, request_id = "", 0, "", ""
+    status, attempts, node, first_node, request_id = "", 0, "", "", ""
     try:
         async with http.stream("POST", "/v1/inference", json=chat(stream=streamed)) as response:
             status = str(response.status_code)
             attempts = int(response.headers.get("x-route-attempts", "0"))
-            node = response.headers.get("x-route-node", "")
+            node = first_node = response.headers.get("x-route-node", "")
             request_id = response.headers.get("x-request-id", "")
             body = (await response.aread()).decode()
         if streamed and status == "200":
@@ -82,6 +83,8 @@ async def one_request(http: httpx.AsyncClient, streamed: bool) -> Sample:
             last = events[-1] if events else None
             if last is None or last.event != "done":
                 status = last.json()["error"]["code"] if last is not None else "cut"
+            else:  # the node that answered (the header names the one that accepted first)
+                node = last.json()["node_id"]
         elif status != "200":
             status = f"{status} {error_code(body)}"
     except httpx.ConnectError:
@@ -89,7 +92,8 @@ async def one_request(http: httpx.AsyncClient, streamed: bool) -> Sample:
         await asyncio.sleep(0.1)  # as a client backing off would
     except httpx.HTTPError as exc:
         status = type(exc).__name__
-    return Sample(request_id, streamed, started, time.monotonic(), status, attempts, node)
+    ended = time.monotonic()
+    return Sample(request_id, streamed, started, ended, status, attempts, node, first_node)
 
 
 def error_code(body: str) -> str:
@@ -135,8 +139,10 @@ def kill_drill(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
     doomed = stack.worker("node-c", *mock(3000, 8))
     gateway = stack.gateway_process(
         health={"refresh_interval_s": 1.0},
-        dispatch={"request_timeout_s": args.request_timeout_s},
-        stream={"idle_timeout_s": args.idle_timeout_s},
+        dispatch={
+            "request_timeout_s": args.request_timeout_s,
+            "idle_timeout_s": args.idle_timeout_s,
+        },
     )
     key = asyncio.run(stack.create_key("drill"))
     time.sleep(2.0)  # every node in the gateway's snapshot
@@ -144,7 +150,11 @@ def kill_drill(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
         load_and(gateway.url, key, args.clients, args.before_s, args.after_s, doomed)
     )
     in_flight = [s for s in samples if s.started < killed_at < s.ended]
-    held = [s for s in in_flight if s.status != "200" or s.attempts > 1 or s.node == "node-c"]
+    held = [
+        s
+        for s in in_flight
+        if s.status != "200" or s.attempts > 1 or "node-c" in (s.node, s.first_node)
+    ]
     after = [s for s in samples if s.started >= killed_at]
     return {
         "drill": "kill",
@@ -213,7 +223,7 @@ def main() -> None:
     parser.add_argument("drill", choices=["kill", "shutdown"])
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--before-s", type=float, default=6.0)
-    parser.add_argument("--after-s", type=float, default=4.0)
+    parser.add_argument("--after-s", type=float, default=15.0)
     parser.add_argument("--request-timeout-s", type=float, default=120.0)
     parser.add_argument("--idle-timeout-s", type=float, default=10.0)
     parser.add_argument("--grace-s", type=float, default=30.0)

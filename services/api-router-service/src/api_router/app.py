@@ -68,8 +68,8 @@ from api_router.usage.exporter import UsageExporter
 log = logging.getLogger(__name__)
 
 _SUBSCRIBE_WAIT_S = 2.0
-# Shutdown waits this long at most for last_used_at to reach Redis (a stalled Redis must
-# not hold the exit; the other closing steps have bounds of their own).
+# Shutdown waits this long at most for last_used_at to reach Redis (the other writes of
+# the shutdown have bounds of their own, at most 2 s).
 _LAST_USED_FLUSH_S = 1.0
 
 
@@ -127,8 +127,6 @@ async def _open_services(
     key_store = KeyStore(redis, keys, pepper, settings.auth.key_cache_ttl_s, box)
     key_events = KeyEventListener(redis, keys.key_events, key_store)
     last_used = LastUsedRecorder(redis, keys)
-    # After its loop stops: write what is noted.
-    stack.push_async_callback(_within, _LAST_USED_FLUSH_S, last_used.flush)
     verifier = SignatureVerifier(
         key_store,
         NonceLedger(redis, keys, settings.auth.nonce_window_s),
@@ -145,19 +143,27 @@ async def _open_services(
     dispatcher = Dispatcher(
         redis, keys, replies, settings.dispatch, settings.stream, router.stream_ended
     )
-    stack.push_async_callback(dispatcher.aclose)
     failover = Failover(router.breakers, router.budget, settings.routing)
     shutdown = GracefulShutdown(
         settings.server.graceful_shutdown_s,
         lambda: dispatcher.stop(ShuttingDown("the gateway shut down before the node answered")),
     )
-    # Closed after their loops stop (pushed first, so run last): both flush what is queued.
     audit = AuditStore(redis, keys, settings.audit)
-    stack.push_async_callback(audit.aclose)
+    # Closed after its loops stop (pushed before them, so run after): ships what is queued.
     usage = UsageExporter(settings.kafka, settings.usage, client_id=instance_id)
     stack.push_async_callback(usage.aclose)
     telemetry.metrics.observe_usage_export(usage)
     admission = await _open_admission(settings, redis, policies, stack)
+    # Once the loops have stopped, what is pending for Redis (settlements, audit records,
+    # cancel marks, last_used_at) is written at the same time, each step within its own
+    # bound: a stalled Redis holds the exit for the longest bound, not for their sum.
+    stack.push_async_callback(
+        _together,
+        admission.aclose,
+        audit.aclose,
+        dispatcher.aclose,
+        partial(_within, _LAST_USED_FLUSH_S, last_used.flush),
+    )
     services = Services(
         settings=settings,
         instance_id=instance_id,
@@ -225,7 +231,6 @@ async def _open_admission(
     stack.push_async_callback(bounded.aclose)
     lease_s = settings.dispatch.request_timeout_s + settings.limits.lease_grace_s
     admission = Admission(bounded, redis, policies, int(lease_s * 1000))
-    stack.push_async_callback(admission.aclose)
     # SIGHUP reloads the policies file (without a handler it would end the process).
     loop = asyncio.get_running_loop()
     try:
@@ -235,6 +240,10 @@ async def _open_admission(
     else:
         stack.callback(loop.remove_signal_handler, signal.SIGHUP)
     return admission
+
+
+async def _together(*steps: Callable[[], Awaitable[None]]) -> None:
+    await asyncio.gather(*(step() for step in steps))
 
 
 async def _within(seconds: float, step: Callable[[], Awaitable[None]]) -> None:
