@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -64,12 +66,13 @@ async def test_sigterm_answers_every_request_in_flight_and_exits_within_the_grac
         await eventually(lambda: len(fake_ollama.chats) == 1, what="node-a's job running")
         gateway.send(signal.SIGTERM)
         # While it drains: not ready, and new requests are refused, with a retry hint.
-        await _until_not_ready(late)
+        readiness = await asyncio.to_thread(_readiness_while_draining, gateway.url)
         refused = await late.post("/v1/inference", json=chat())
         answers = dict(zip(bodies, await asyncio.gather(*asked), strict=True))
     exit_status = await asyncio.to_thread(gateway.wait, GRACE_S + 5)
 
     assert exit_status in (0, -signal.SIGTERM)
+    assert readiness[0] == 503 and readiness[1].startswith("shutting down")
     assert refused.status_code == 503
     assert refused.json()["error"]["code"] == "shutting_down"
     assert refused.headers["retry-after"] == "1"
@@ -152,12 +155,40 @@ async def test_a_stalled_redis_does_not_hold_the_exit(
     assert "Traceback" not in gateway.log()
 
 
-async def _until_not_ready(http: httpx.AsyncClient) -> None:
-    """Readiness fails within moments of SIGTERM (the server looks every 0.1 s)."""
+def test_a_body_still_arriving_when_the_grace_ends_is_answered_503_not_cancelled(
+    stack: Stack,
+) -> None:
+    gateway = stack.gateway_process(
+        check="healthz", server={"graceful_shutdown_s": 1.0, "receive_timeout_s": 60.0}
+    )
+    head = (
+        f"POST /v1/inference HTTP/1.1\r\nHost: x\r\nX-API-Key: {asyncio.run(stack.create_key())}"
+        "\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=15) as conn:
+        conn.sendall(head + b'{"model": "m",')  # the rest never comes
+        time.sleep(0.5)  # time to be authenticated and to start reading the body
+        gateway.send(signal.SIGTERM)
+        readiness = _readiness_while_draining(gateway.url)
+        answer = b""
+        while chunk := conn.recv(65536):  # the gateway closes the connection after it
+            answer += chunk
+    assert gateway.wait(1.0 + 5) in (0, -signal.SIGTERM)
+    assert readiness == (503, "shutting down, 1 request(s) finishing")
+    assert answer.startswith(b"HTTP/1.1 503")
+    assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["error"]["code"] == "shutting_down"
+    log = gateway.log()
+    assert "request cut off by the shutdown" in log
+    assert "Traceback" not in log
+
+
+def _readiness_while_draining(url: str) -> tuple[int, str]:
+    """Readiness's status and its ``serving`` detail once the drain has begun (the server
+    looks for the signal every 0.1 s)."""
     for _ in range(250):
-        response = await http.get("/v1/status/readyz")
+        response = httpx.get(f"{url}/v1/status/readyz")
         serving = response.json()["components"]["serving"]
-        if response.status_code == 503 and serving["status"] == "failed":
-            return
-        await asyncio.sleep(0.02)
+        if serving["status"] == "failed":
+            return response.status_code, str(serving["detail"])
+        time.sleep(0.02)
     raise TimeoutError("readiness never failed")
