@@ -23,20 +23,19 @@ import argparse
 import asyncio
 import json
 import signal
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 from tests.support.processes import ServiceProcess
-from tests.support.servers import RedisServer, TansuBroker
 from tests.support.sse import parse_sse
 from tests.support.stack import Stack, chat
 from tests.support.usage_topic import read_usage
+
+from bench.bench_stack import mock_worker, servers
 
 
 @dataclass
@@ -49,23 +48,6 @@ class Sample:
     attempts: int
     node: str  # the node that answered
     first_node: str  # X-Route-Node: for a stream, the node that accepted it first
-
-
-def mock(latency_ms: int, concurrency: int) -> tuple[str, ...]:
-    return (
-        "--backend",
-        "mock",
-        "--models",
-        "llama3.2",
-        "--mock-latency-ms",
-        str(latency_ms),
-        "--mock-tokens-per-second",
-        "50",
-        "--max-concurrency",
-        str(concurrency),
-        "--health-interval-s",
-        "1",
-    )
 
 
 async def one_request(http: httpx.AsyncClient, streamed: bool) -> Sample:
@@ -134,9 +116,9 @@ def longest(seconds: Iterable[float]) -> float:
 
 
 def kill_drill(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
-    stack.worker("node-a", *mock(20, 8))
-    stack.worker("node-b", *mock(20, 8))
-    doomed = stack.worker("node-c", *mock(3000, 8))
+    stack.worker("node-a", *mock_worker(20, 8, 50))
+    stack.worker("node-b", *mock_worker(20, 8, 50))
+    doomed = stack.worker("node-c", *mock_worker(3000, 8, 50))
     gateway = stack.gateway_process(
         health={"refresh_interval_s": 1.0},
         dispatch={
@@ -181,8 +163,8 @@ def kill_drill(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def shutdown_drill(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
-    stack.worker("node-a", *mock(20, 8))
-    stack.worker("node-n", *mock(3_600_000, 4))  # never answers within the deadline
+    stack.worker("node-a", *mock_worker(20, 8, 50))
+    stack.worker("node-n", *mock_worker(3_600_000, 4))  # never answers within the deadline
     gateway = stack.gateway_process(
         health={"refresh_interval_s": 1.0},
         dispatch={"request_timeout_s": args.request_timeout_s},
@@ -228,18 +210,10 @@ def main() -> None:
     parser.add_argument("--idle-timeout-s", type=float, default=10.0)
     parser.add_argument("--grace-s", type=float, default=30.0)
     args = parser.parse_args()
-    workdir = Path(tempfile.mkdtemp(prefix="api-router-drill-"))
-    redis = RedisServer(workdir / "redis").start()
-    broker = TansuBroker().start()
-    stack = Stack(redis, broker, "drill", workdir, "http://127.0.0.1:1")
-    try:
+    with servers() as stack:
         drill = kill_drill if args.drill == "kill" else shutdown_drill
         print(json.dumps(drill(stack, args), indent=2))
-        print(f"logs: {workdir}")
-    finally:
-        stack.stop_all()
-        broker.stop()
-        redis.stop()
+        print(f"logs: {stack.tmp}")
 
 
 if __name__ == "__main__":

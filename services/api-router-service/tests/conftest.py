@@ -52,6 +52,19 @@ def second_ollama() -> Iterator[FakeOllama]:
 
 
 @pytest.fixture
+def own_redis_stack(
+    tmp_path: Path, fake_ollama: FakeOllama, broker: TansuBroker
+) -> Iterator[Stack]:
+    """A stack on a redis-server of its own, which the test may stop, restart or freeze."""
+    redis = RedisServer(tmp_path / "redis").start()
+    test_stack = Stack(redis, broker, "own", tmp_path, fake_ollama.url)
+    yield test_stack
+    test_stack.stop_all()
+    redis.resume()  # a frozen server would not stop
+    redis.stop()
+
+
+@pytest.fixture
 def stack(
     redis_server: RedisServer, broker: TansuBroker, fake_ollama: FakeOllama, tmp_path: Path
 ) -> Iterator[Stack]:

@@ -9,7 +9,6 @@ import json
 import signal
 import socket
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,7 +16,7 @@ import httpx
 from api_router.keyspace import WORKER_GROUP
 from tests.support.fake_ollama import FakeOllama
 from tests.support.limits import routes
-from tests.support.servers import RedisServer, TansuBroker, eventually
+from tests.support.servers import eventually
 from tests.support.sse import parse_sse
 from tests.support.stack import Stack, chat
 from tests.support.usage_topic import read_usage
@@ -114,42 +113,34 @@ async def test_sigterm_answers_every_request_in_flight_and_exits_within_the_grac
     assert not [line for line in log.splitlines() if '"level": "ERROR"' in line]
 
 
-async def test_a_stalled_redis_does_not_hold_the_exit(
-    tmp_path: Path, fake_ollama: FakeOllama, broker: TansuBroker
-) -> None:
-    redis = RedisServer(tmp_path / "redis").start()
-    stack = Stack(redis, broker, "stalled", tmp_path, fake_ollama.url)
-    try:
-        stack.worker("node-n", *NEVER_ANSWERS, "--max-concurrency", "2")
-        key = await stack.create_key()
-        gateway = stack.gateway_process(
-            server={"graceful_shutdown_s": GRACE_S}, dispatch={"request_timeout_s": 60.0}
-        )
-        bodies = [chat(content="whole"), chat(content="stream", stream=True)]
-        async with httpx.AsyncClient(
-            base_url=gateway.url, headers={"X-API-Key": key}, timeout=30
-        ) as http:
-            asked = [asyncio.create_task(ask(http, body)) for body in bodies]
-            with redis.client() as client:
-                job_stream = stack.keys.job_stream("node-n")
-                await eventually(
-                    lambda: client.xpending(job_stream, WORKER_GROUP)["pending"] == 2,
-                    what="node-n holding both jobs",
-                )
-            redis.pause()  # every Redis call of the shutdown now hangs until it times out
-            gateway.send(signal.SIGTERM)
-            answers = await asyncio.gather(*asked)
-        exit_status = await asyncio.to_thread(gateway.wait, GRACE_S + 5)
-    finally:
-        redis.resume()
-        stack.stop_all()
-        redis.stop()
+async def test_a_stalled_redis_does_not_hold_the_exit(own_redis_stack: Stack) -> None:
+    stack = own_redis_stack
+    stack.worker("node-n", *NEVER_ANSWERS, "--max-concurrency", "2")
+    key = await stack.create_key()
+    gateway = stack.gateway_process(
+        server={"graceful_shutdown_s": GRACE_S}, dispatch={"request_timeout_s": 60.0}
+    )
+    bodies = [chat(content="whole"), chat(content="stream", stream=True)]
+    async with httpx.AsyncClient(
+        base_url=gateway.url, headers={"X-API-Key": key}, timeout=30
+    ) as http:
+        asked = [asyncio.create_task(ask(http, body)) for body in bodies]
+        with stack.redis.client() as client:
+            job_stream = stack.keys.job_stream("node-n")
+            await eventually(
+                lambda: client.xpending(job_stream, WORKER_GROUP)["pending"] == 2,
+                what="node-n holding both jobs",
+            )
+        stack.redis.pause()  # every Redis call of the shutdown now hangs until it times out
+        gateway.send(signal.SIGTERM)
+        answers = await asyncio.gather(*asked)
+    exit_status = await asyncio.to_thread(gateway.wait, GRACE_S + 5)
     assert exit_status in (0, -signal.SIGTERM)
     assert [response.status_code for response, _ in answers] == [503, 200]
     assert json.loads(answers[0][1])["error"]["code"] == "shutting_down"
     assert parse_sse(answers[1][1])[0][-1].json()["error"]["code"] == "shutting_down"
     # Usage records need no Redis: both reached Kafka.
-    records = await read_usage(broker.bootstrap, stack.usage_topic, 2)
+    records = await read_usage(stack.broker.bootstrap, stack.usage_topic, 2)
     ids = {response.headers["x-request-id"] for response, _ in answers}
     assert {r["request_id"] for r in records} == ids
     assert "Traceback" not in gateway.log()
