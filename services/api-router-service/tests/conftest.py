@@ -57,7 +57,7 @@ def own_redis_stack(
 ) -> Iterator[Stack]:
     """A stack on a redis-server of its own, which the test may stop, restart or freeze."""
     redis = RedisServer(tmp_path / "redis").start()
-    test_stack = Stack(redis, broker, "own", tmp_path, fake_ollama.url)
+    test_stack = Stack(redis, broker, f"own{next(_test_numbers)}", tmp_path, fake_ollama.url)
     yield test_stack
     test_stack.stop_all()
     redis.resume()  # a frozen server would not stop

@@ -80,6 +80,9 @@ async def test_sigterm_answers_every_request_in_flight_and_exits_within_the_grac
         "stream 1": 200,
         "stream 2": 200,
     }
+    # Answers begun during the drain close their connection (the streams began before).
+    for name in ("finishes", "whole 1", "whole 2"):
+        assert answers[name][0].headers["connection"] == "close", name
     for name in ("whole 1", "whole 2"):
         response, body = answers[name]
         assert json.loads(body)["error"]["code"] == "shutting_down"

@@ -13,12 +13,14 @@ import asyncio
 import contextlib
 import logging
 
+from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api_router.api.error_responses import render_error
 from api_router.api.routes import OPERATIONAL_PATHS
 from api_router.errors import ShuttingDown
+from api_router.graceful_shutdown import GracefulShutdown
 from api_router.services import services_of
 
 log = logging.getLogger(__name__)
@@ -39,7 +41,7 @@ class ShutdownMiddleware:
         if shutdown.draining:
             await _answer(scope, receive, send, ShuttingDown("the gateway is shutting down"))
             return
-        response = _ResponseState(send)
+        response = _ResponseState(send, shutdown)
         try:
             async with asyncio.timeout(None) as cut_off:
                 shutdown.enter(cut_off)
@@ -61,16 +63,20 @@ class ShutdownMiddleware:
 
 
 class _ResponseState:
-    """What of the response has gone out."""
+    """What of the response has gone out; an answer that starts while the gateway drains
+    closes its connection, so the client's next request goes to another replica."""
 
-    def __init__(self, send: Send) -> None:
+    def __init__(self, send: Send, shutdown: GracefulShutdown) -> None:
         self._send = send
+        self._shutdown = shutdown
         self.started = False
         self.complete = False
 
     async def send(self, message: Message) -> None:
         if message["type"] == "http.response.start":
             self.started = True
+            if self._shutdown.draining:
+                MutableHeaders(scope=message)["connection"] = "close"
         elif message["type"] == "http.response.body" and not message.get("more_body", False):
             self.complete = True
         await self._send(message)

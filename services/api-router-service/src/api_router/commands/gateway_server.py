@@ -25,10 +25,8 @@ class GatewayServer(uvicorn.Server):
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         shutdown = self.lifespan.state.get(SHUTDOWN_STATE)
         if isinstance(shutdown, GracefulShutdown) and not self.force_exit:
-            # Answers still to come close their connection; idle keep-alive connections
-            # close now, so their clients reconnect (and are refused, or reach another
-            # replica) instead of queueing behind a replica that is leaving.
-            for connection in list(self.server_state.connections):
-                connection.shutdown()
+            # Connections stay as they are: closing the idle ones now would also drop a
+            # request that has just arrived on one. Every answer during the drain closes
+            # its connection instead (the shutdown middleware says `Connection: close`).
             await shutdown.run(give_up=lambda: self.force_exit)
         await super().shutdown(sockets)
