@@ -23,20 +23,29 @@ class BenchStack:
     key: str
 
 
-def mock_worker(latency_ms: int, concurrency: int, tokens_per_second: int = 0) -> list[str]:
-    """The arguments of a worker with the mock backend serving ``llama3.2``."""
-    return [
-        *("--backend", "mock", "--models", "llama3.2"),
-        *("--mock-latency-ms", str(latency_ms)),
-        *("--mock-tokens-per-second", str(tokens_per_second)),
-        *("--max-concurrency", str(concurrency), "--health-interval-s", "1"),
-    ]
+@contextmanager
+def bench_stack() -> Iterator[BenchStack]:
+    ollama_port = free_port()
+    ollama = subprocess.Popen(
+        [sys.executable, "-m", "tests.support.fake_ollama", str(ollama_port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        with servers_stack(f"http://127.0.0.1:{ollama_port}") as stack:
+            wait_until(lambda: port_open(ollama_port), what="fake ollama")
+            stack.worker("node-a", "--health-interval-s", "5", "--max-concurrency", "4")
+            gateway = stack.gateway_process(health={"refresh_interval_s": 1.0})
+            key = asyncio.run(stack.create_key("bench"))
+            yield BenchStack(gateway.url, stack.ollama_url, key)
+    finally:
+        ollama.kill()
+        ollama.wait()
 
 
 @contextmanager
-def servers(ollama_url: str = "http://127.0.0.1:1") -> Iterator[Stack]:
-    """A redis-server and a broker of their own, and a ``Stack`` on them for the
-    benchmark's workers and gateways (mock workers need no ``ollama_url``)."""
+def servers_stack(ollama_url: str = "http://127.0.0.1:9") -> Iterator[Stack]:
+    """A ``Stack`` on its own redis-server and broker; everything stops on exit."""
     workdir = Path(tempfile.mkdtemp(prefix="api-router-bench-"))
     redis = RedisServer(workdir / "redis").start()
     broker = TansuBroker().start()
@@ -47,23 +56,3 @@ def servers(ollama_url: str = "http://127.0.0.1:1") -> Iterator[Stack]:
         stack.stop_all()
         broker.stop()
         redis.stop()
-
-
-@contextmanager
-def bench_stack() -> Iterator[BenchStack]:
-    ollama_port = free_port()
-    ollama = subprocess.Popen(
-        [sys.executable, "-m", "tests.support.fake_ollama", str(ollama_port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        with servers(f"http://127.0.0.1:{ollama_port}") as stack:
-            wait_until(lambda: port_open(ollama_port), what="fake ollama")
-            stack.worker("node-a", "--health-interval-s", "5", "--max-concurrency", "4")
-            gateway = stack.gateway_process(health={"refresh_interval_s": 1.0})
-            key = asyncio.run(stack.create_key("bench"))
-            yield BenchStack(gateway.url, stack.ollama_url, key)
-    finally:
-        ollama.kill()
-        ollama.wait()

@@ -35,7 +35,7 @@ from tests.support.sse import parse_sse
 from tests.support.stack import Stack, chat
 from tests.support.usage_topic import read_usage
 
-from bench.bench_stack import mock_worker, servers
+from bench.bench_stack import servers_stack
 
 
 @dataclass
@@ -76,6 +76,16 @@ async def one_request(http: httpx.AsyncClient, streamed: bool) -> Sample:
         status = type(exc).__name__
     ended = time.monotonic()
     return Sample(request_id, streamed, started, ended, status, attempts, node, first_node)
+
+
+def mock_worker(latency_ms: int, concurrency: int, tokens_per_second: int = 0) -> list[str]:
+    """The arguments of a worker with the mock backend serving ``llama3.2``."""
+    return [
+        *("--backend", "mock", "--models", "llama3.2"),
+        *("--mock-latency-ms", str(latency_ms)),
+        *("--mock-tokens-per-second", str(tokens_per_second)),
+        *("--max-concurrency", str(concurrency), "--health-interval-s", "1"),
+    ]
 
 
 def error_code(body: str) -> str:
@@ -210,7 +220,7 @@ def main() -> None:
     parser.add_argument("--idle-timeout-s", type=float, default=10.0)
     parser.add_argument("--grace-s", type=float, default=30.0)
     args = parser.parse_args()
-    with servers() as stack:
+    with servers_stack() as stack:
         drill = kill_drill if args.drill == "kill" else shutdown_drill
         print(json.dumps(drill(stack, args), indent=2))
         print(f"logs: {stack.tmp}")

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import httpx
 from tests.support.stack import chat
 
-from bench.bench_stack import mock_worker, servers
+from bench.bench_stack import servers_stack
 from bench.inference_latency import percentile
 
 
@@ -110,9 +110,21 @@ def main() -> None:
     parser.add_argument("--before-s", type=float, default=3.0)
     parser.add_argument("--after-s", type=float, default=8.0)
     args = parser.parse_args()
-    with servers() as stack:
-        doomed = stack.worker("node-a", *mock_worker(20, 8))
-        stack.worker("node-b", *mock_worker(20, 8))
+    mock = (
+        "--backend",
+        "mock",
+        "--models",
+        "llama3.2",
+        "--mock-latency-ms",
+        "20",
+        "--max-concurrency",
+        "8",
+        "--health-interval-s",
+        "1",
+    )
+    with servers_stack() as stack:
+        doomed = stack.worker("node-a", *mock)
+        stack.worker("node-b", *mock)
         gateway = stack.gateway_process(
             health={"refresh_interval_s": 1.0},
             # The idle timeout under the deadline: accepted jobs of the dead node fail over.
