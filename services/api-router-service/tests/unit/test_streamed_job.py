@@ -181,3 +181,11 @@ def test_a_full_buffer_drops_later_events_and_says_so() -> None:
         waiter.deliver(chunk(JOB, "n1", seq, text("x")))
     assert waiter.overflowed.is_set()
     assert [e.seq for e in waiter.ready()] == [1, 2]
+
+
+async def test_an_interruption_is_not_lost_when_the_buffer_is_full() -> None:
+    waiter = ReplyWaiter(JOB.id, 1, "n1", max_events=1)
+    waiter.deliver(chunk(JOB, "n1", 1, text("x")))
+    waiter.interrupt(ShuttingDown())
+    with pytest.raises(ShuttingDown):
+        await waiter.next(1.0)

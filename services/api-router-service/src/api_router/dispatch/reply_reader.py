@@ -91,8 +91,8 @@ class ReplyWaiter:
             self._error = error
             try:
                 self._events.put_nowait(error)
-            except asyncio.QueueFull:
-                pass  # overflowed already: the request is being cut off anyway
+            except asyncio.QueueFull:  # overflowed already: no event is worth waiting for
+                self._error_due = True
 
     @property
     def interrupted(self) -> bool:
@@ -102,7 +102,7 @@ class ReplyWaiter:
         """The next event; raises ``TimeoutError`` when none arrives in time, or the error
         the wait was interrupted with."""
         if self._error_due and self._error is not None:
-            raise self._error
+            raise self._error  # come across by `ready`, or the buffer was full
         async with asyncio.timeout(max(timeout_s, 0.0)):
             item = await self._events.get()
         if isinstance(item, Exception):
