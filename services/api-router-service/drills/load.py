@@ -2,7 +2,8 @@
 
 It runs its own event loop on a thread, so a drill can block on its own steps while the
 load goes on. Several gateway URLs are used in turn, and a request that cannot connect
-to one goes to the next, as behind a load balancer (a gateway being restarted)."""
+to one, or that a stopping gateway refuses (503 ``shutting_down``), goes to the next, as a
+load balancer would send it (a gateway being restarted)."""
 
 from __future__ import annotations
 
@@ -75,6 +76,8 @@ class SteadyLoad:
                 )
             except httpx.TransportError:
                 continue  # not listening (restarting): the next gateway
+            if _leaving(answer):
+                continue
             self.samples.append(
                 Sample(
                     started,
@@ -86,3 +89,13 @@ class SteadyLoad:
             )
             return
         self.samples.append(Sample(started, time.time(), 0, "", 0))
+
+
+def _leaving(answer: httpx.Response) -> bool:
+    """A stopping gateway's refusal of new requests (before it looked at them)."""
+    if answer.status_code != 503:
+        return False
+    try:
+        return bool(answer.json()["error"]["code"] == "shutting_down")
+    except (ValueError, KeyError, TypeError):
+        return False

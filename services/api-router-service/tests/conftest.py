@@ -44,6 +44,27 @@ def fake_ollama(fake_ollama_server: FakeOllama) -> FakeOllama:
 
 
 @pytest.fixture
+def second_ollama() -> Iterator[FakeOllama]:
+    """A fake Ollama of this test's own (for a node whose backend misbehaves)."""
+    server = FakeOllama().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def own_redis_stack(
+    tmp_path: Path, fake_ollama: FakeOllama, broker: TansuBroker
+) -> Iterator[Stack]:
+    """A stack on a redis-server of its own, which the test may stop, restart or freeze."""
+    redis = RedisServer(tmp_path / "redis").start()
+    test_stack = Stack(redis, broker, f"own{next(_test_numbers)}", tmp_path, fake_ollama.url)
+    yield test_stack
+    test_stack.stop_all()
+    redis.resume()  # a frozen server would not stop
+    redis.stop()
+
+
+@pytest.fixture
 def stack(
     redis_server: RedisServer, broker: TansuBroker, fake_ollama: FakeOllama, tmp_path: Path
 ) -> Iterator[Stack]:

@@ -4,6 +4,8 @@ Request path, outermost first (read top to bottom)::
 
     ServerErrorMiddleware      Starlette's last resort: a bug becomes a JSON 500
     RequestContextMiddleware   request id, telemetry span, metrics, access log
+    ShutdownMiddleware         while shutting down: new requests refused 503, and those
+                               the grace could not wait for answered 503 (not cancelled)
     ExceptionMiddleware        every ApiError / HTTPException rendered by render_error
     Router
       AuthMiddleware(scope)    per route: RFC 9421 signature or API key, then the route's
@@ -21,8 +23,8 @@ import os
 import secrets
 import signal
 import socket
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from functools import partial
 
 from starlette.applications import Starlette
@@ -33,6 +35,7 @@ from api_router.api.error_responses import render_error
 from api_router.api.openapi import build_openapi
 from api_router.api.request_context import RequestContextMiddleware
 from api_router.api.routes import routes
+from api_router.api.shutdown_middleware import ShutdownMiddleware
 from api_router.auth.authenticator import Authenticator
 from api_router.auth.key_events import KeyEventListener
 from api_router.auth.key_record import AuthMode
@@ -43,10 +46,12 @@ from api_router.auth.secret_box import SecretBox
 from api_router.auth.signature_verifier import SignatureVerifier
 from api_router.config.loader import require_kek, require_pepper
 from api_router.config.settings import Settings
+from api_router.dispatch.attempt_watch import AttemptWatch
 from api_router.dispatch.dispatcher import Dispatcher
 from api_router.dispatch.failover import Failover
 from api_router.dispatch.reply_reader import ReplyReader
-from api_router.errors import ApiError, StoreUnavailable
+from api_router.errors import ApiError, ShuttingDown, StoreUnavailable
+from api_router.graceful_shutdown import SHUTDOWN_STATE, GracefulShutdown
 from api_router.keyspace import Keyspace
 from api_router.limiter.admission import Admission
 from api_router.limiter.budget_usage import BudgetUsage
@@ -64,6 +69,9 @@ from api_router.usage.exporter import UsageExporter
 log = logging.getLogger(__name__)
 
 _SUBSCRIBE_WAIT_S = 2.0
+# Shutdown waits this long at most for last_used_at to reach Redis (the other writes of
+# the shutdown have bounds of their own, at most 2 s).
+_LAST_USED_FLUSH_S = 1.0
 
 
 def create_app(settings: Settings) -> Starlette:
@@ -78,19 +86,21 @@ def create_app(settings: Settings) -> Starlette:
     )
 
     @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(app: Starlette) -> AsyncIterator[Mapping[str, GracefulShutdown]]:
         async with AsyncExitStack() as stack:
             services = await _open_services(settings, pepper, box, instance_id, policies, stack)
             app.state.services = services
             log.info("gateway ready", extra={"instance_id": instance_id})
-            yield
-            # Shutdown: uvicorn has stopped accepting and drained in-flight requests by now;
-            # the exit stack then stops background tasks and closes clients in reverse order.
+            # The server finds the shutdown here and runs it before it stops listening.
+            yield {SHUTDOWN_STATE: services.shutdown}
+            # Shutdown: requests were refused, drained and answered (graceful_shutdown.py)
+            # and the server stopped listening; the exit stack now stops the background
+            # tasks and closes the clients, in reverse order of opening.
             log.info("gateway stopping", extra={"instance_id": instance_id})
 
     return Starlette(
         routes=routes(),
-        middleware=[Middleware(RequestContextMiddleware)],
+        middleware=[Middleware(RequestContextMiddleware), Middleware(ShutdownMiddleware)],
         exception_handlers={
             ApiError: render_error,
             HTTPException: render_error,
@@ -124,7 +134,6 @@ async def _open_services(
     key_store = KeyStore(redis, keys, pepper, settings.auth.key_cache_ttl_s, box)
     key_events = KeyEventListener(redis, keys.key_events, key_store)
     last_used = LastUsedRecorder(redis, keys)
-    stack.push_async_callback(last_used.flush)  # after its loop stops: write what is noted
     verifier = SignatureVerifier(
         key_store,
         NonceLedger(redis, keys, settings.auth.nonce_window_s),
@@ -142,15 +151,27 @@ async def _open_services(
     dispatcher = Dispatcher(
         redis, keys, replies, settings.dispatch, settings.stream, router.stream_ended
     )
-    stack.push_async_callback(dispatcher.aclose)
     failover = Failover(router.breakers, router.budget, settings.routing)
-    # Closed after their loops stop (pushed first, so run last): both flush what is queued.
+    shutdown = GracefulShutdown(
+        settings.server.graceful_shutdown_s,
+        lambda: dispatcher.stop(ShuttingDown("the gateway shut down before the node answered")),
+    )
     audit = AuditStore(redis, keys, settings.audit)
-    stack.push_async_callback(audit.aclose)
+    # Closed after its loops stop (pushed before them, so run after): ships what is queued.
     usage = UsageExporter(settings.kafka, settings.usage, client_id=instance_id)
     stack.push_async_callback(usage.aclose)
     telemetry.metrics.observe_usage_export(usage)
     admission = await _open_admission(settings, redis, policies, budgets, store_errors, stack)
+    # Once the loops have stopped, what is pending for Redis (settlements, audit records,
+    # cancel marks, last_used_at) is written at the same time, each step within its own
+    # bound: a stalled Redis holds the exit for the longest bound, not for their sum.
+    stack.push_async_callback(
+        _together,
+        admission.aclose,
+        audit.aclose,
+        dispatcher.aclose,
+        partial(_within, _LAST_USED_FLUSH_S, last_used.flush),
+    )
     services = Services(
         settings=settings,
         instance_id=instance_id,
@@ -166,6 +187,7 @@ async def _open_services(
         router=router,
         overrides=overrides,
         failover=failover,
+        shutdown=shutdown,
         policies=policies,
         admission=admission,
         telemetry=telemetry,
@@ -185,6 +207,7 @@ async def _open_services(
         "health_registry": health.run(),
         "routing_overrides": overrides.run(),
         "reply_reader": replies.run(),
+        "attempt_watch": AttemptWatch(replies.waiting, lambda: health.snapshot).run(),
         "audit_writer": audit.run(),
         "usage_exporter": usage.run(),
         "policies_reload": policies.run(),
@@ -222,7 +245,6 @@ async def _open_admission(
     stack.push_async_callback(bounded.aclose)
     lease_s = settings.dispatch.request_timeout_s + settings.limits.lease_grace_s
     admission = Admission(bounded, redis, policies, int(lease_s * 1000), budgets)
-    stack.push_async_callback(admission.aclose)
     # SIGHUP reloads the policies file (without a handler it would end the process).
     loop = asyncio.get_running_loop()
     try:
@@ -232,6 +254,16 @@ async def _open_admission(
     else:
         stack.callback(loop.remove_signal_handler, signal.SIGHUP)
     return admission
+
+
+async def _together(*steps: Callable[[], Awaitable[None]]) -> None:
+    await asyncio.gather(*(step() for step in steps))
+
+
+async def _within(seconds: float, step: Callable[[], Awaitable[None]]) -> None:
+    with suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await step()
 
 
 def _new_instance_id() -> str:

@@ -4,7 +4,8 @@ Exception tree::
 
     ApiError                    an answer to the client: code -> (HTTP status, type)
      ├── raised by handlers and stages (auth, routing, dispatch) with a catalog code
-     └── StoreUnavailable       Redis could not be reached (translated at the adapter)
+     ├── StoreUnavailable       Redis could not be reached (translated at the adapter)
+     └── ShuttingDown           the gateway is shutting down: refused, or its grace is over
 
 The HTTP layer renders every error as ``{"error": {"type", "code", "message",
 "request_id"}}`` (``api/error_responses.py``); on the OpenAI-compatible routes the same
@@ -72,6 +73,9 @@ CATALOG: Final[Mapping[str, ErrorKind]] = {
     "usage_unavailable": ErrorKind(503, "api_error"),
     "limiter_unavailable": ErrorKind(503, "api_error"),
     "budget_unavailable": ErrorKind(503, "api_error"),
+    # The replica is shutting down: a new request is refused at once, a request still
+    # running when the shutdown grace ends is answered with it. Retry on another replica.
+    "shutting_down": ErrorKind(503, "api_error"),
     "upstream_timeout": ErrorKind(504, "upstream_error"),
 }
 
@@ -105,3 +109,13 @@ class StoreUnavailable(ApiError):
 
     def __init__(self, message: str = "a backing store is unavailable, retry shortly") -> None:
         super().__init__("service_unavailable", message, headers={"Retry-After": "1"})
+
+
+class ShuttingDown(ApiError):
+    """The gateway is shutting down; the client should retry (another replica answers), on
+    a new connection."""
+
+    def __init__(self, message: str = "the gateway is shutting down, retry shortly") -> None:
+        super().__init__(
+            "shutting_down", message, headers={"Retry-After": "1", "Connection": "close"}
+        )

@@ -13,6 +13,7 @@ from api_router.config.settings import Settings
 from api_router.dispatch.dispatcher import Dispatcher
 from api_router.dispatch.failover import Failover
 from api_router.dispatch.reply_reader import ReplyReader
+from api_router.graceful_shutdown import GracefulShutdown
 from api_router.keyspace import Keyspace
 from api_router.limiter.admission import Admission
 from api_router.limiter.policy_source import PolicySource
@@ -39,6 +40,7 @@ class Services:
     router: Router
     overrides: OverrideStore
     failover: Failover
+    shutdown: GracefulShutdown
     policies: PolicySource
     admission: Admission
     telemetry: Telemetry

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
 
 from jsonschema import Draft202012Validator
 
 from api_router.contracts import load_contract
+from api_router.dispatch.protocol import KEEPALIVE_S
 from api_router.keyspace import WORKER_GROUP
 from tests.support.fake_ollama import FakeOllama
 from tests.support.servers import wait_until
@@ -62,44 +62,71 @@ async def test_a_job_the_gateway_writes_follows_stream_job(stack: Stack) -> None
     assert int(job["deadline_ms"]) > time.time() * 1000
 
 
-def test_worker_events_follow_stream_event(stack: Stack, fake_ollama: FakeOllama) -> None:
-    stack.worker("node-a")
+def job_fields(attempt: int = 1, stream: bool = False, deadline_s: float = 30.0) -> dict[str, str]:
+    """A job as a gateway writes it, by hand (``submit`` adds its ``reply_to``)."""
+    return {
+        "v": "1",
+        "id": f"req_{attempt:032x}",
+        "attempt": str(attempt),
+        "deadline_ms": str(int((time.time() + deadline_s) * 1000)),
+        "model": "llama3.2",
+        "stream": "1" if stream else "0",
+        "tenant": "acme",
+        "traceparent": "",
+        "payload": json.dumps({"messages": [{"role": "user", "content": "a b c"}]}),
+    }
+
+
+def submit(stack: Stack, *jobs: dict[str, str]) -> str:
+    """Put ``jobs`` on node-a's stream; their reply stream's name."""
     reply_to = f"{stack.prefix}:reply:{{contract}}"
     with stack.redis.client() as client:
         client.xadd(reply_to, {"type": "open"})
-        for attempt, deadline_offset in ((1, 30.0), (2, -1.0)):  # a done, then an expired
-            client.xadd(
-                stack.keys.job_stream("node-a"),
-                {
-                    "v": "1",
-                    "id": f"req_{attempt:032x}",
-                    "attempt": str(attempt),
-                    "reply_to": reply_to,
-                    "deadline_ms": str(int((time.time() + deadline_offset) * 1000)),
-                    "model": "llama3.2",
-                    "stream": "0",
-                    "tenant": "acme",
-                    "traceparent": "",
-                    "payload": json.dumps({"messages": [{"role": "user", "content": "hi"}]}),
-                },
-            )
+        for job in jobs:
+            client.xadd(stack.keys.job_stream("node-a"), {**job, "reply_to": reply_to})
+    return reply_to
 
-    def answered() -> list[dict[str, Any]]:
-        with stack.redis.client() as client:
-            entries = client.xrange(reply_to)
-        return [decoded(f) for _, f in entries if f.get(b"type") != b"open"]
 
-    wait_until(lambda: len(answered()) == 3, what="accepted, done and error")
-    events = answered()
+def answered(stack: Stack, reply_to: str) -> list[dict[str, str]]:
+    with stack.redis.client() as client:
+        entries = client.xrange(reply_to)
+    return [decoded(f) for _, f in entries if f.get(b"type") != b"open"]
+
+
+def test_worker_events_follow_stream_event(stack: Stack, fake_ollama: FakeOllama) -> None:
+    stack.worker("node-a")
+    # A done, then an expired.
+    reply_to = submit(stack, job_fields(1), job_fields(2, deadline_s=-1.0))
+    wait_until(lambda: len(answered(stack, reply_to)) == 3, what="accepted, done and error")
+    events = answered(stack, reply_to)
     for event in events:
         check_event(event)
     # Jobs run concurrently: check each job's own sequence.
     first = [e for e in events if e["attempt"] == "1"]
     second = [e for e in events if e["attempt"] == "2"]
     assert [(e["type"], e["seq"]) for e in first] == [("accepted", "0"), ("done", "1")]
+    assert json.loads(first[0]["data"])["keepalive_s"] == KEEPALIVE_S
     assert json.loads(first[1]["data"])["message"]["content"].startswith("fake ollama says")
     assert [e["type"] for e in second] == ["error"]
     assert json.loads(second[0]["data"])["reason"] == "expired"
+
+
+def test_a_slow_whole_answer_is_kept_alive_by_empty_chunks(
+    stack: Stack, fake_ollama: FakeOllama
+) -> None:
+    fake_ollama.delay_s = KEEPALIVE_S * 1.25  # one keepalive falls due before the answer
+    stack.worker("node-a")
+    reply_to = submit(stack, job_fields())
+    wait_until(lambda: len(answered(stack, reply_to)) == 3, 10, "accepted, keepalive, done")
+    events = answered(stack, reply_to)
+    for event in events:
+        check_event(event)
+    assert [(e["type"], e["seq"]) for e in events] == [
+        ("accepted", "0"),
+        ("chunk", "1"),
+        ("done", "2"),
+    ]
+    assert json.loads(events[1]["data"]) == {"delta": "", "tokens": 0}
 
 
 def test_the_events_of_a_streamed_job_follow_stream_event(
@@ -107,32 +134,9 @@ def test_the_events_of_a_streamed_job_follow_stream_event(
 ) -> None:
     fake_ollama.chunk_delay_s = 0.01
     stack.worker("node-a")
-    reply_to = f"{stack.prefix}:reply:{{contract}}"
-    with stack.redis.client() as client:
-        client.xadd(reply_to, {"type": "open"})
-        client.xadd(
-            stack.keys.job_stream("node-a"),
-            {
-                "v": "1",
-                "id": "req_" + "ef" * 16,
-                "attempt": "1",
-                "reply_to": reply_to,
-                "deadline_ms": str(int((time.time() + 30) * 1000)),
-                "model": "llama3.2",
-                "stream": "1",
-                "tenant": "acme",
-                "traceparent": "",
-                "payload": json.dumps({"messages": [{"role": "user", "content": "a b c"}]}),
-            },
-        )
-
-    def answered() -> list[dict[str, str]]:
-        with stack.redis.client() as client:
-            entries = client.xrange(reply_to)
-        return [decoded(f) for _, f in entries if f.get(b"type") != b"open"]
-
-    wait_until(lambda: any(e["type"] == "done" for e in answered()), what="the done event")
-    events = answered()
+    reply_to = submit(stack, job_fields(stream=True))
+    wait_until(lambda: any(e["type"] == "done" for e in answered(stack, reply_to)), what="the done")
+    events = answered(stack, reply_to)
     for event in events:
         check_event(event)
     kinds = [e["type"] for e in events]

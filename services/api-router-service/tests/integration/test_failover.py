@@ -1,32 +1,18 @@
 """Failover with real workers: retries before acceptance, killed workers, circuit breakers,
-and the health margins."""
+and the health margins. (Jobs a killed worker had accepted: test_lost_attempts.py.)"""
 
 from __future__ import annotations
 
 import asyncio
 import signal
-import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
-
-import pytest
 
 from api_router.keyspace import WORKER_GROUP
 from tests.support.fake_ollama import FakeOllama
-from tests.support.limits import write_policies
+from tests.support.limits import routes
 from tests.support.servers import eventually
 from tests.support.sse import parse_sse
 from tests.support.stack import Gateway, Stack, chat, node_health
-
-# Plenty of room, so limits never interfere with what is tested here.
-OPEN_PLAN = {"plans": {"default": {"requests_per_second": 1000, "burst": 1000}}}
-
-
-def routes(tmp: Path, *tiers: dict[str, float]) -> dict[str, Any]:
-    """Gateway settings with a policies file whose `*` routes are ``tiers``."""
-    tree = {**OPEN_PLAN, "models": {"*": {"routes": list(tiers)}}}
-    return {"policies_file": str(write_policies(tmp / "policies.yaml", tree))}
 
 
 def ghost_node(stack: Stack, node_id: str, pool: str) -> None:
@@ -38,13 +24,6 @@ def ghost_node(stack: Stack, node_id: str, pool: str) -> None:
 
 async def post(gw: Gateway, key: str, **extra: Any) -> Any:
     return await gw.client.post("/v1/inference", json=chat(**extra), headers={"X-API-Key": key})
-
-
-@pytest.fixture
-def second_ollama() -> Iterator[FakeOllama]:
-    server = FakeOllama().start()
-    yield server
-    server.stop()
 
 
 async def test_a_node_that_never_accepts_fails_over_and_the_decision_is_recorded(
@@ -86,39 +65,6 @@ async def test_a_node_that_never_accepts_fails_over_and_the_decision_is_recorded
         reply = gw.services.replies.stream
         assert client.exists(stack.keys.cancel(reply, request_id, 1))
         assert not client.exists(stack.keys.cancel(reply, request_id, 2))
-
-
-async def test_killed_worker_jobs_end_by_their_deadline_and_new_requests_fail_over(
-    stack: Stack, fake_ollama: FakeOllama
-) -> None:
-    fake_ollama.delay_s = 0.5
-    doomed = stack.worker("node-a", "--max-concurrency", "4", pool="edge")
-    stack.worker("node-b", "--max-concurrency", "4", pool="gpu")
-    key = await stack.create_key()
-    settings: dict[str, Any] = {
-        "limits": routes(stack.tmp, {"edge": 1}, {"gpu": 1}),
-        "dispatch": {"accept_timeout_s": 0.5, "request_timeout_s": 3.0},
-    }
-    async with stack.gateway(**settings) as gw:
-        await gw.wait_for_model("llama3.2", nodes=2)
-        calls = len(fake_ollama.chats)
-        held = [asyncio.create_task(post(gw, key)) for _ in range(3)]
-        await eventually(lambda: len(fake_ollama.chats) >= calls + 3, what="jobs in the backend")
-        started = time.monotonic()
-        doomed.send(signal.SIGKILL)
-        doomed.wait()
-        # Accepted by the dead worker: never retried (it may have begun to answer), each
-        # answered once, by the deadline.
-        answers = await asyncio.gather(*held)
-        assert time.monotonic() - started < 3.5
-        assert [a.status_code for a in answers] == [504, 504, 504]
-        assert all(a.headers["x-route-attempts"] == "1" for a in answers)
-        # The dead node still looks healthy (its entry is fresh): new requests fail over.
-        fresh = await asyncio.gather(*(post(gw, key) for _ in range(4)))
-    assert [a.status_code for a in fresh] == [200] * 4
-    assert {a.json()["node_id"] for a in fresh} == {"node-b"}
-    assert {a.headers["x-route-attempts"] for a in fresh} <= {"1", "2"}
-    assert any(a.headers["x-route-attempts"] == "2" for a in fresh)
 
 
 async def test_an_idle_worker_killed_costs_no_request(stack: Stack) -> None:

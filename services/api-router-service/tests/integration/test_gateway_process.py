@@ -7,7 +7,6 @@ import json
 import signal
 import socket
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,7 +14,7 @@ import pytest
 
 from tests.support.fake_ollama import FakeOllama
 from tests.support.processes import GatewayProcess
-from tests.support.servers import RedisServer, TansuBroker, eventually
+from tests.support.servers import eventually
 from tests.support.stack import Stack, chat
 
 
@@ -169,6 +168,8 @@ async def test_health_and_readiness_report_each_component(stack: Stack) -> None:
     assert ready.status_code == 200
     assert ready.json()["status"] == "ready"
     assert set(ready.json()["components"]) == {
+        "serving",
+        "attempt_watch",
         "redis",
         "config",
         "workers",
@@ -187,42 +188,37 @@ async def test_health_and_readiness_report_each_component(stack: Stack) -> None:
 
 
 async def test_redis_down_is_503_and_everything_recovers_when_it_returns(
-    tmp_path: Path, fake_ollama: FakeOllama, broker: TansuBroker
+    own_redis_stack: Stack,
 ) -> None:
-    redis = RedisServer(tmp_path / "redis").start()
-    stack = Stack(redis, broker, "outage", tmp_path, fake_ollama.url)
-    try:
-        stack.worker("node-a")
-        key = await stack.create_key()
-        async with stack.gateway(auth={"key_cache_ttl_s": 0.01}) as gw:
-            await gw.wait_for_model("llama3.2")
-            before = await gw.client.post("/v1/inference", json=chat(), headers={"X-API-Key": key})
-            assert before.status_code == 200
-            redis.stop()
-            await asyncio.sleep(0.05)
-            down = await gw.client.post("/v1/inference", json=chat(), headers={"X-API-Key": key})
-            readyz = await gw.client.get("/v1/status/readyz")
-            healthz = await gw.client.get("/v1/status/healthz")
-            redis.start()  # same port, empty: the worker re-registers and recreates its group
-            await eventually(lambda: stack.worker_registered("node-a"), 15, "re-registration")
-            key = await stack.create_key()  # the old key died with Redis's memory
-            await gw.wait_for_model("llama3.2")
-            # The reply reader recreates its stream within a second of Redis returning;
-            # until then a worker's answer has nowhere to go (NOMKSTREAM).
-            reply_stream = gw.services.replies.stream
-            with redis.client() as client:
-                await eventually(lambda: bool(client.exists(reply_stream)), 5, "reply stream")
-            back = await gw.client.post("/v1/inference", json=chat(), headers={"X-API-Key": key})
-        assert down.status_code == 503
-        assert down.json()["error"]["code"] == "service_unavailable"
-        assert down.headers["retry-after"] == "1"
-        assert readyz.status_code == 503
-        assert readyz.json()["components"]["redis"]["status"] == "failed"
-        assert healthz.status_code == 200
-        assert back.status_code == 200, back.text
-    finally:
-        stack.stop_all()
+    stack, redis = own_redis_stack, own_redis_stack.redis
+    stack.worker("node-a")
+    key = await stack.create_key()
+    async with stack.gateway(auth={"key_cache_ttl_s": 0.01}) as gw:
+        await gw.wait_for_model("llama3.2")
+        before = await gw.client.post("/v1/inference", json=chat(), headers={"X-API-Key": key})
+        assert before.status_code == 200
         redis.stop()
+        await asyncio.sleep(0.05)
+        down = await gw.client.post("/v1/inference", json=chat(), headers={"X-API-Key": key})
+        readyz = await gw.client.get("/v1/status/readyz")
+        healthz = await gw.client.get("/v1/status/healthz")
+        redis.start()  # same port, empty: the worker re-registers and recreates its group
+        await eventually(lambda: stack.worker_registered("node-a"), 15, "re-registration")
+        key = await stack.create_key()  # the old key died with Redis's memory
+        await gw.wait_for_model("llama3.2")
+        # The reply reader recreates its stream within a second of Redis returning;
+        # until then a worker's answer has nowhere to go (NOMKSTREAM).
+        reply_stream = gw.services.replies.stream
+        with redis.client() as client:
+            await eventually(lambda: bool(client.exists(reply_stream)), 5, "reply stream")
+        back = await gw.client.post("/v1/inference", json=chat(), headers={"X-API-Key": key})
+    assert down.status_code == 503
+    assert down.json()["error"]["code"] == "service_unavailable"
+    assert down.headers["retry-after"] == "1"
+    assert readyz.status_code == 503
+    assert readyz.json()["components"]["redis"]["status"] == "failed"
+    assert healthz.status_code == 200
+    assert back.status_code == 200, back.text
 
 
 @pytest.mark.parametrize("path", ["/v1/status/healthz", "/metrics", "/openapi.json"])

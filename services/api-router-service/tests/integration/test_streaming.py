@@ -99,7 +99,7 @@ async def test_a_long_prompt_gets_heartbeats_and_is_not_taken_for_a_dead_worker(
     fake_ollama.first_chunk_delay_s = 4.5
     stack.worker("node-a")
     key = await stack.create_key()
-    async with stack.gateway(stream={"idle_timeout_s": 3.0, "heartbeat_s": 0.5}) as gw:
+    async with stack.gateway(dispatch={"idle_timeout_s": 3.0}, stream={"heartbeat_s": 0.5}) as gw:
         await gw.wait_for_model("llama3.2")
         response = await gw.client.post(
             "/v1/inference", json=chat(stream=True), headers={"X-API-Key": key}
@@ -229,7 +229,7 @@ async def test_a_worker_killed_mid_stream_ends_the_stream_with_an_error_event(
     fake_ollama.chunk_delay_s = 0.02
     worker = stack.worker("node-a")
     key = await stack.create_key()
-    async with stack.gateway(stream={"idle_timeout_s": 3.0}) as gw:
+    async with stack.gateway(dispatch={"idle_timeout_s": 3.0}) as gw:
         await gw.wait_for_model("llama3.2")
         request = asyncio.create_task(stream(gw, key, chat()))
         await eventually(lambda: fake_ollama.chunks_sent >= 5, what="the stream to start")

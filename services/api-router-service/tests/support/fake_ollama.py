@@ -74,6 +74,7 @@ class FakeOllama:
 
     def stop(self) -> None:
         self._server.should_exit = True
+        self._server.force_exit = True  # answers still being delayed are not waited for
         self._thread.join(10)
 
     def serve_forever(self) -> None:

@@ -29,6 +29,18 @@ def write_policies(path: Path, tree: dict[str, Any]) -> Path:
     return path
 
 
+# Plenty of room, so limits never interfere with what is tested.
+OPEN_PLAN: dict[str, Any] = {"plans": {"default": {"requests_per_second": 1000, "burst": 1000}}}
+
+
+def routes(tmp: Path, *tiers: dict[str, float], **plan: Any) -> dict[str, Any]:
+    """Gateway ``limits`` settings with a policies file whose `*` routes are ``tiers`` and
+    whose default plan has room (and ``plan``'s limits, if given)."""
+    default = {**OPEN_PLAN["plans"]["default"], **plan}
+    tree = {"plans": {"default": default}, "models": {"*": {"routes": list(tiers)}}}
+    return {"policies_file": str(write_policies(tmp / "policies.yaml", tree))}
+
+
 def one_plan(**plan: Any) -> dict[str, Any]:
     """Policies where tenant ``acme`` has the given plan."""
     return {"plans": {"p": plan}, "tenants": {"acme": {"plan": "p"}}}

@@ -45,6 +45,11 @@ def test_a_pepper_that_looks_like_a_number_stays_a_string() -> None:
         ("server:\n  port: 70000\n", "server.port", "<= 65535"),
         ("server:\n  bogus: 1\n", "server.bogus", "unknown setting"),
         ("bogus: {}\n", "bogus", "unknown setting"),
+        (
+            "stream:\n  idle_timeout_s: 5\n",
+            "stream.idle_timeout_s",
+            "unknown setting; it is now dispatch.idle_timeout_s",
+        ),
         ("server: [1, 2]\n", "server", "expected `object`"),
         ("telemetry:\n  log_level: LOUD\n", "telemetry.log_level", "invalid enum value"),
         ("- a\n- b\n", "", "top level must be a mapping"),

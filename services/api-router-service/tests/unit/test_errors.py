@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from api_router.errors import CATALOG, ApiError, StoreUnavailable
+from api_router.errors import CATALOG, ApiError, ShuttingDown, StoreUnavailable
 
 
 def test_codes_outside_the_catalog_are_refused() -> None:
@@ -35,3 +35,9 @@ def test_store_unavailable_is_a_503_with_retry_after() -> None:
         "service_unavailable",
         {"Retry-After": "1"},
     )
+
+
+def test_shutting_down_is_a_503_that_sends_the_client_elsewhere() -> None:
+    error = ShuttingDown()
+    assert (error.status, error.code) == (503, "shutting_down")
+    assert error.headers == {"Retry-After": "1", "Connection": "close"}

@@ -12,7 +12,7 @@ import pytest
 
 from api_router.chat import ChatMessage
 from api_router.config.settings import RoutingSettings
-from api_router.dispatch.dispatcher import AttemptFailed, NodeFull
+from api_router.dispatch.attempt_failure import AttemptFailed, NodeFull
 from api_router.dispatch.failover import Failover, Trail
 from api_router.dispatch.protocol import Job, JobPayload
 from api_router.errors import ApiError
@@ -57,12 +57,14 @@ class Harness:
     async def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
 
+    def failover(self) -> Failover:
+        return Failover(self.breakers, self.budget, self.settings, TopOfRange(), self.sleep)
+
     async def run(
         self, attempts: FakeAttempts, *nodes: str, deadline_s: float = 60.0
     ) -> tuple[str, Trail]:
-        failover = Failover(self.breakers, self.budget, self.settings, TopOfRange(), self.sleep)
         trail = Trail()
-        result = await failover.run(job(deadline_s), plan(*nodes), attempts, trail)
+        result = await self.failover().run(job(deadline_s), plan(*nodes), attempts, trail)
         return result, trail
 
 
@@ -218,3 +220,32 @@ async def test_a_cancelled_attempt_gives_back_the_half_open_probe() -> None:
     with pytest.raises(asyncio.CancelledError):
         await harness.run(FakeAttempts({"a": asyncio.CancelledError()}), "a")
     assert breakers.acquire("a")  # the probe went back, so the next request may probe
+
+
+async def test_a_success_lost_later_resumes_with_the_next_candidate() -> None:
+    # A stream accepted by `a` and lost before its first text: `b` takes it over.
+    harness = Harness()
+    failover = harness.failover()
+    attempts = FakeAttempts({"a": "from a", "b": "from b"})
+    trail = Trail()
+    run = failover.start(job(60.0), plan("a", "b"), attempts, trail)
+    assert await run.next() == "from a"
+    assert await run.resume(failed()) == "from b"
+    assert attempts.seen == [("a", 1), ("b", 2)]
+    assert trail.attempts == [
+        RouteAttempt("a", "pool-a", "sticky", "upstream_timeout"),
+        RouteAttempt("b", "pool-b", "failover", None),
+    ]
+    assert trail.chosen is not None and trail.chosen.node.node_id == "b"
+    assert (trail.retries, harness.sleeps) == (1, [0.2])
+
+
+async def test_a_resume_obeys_the_same_rules_as_a_retry() -> None:
+    harness = Harness(settings=RoutingSettings(max_attempts=1))
+    failover = harness.failover()
+    run = failover.start(job(60.0), plan("a", "b"), FakeAttempts({"a": "from a"}), Trail())
+    assert await run.next() == "from a"
+    lost = failed()
+    with pytest.raises(AttemptFailed) as raised:
+        await run.resume(lost)  # one attempt allowed, and it was made
+    assert raised.value is lost

@@ -70,12 +70,19 @@ def routes() -> list[Route]:
             ("POST", "/routing/nodes/{node}/undrain", admin_routing.undrain),
             ("DELETE", "/routing/overrides/{override_id}", admin_routing.delete_override),
         ),
-        # Operational endpoints: no key (probes and scrapers carry none).
-        Route("/v1/status/healthz", healthz, methods=["GET"]),
-        Route("/v1/status/readyz", readyz, methods=["GET"]),
-        Route("/metrics", metrics, methods=["GET"]),
-        Route("/openapi.json", openapi_document, methods=["GET"]),
+        *(Route(path, handler, methods=["GET"]) for path, handler in _OPERATIONAL),
     ]
+
+
+# Operational endpoints: no key (probes and scrapers carry none), and still served while
+# the gateway shuts down (readiness then says so).
+_OPERATIONAL: tuple[tuple[str, Endpoint], ...] = (
+    ("/v1/status/healthz", healthz),
+    ("/v1/status/readyz", readyz),
+    ("/metrics", metrics),
+    ("/openapi.json", openapi_document),
+)
+OPERATIONAL_PATHS = frozenset(path for path, _ in _OPERATIONAL)
 
 
 def _admin(*table: tuple[str, str, Endpoint]) -> list[Route]:

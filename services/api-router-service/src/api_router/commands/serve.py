@@ -14,6 +14,7 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from api_router.app import create_app
+    from api_router.commands.gateway_server import AFTER_DRAIN_S, GatewayServer
     from api_router.config.policies import load_policies
     from api_router.telemetry.logs import configure_logging
 
@@ -40,9 +41,10 @@ def run(args: argparse.Namespace) -> int:
         log_config=None,
         access_log=False,
         server_header=False,
-        timeout_graceful_shutdown=int(server.graceful_shutdown_s),
+        timeout_graceful_shutdown=AFTER_DRAIN_S,
     )
-    # uvicorn handles SIGINT/SIGTERM: stop accepting, drain in-flight requests, run the
-    # lifespan's shutdown (background tasks, then clients), exit.
-    uvicorn.Server(config).run()
+    # On SIGINT/SIGTERM the app drains first, for server.graceful_shutdown_s, while the
+    # server still listens (GatewayServer); then uvicorn stops listening, the lifespan
+    # stops background tasks and closes clients, and the process exits.
+    GatewayServer(config).run()
     return 0

@@ -22,6 +22,8 @@ from api_router.config.settings import Settings
 ENV_PREFIX = "API_ROUTER__"
 _PATH_IN_MESSAGE = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
 _UNKNOWN_FIELD = re.compile(r"^Object contains unknown field `(?P<field>[^`]+)`")
+# Settings that moved: a file that still uses the old name is told the new one.
+_RENAMED = {"stream.idle_timeout_s": "dispatch.idle_timeout_s"}
 
 
 class ConfigError(Exception):
@@ -109,5 +111,6 @@ def config_error(message: str) -> ConfigError:
     unknown = _UNKNOWN_FIELD.match(reason)
     if unknown:
         path = f"{path}.{unknown.group('field')}" if path else unknown.group("field")
-        reason = "unknown setting"
+        renamed = _RENAMED.get(path)
+        reason = f"unknown setting; it is now {renamed}" if renamed else "unknown setting"
     return ConfigError(path, reason[:1].lower() + reason[1:])

@@ -26,7 +26,8 @@ class ServerSettings(_Section, frozen=True):
     max_body_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 1_048_576
     # A body that has not fully arrived by then is answered 408.
     receive_timeout_s: Seconds = 10.0
-    # How long shutdown waits for in-flight requests before closing them.
+    # On SIGTERM, in-flight requests get this long to finish (new ones are refused 503
+    # shutting_down meanwhile); those still running then are answered shutting_down.
     graceful_shutdown_s: Seconds = 30.0
     # Names this replica's reply stream; empty means "<hostname>-<pid>-<random>".
     instance_id: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9._-]{0,64}$")] = ""
@@ -70,6 +71,11 @@ class DispatchSettings(_Section, frozen=True):
     accept_timeout_s: Seconds = 2.0
     # No `done` within this time of arrival: 504 upstream_timeout. Also the job's deadline.
     request_timeout_s: Seconds = 120.0
+    # No event from the worker for this long after `accepted`, whole answer or stream: the
+    # attempt is lost (its worker taken for dead), cancelled and, if nothing has reached
+    # the client yet, handed to the next node. Workers write a keepalive every 2 s while
+    # their backend works, so this only has to outlast that. (Was stream.idle_timeout_s.)
+    idle_timeout_s: Annotated[float, msgspec.Meta(ge=3)] = 10.0
     # Jobs waiting or running on one node; a node at the limit counts as full.
     node_backlog_limit: Annotated[int, msgspec.Meta(ge=1)] = 64
 
@@ -78,10 +84,6 @@ class StreamSettings(_Section, frozen=True):
     # A comment line is sent to a streaming client after this long without output, so
     # proxies keep an idle connection (a long prompt being read) open.
     heartbeat_s: Seconds = 15.0
-    # No event from the worker for this long after `accepted`: the worker is taken for
-    # dead and the stream ends with an upstream_timeout error. Workers write a keepalive
-    # every 2 s while their backend is silent, so this only has to outlast that.
-    idle_timeout_s: Annotated[float, msgspec.Meta(ge=3)] = 10.0
     # Worker events held per streaming request; a client so far behind that they fill
     # up is cut off (slow_reader): memory per request stays bounded.
     buffer_events: Annotated[int, msgspec.Meta(ge=8)] = 256

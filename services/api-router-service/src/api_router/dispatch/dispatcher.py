@@ -1,11 +1,12 @@
 """Hands a job to one node and waits for its answer: one attempt of the stream protocol.
 
 One Redis round trip puts the job on the node's stream; the replica's :class:`ReplyReader`
-wakes the request when the worker's events arrive. A job that is not accepted in time, or
-not done by its deadline, or whose streaming client left, is marked cancelled so the
-worker drops (or aborts) it instead of answering nobody. How an attempt failed
-(:class:`AttemptFailed`) tells the failover loop (``dispatch/failover.py``) whether
-another node may be tried.
+wakes the request when the worker's events arrive. Once accepted, the attempt is watched
+(``attempt_watch.py``): a worker that falls silent or a node that leaves ends the wait. A
+job that is not accepted in time, not done by its deadline, lost, or whose streaming
+client left, is marked cancelled so the worker drops (or aborts) it instead of answering
+nobody. How an attempt failed (``attempt_failure.py``) tells the failover loop
+(``dispatch/failover.py``) whether another node may be tried.
 """
 
 from __future__ import annotations
@@ -18,47 +19,21 @@ from dataclasses import dataclass
 
 from api_router.chat import Completion
 from api_router.config.settings import DispatchSettings, StreamSettings
+from api_router.dispatch.attempt_failure import (
+    AttemptFailed,
+    JobNotAccepted,
+    NodeFull,
+    upstream_error,
+)
 from api_router.dispatch.protocol import Event, Job, ProtocolError
 from api_router.dispatch.reply_reader import ReplyReader, ReplyWaiter
 from api_router.dispatch.streamed_job import DispatchObserver, Outcome, StreamedJob
-from api_router.errors import ApiError, StoreUnavailable
+from api_router.errors import ApiError, ShuttingDown, StoreUnavailable
 from api_router.keyspace import WORKER_GROUP, Keyspace
 from api_router.redis_store import Redis, lua_script, store_errors
 from api_router.routing.node_health import NodeHealth
 
 log = logging.getLogger(__name__)
-
-
-# Worker error reasons never retried whatever the worker says: the deadline has passed, or
-# the job itself is broken and would fail on every node.
-_NEVER_RETRIED = frozenset({"expired", "malformed_job"})
-
-
-class AttemptFailed(ApiError):
-    """One attempt on one node failed before any output reached the client.
-
-    ``retryable``: another node may be tried; ``node_fault``: it counts against the node's
-    circuit breaker (a failure of the node, not of the request)."""
-
-    accepted = True
-
-    def __init__(self, code: str, message: str, *, retryable: bool, node_fault: bool) -> None:
-        super().__init__(code, message)
-        self.retryable = retryable
-        self.node_fault = node_fault
-
-
-class JobNotAccepted(AttemptFailed):
-    """The job failed before any worker accepted it: nothing ran, so admission refunds all."""
-
-    accepted = False
-
-
-class NodeFull(JobNotAccepted):
-    """The node's backlog is at its limit: skipped for the next candidate, not an attempt."""
-
-    def __init__(self, node_id: str) -> None:
-        super().__init__("no_capacity", f"node {node_id} is full", retryable=True, node_fault=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,9 +66,17 @@ class Dispatcher:
         self._stream_settings = stream_settings
         self._bounded_add = redis.register_script(lua_script(__package__, "bounded_add"))
         self._background: set[asyncio.Task[None]] = set()
+        self._stopped: ShuttingDown | None = None
+
+    def stop(self, error: ShuttingDown) -> None:
+        """Shutdown: end every wait with ``error`` (each request answers it and cancels
+        its job) and refuse new attempts."""
+        self._stopped = error
+        for waiter in self._replies.waiting():
+            waiter.interrupt(error)
 
     async def dispatch(self, job: Job, node: NodeHealth, observe: DispatchObserver) -> Dispatched:
-        waiter = self._replies.register(job.id, job.attempt)
+        waiter = self._replies.register(job.id, job.attempt, node.node_id)
         try:
             submitted_at = await self._submit(job, node)
             try:
@@ -106,29 +89,37 @@ class Dispatcher:
         finally:
             self._replies.unregister(job.id)
 
-    async def stream(self, job: Job, node: NodeHealth, observe: DispatchObserver) -> StreamedJob:
+    async def stream(
+        self,
+        job: Job,
+        node: NodeHealth,
+        observe: DispatchObserver,
+        overflowed: asyncio.Event | None = None,
+    ) -> StreamedJob:
         """Submit a streamed job and return once a worker has accepted it, so that a job
         nobody takes is still an ordinary HTTP error (and may go to another node). The
-        caller reads the events from the returned ``StreamedJob`` and must ``close`` it."""
-        waiter = self._replies.register(job.id, job.attempt, self._stream_settings.buffer_events)
+        caller reads the events from the returned ``StreamedJob`` and must ``close`` it.
+        ``overflowed``: set when the stream's buffer fills up (one for all its attempts)."""
+        buffer = self._stream_settings.buffer_events
+        waiter = self._replies.register(job.id, job.attempt, node.node_id, buffer, overflowed)
         try:
             submitted_at = await self._submit(job, node)
             try:
-                accepted_at = await self._await_accepted(job, node, waiter, submitted_at)
+                await self._await_accepted(job, node, waiter, submitted_at)
             except ApiError as exc:
                 observe(node.node_id, exc.code, time.perf_counter() - submitted_at)
                 raise
         except BaseException:
             self._replies.unregister(job.id)
             raise
-        times = (submitted_at, accepted_at)
-        return StreamedJob(
-            job, node, waiter, self._stream_settings, times, self._release, self._stream_ended
-        )
+        # Workers have always sent keepalives while a stream's backend is silent.
+        waiter.watch(self._settings.idle_timeout_s)
+        times = (submitted_at, time.perf_counter())
+        return StreamedJob(job, node, waiter, times, self._release, self._stream_ended)
 
     async def _await_accepted(
         self, job: Job, node: NodeHealth, waiter: ReplyWaiter, submitted_at: float
-    ) -> float:
+    ) -> Event:
         deadline = submitted_at + (job.deadline_ms / 1000 - time.time())
         timeout = min(self._settings.accept_timeout_s, deadline - time.perf_counter())
         try:
@@ -136,8 +127,11 @@ class Dispatcher:
         except TimeoutError:
             self._cancel(job)
             raise _not_accepted_in_time(node) from None
+        except ShuttingDown:
+            self._cancel(job)
+            raise
         if event.type == "error":
-            raise _upstream_error(event, JobNotAccepted)
+            raise upstream_error(event, JobNotAccepted)
         if event.type != "accepted":  # the worker writes `accepted` before anything else
             self._cancel(job)
             raise JobNotAccepted(
@@ -146,7 +140,7 @@ class Dispatcher:
                 retryable=False,
                 node_fault=True,
             )
-        return time.perf_counter()
+        return event
 
     def _release(self, job: Job, cancel: bool) -> None:
         self._replies.unregister(job.id)
@@ -154,6 +148,8 @@ class Dispatcher:
             self._cancel(job)
 
     async def _submit(self, job: Job, node: NodeHealth) -> float:
+        if self._stopped is not None:
+            raise self._stopped
         args = [self._settings.node_backlog_limit, WORKER_GROUP, *_flatten(job.to_fields())]
         with store_errors("job dispatch"):
             added = await self._bounded_add(keys=[self._keys.job_stream(node.node_id)], args=args)
@@ -173,37 +169,42 @@ class Dispatcher:
     async def _await_answer(
         self, job: Job, node: NodeHealth, waiter: ReplyWaiter, submitted_at: float
     ) -> Dispatched:
-        accepted_at = None
+        accepted = await self._await_accepted(job, node, waiter, submitted_at)
+        accepted_at = time.perf_counter()
+        waiter.watch(self._idle_limit(accepted))
         # The job's deadline is wall-clock (it travels to the worker); wait on our own clock.
         deadline = submitted_at + (job.deadline_ms / 1000 - time.time())
         while True:
-            now = time.perf_counter()
-            if accepted_at is None:
-                timeout = min(self._settings.accept_timeout_s, deadline - now)
-            else:
-                timeout = deadline - now
             try:
-                event = await waiter.next(timeout)
+                event = await waiter.next(deadline - time.perf_counter())
             except TimeoutError:
                 self._cancel(job)
-                if accepted_at is None:
-                    raise _not_accepted_in_time(node) from None
                 raise AttemptFailed(
                     "upstream_timeout",
                     f"node {node.node_id} did not finish in time",
                     retryable=False,
                     node_fault=True,
                 ) from None
-            if event.type == "accepted":
-                accepted_at = accepted_at or time.perf_counter()
-            elif event.type == "done":
+            except (AttemptFailed, ShuttingDown):  # lost, or the gateway is shutting down
+                self._cancel(job)
+                raise
+            if event.type == "done":
                 done_at = time.perf_counter()
-                return Dispatched(
-                    node, _completion(event), submitted_at, accepted_at or done_at, done_at
-                )
-            elif event.type == "error":
+                return Dispatched(node, _completion(event), submitted_at, accepted_at, done_at)
+            if event.type == "error":
                 # Before `done` nothing reached the client: a retryable error may go elsewhere.
-                raise _upstream_error(event, AttemptFailed if accepted_at else JobNotAccepted)
+                raise upstream_error(event, AttemptFailed)
+            # A keepalive `chunk`, or `accepted` again (another worker of the node took the
+            # job over): the attempt is alive.
+
+    def _idle_limit(self, accepted: Event) -> float | None:
+        """Silence allowed before the attempt is lost; None for a worker that predates
+        keepalives for whole answers (it is then lost only when its node leaves)."""
+        try:
+            announced = accepted.accepted().keepalive_s
+        except ProtocolError:
+            announced = None
+        return None if announced is None else self._settings.idle_timeout_s
 
     async def aclose(self) -> None:
         """Let pending cancellation marks reach Redis before the client closes."""
@@ -249,25 +250,4 @@ def _not_accepted_in_time(node: NodeHealth) -> JobNotAccepted:
         f"node {node.node_id} did not accept the job in time",
         retryable=True,
         node_fault=True,
-    )
-
-
-def _upstream_error(event: Event, kind: type[AttemptFailed]) -> AttemptFailed:
-    """The worker's error event; retryable when the worker says so (a node-side failure),
-    except for the reasons in ``_NEVER_RETRIED``."""
-    try:
-        error = event.error()
-    except ProtocolError:
-        return kind(
-            "upstream_error",
-            f"node {event.node} failed with an unreadable error",
-            retryable=False,
-            node_fault=True,
-        )
-    retryable = error.retryable and error.reason not in _NEVER_RETRIED
-    return kind(
-        "upstream_error",
-        f"node {event.node} failed: {error.reason}: {error.message}",
-        retryable=retryable,
-        node_fault=retryable,
     )

@@ -5,6 +5,12 @@ A job is an entry on the node's stream ``…:req:{node}`` with the string fields
 ``tenant``, ``traceparent`` and ``payload`` (JSON: messages and options). A worker answers
 with events on ``reply_to``: ``id``, ``attempt``, ``node``, ``type``, ``seq`` and ``data``
 (JSON whose shape depends on ``type``). The JSON Schemas are ``contracts/stream.*.json``.
+
+While a job runs the worker writes an event at least every ``KEEPALIVE_S`` (text, or an
+empty ``chunk`` as a keepalive), for whole answers as for streams: an accepted job whose
+worker falls silent is lost, and the gateway gives it to another node. The version stays
+1: ``accepted`` announcing ``keepalive_s`` is an optional field that older gateways ignore,
+and a gateway watches whole answers for silence only when the worker announced it.
 """
 
 from __future__ import annotations
@@ -18,9 +24,10 @@ from api_router.chat import ChatMessage, ChatOptions, Completion
 
 PROTOCOL_VERSION: Final = "1"
 
-# While a streamed job produces nothing (a long prompt being read), its worker writes an
-# empty `chunk` this often, so the gateway can tell a slow backend from a dead worker.
-STREAM_KEEPALIVE_S: Final = 2.0
+# While a job's backend produces nothing (a whole answer being made, a long prompt being
+# read), its worker writes an empty `chunk` this often, so the gateway can tell a slow
+# backend from a dead worker. The worker says so in `accepted` (``keepalive_s``).
+KEEPALIVE_S: Final = 2.0
 
 _T = TypeVar("_T")
 
@@ -49,7 +56,12 @@ class JobPayload(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class AcceptedData(msgspec.Struct, frozen=True):
+    """``keepalive_s``: the worker writes an event at least this often while the job runs,
+    whole or streamed. Workers that predate it leave it out: the gateway then waits for a
+    whole answer until its deadline, as it did."""
+
     consumer: str
+    keepalive_s: float | None = None
 
 
 class ChunkData(msgspec.Struct, frozen=True):
@@ -68,6 +80,7 @@ class ErrorData(msgspec.Struct, frozen=True):
 
 
 _payload_decoder = msgspec.json.Decoder(JobPayload)
+_accepted_decoder = msgspec.json.Decoder(AcceptedData)
 _chunk_decoder = msgspec.json.Decoder(ChunkData)
 _done_decoder = msgspec.json.Decoder(Completion)
 _error_decoder = msgspec.json.Decoder(ErrorData)
@@ -165,6 +178,9 @@ class Event:
         except (KeyError, ValueError) as exc:
             raise ProtocolError(f"malformed event: {exc!r}") from None
 
+    def accepted(self) -> AcceptedData:
+        return _decode(_accepted_decoder, self.data)
+
     def chunk(self) -> ChunkData:
         return _decode(_chunk_decoder, self.data)
 
@@ -176,7 +192,13 @@ class Event:
 
 
 def accepted(job: Job, node: str, consumer: str) -> Event:
-    return Event(job.id, job.attempt, node, "accepted", 0, _encode(AcceptedData(consumer)))
+    data = AcceptedData(consumer, KEEPALIVE_S)
+    return Event(job.id, job.attempt, node, "accepted", 0, _encode(data))
+
+
+def keepalive(job: Job, node: str, seq: int) -> Event:
+    """An empty chunk: the job is still running (whole or streamed)."""
+    return chunk(job, node, seq, ChunkData(""))
 
 
 def chunk(job: Job, node: str, seq: int, data: ChunkData) -> Event:

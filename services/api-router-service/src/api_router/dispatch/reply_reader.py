@@ -2,7 +2,9 @@
 to the request waiting for it.
 
 Events for requests nobody waits for any more (answered, timed out, a stale attempt) are
-dropped here, which is what guarantees one answer per request.
+dropped here, which is what guarantees one answer per request. A wait can also be ended
+from outside (:meth:`ReplyWaiter.interrupt`): by the attempt watch when the node is lost,
+and by the shutdown when its grace is over.
 """
 
 from __future__ import annotations
@@ -28,34 +30,95 @@ _RETRY_DELAY_S = (0.05, 0.1, 0.25, 0.5, 1.0)
 
 
 class ReplyWaiter:
-    """The events of one request attempt, in arrival order, at most ``max_events`` held
-    (0: no bound). The reader never waits for a request: when a request's buffer is full,
-    its later events are dropped and ``overflowed`` is set, and that request is over."""
+    """The events of one request attempt on one node, in arrival order, at most
+    ``max_events`` held (0: no bound). The reader never waits for a request: when a
+    request's buffer is full, its later events are dropped and ``overflowed`` is set, and
+    that request is over.
 
-    __slots__ = ("attempt", "request_id", "overflowed", "_events")
+    Once its worker has accepted, the attempt is watched (``watch``): ``last_event_at``
+    (``time.monotonic``) tells the attempt watch how long the worker has been silent."""
 
-    def __init__(self, request_id: str, attempt: int, max_events: int = 0) -> None:
+    __slots__ = (
+        "attempt",
+        "request_id",
+        "node_id",
+        "overflowed",
+        "watched",
+        "idle_s",
+        "last_event_at",
+        "_events",
+        "_error",
+        "_error_due",
+    )
+
+    def __init__(
+        self,
+        request_id: str,
+        attempt: int,
+        node_id: str = "",
+        max_events: int = 0,
+        overflowed: asyncio.Event | None = None,
+    ) -> None:
         self.request_id = request_id
         self.attempt = attempt
-        self.overflowed = asyncio.Event()
-        self._events: asyncio.Queue[Event] = asyncio.Queue(max_events)
+        self.node_id = node_id
+        # Shared by the attempts of one stream, so its relay watches one flag throughout.
+        self.overflowed = overflowed or asyncio.Event()
+        self.watched = False
+        self.idle_s: float | None = None
+        self.last_event_at = time.monotonic()
+        self._events: asyncio.Queue[Event | Exception] = asyncio.Queue(max_events)
+        self._error: Exception | None = None  # what the wait was interrupted with
+        self._error_due = False  # `ready` came across it: `next` raises it at once
 
-    def deliver(self, event: Event) -> None:
+    def deliver(self, event: Event, now: float | None = None) -> None:
+        self.last_event_at = time.monotonic() if now is None else now
         try:
             self._events.put_nowait(event)
         except asyncio.QueueFull:
             self.overflowed.set()
 
+    def watch(self, idle_s: float | None) -> None:
+        """The worker accepted: from now on the attempt is lost when its node leaves, and
+        (``idle_s``, for workers that send keepalives) when it is silent that long."""
+        self.watched = True
+        self.idle_s = idle_s
+        self.last_event_at = time.monotonic()
+
+    def interrupt(self, error: Exception) -> None:
+        """End the wait: ``next`` raises ``error`` once the events before it are taken."""
+        if self._error is None:
+            self._error = error
+            try:
+                self._events.put_nowait(error)
+            except asyncio.QueueFull:  # overflowed already: no event is worth waiting for
+                self._error_due = True
+
+    @property
+    def interrupted(self) -> bool:
+        return self._error is not None
+
     async def next(self, timeout_s: float) -> Event:
-        """The next event; raises ``TimeoutError`` when none arrives in time."""
+        """The next event; raises ``TimeoutError`` when none arrives in time, or the error
+        the wait was interrupted with."""
+        if self._error_due and self._error is not None:
+            raise self._error  # come across by `ready`, or the buffer was full
         async with asyncio.timeout(max(timeout_s, 0.0)):
-            return await self._events.get()
+            item = await self._events.get()
+        if isinstance(item, Exception):
+            raise item
+        return item
 
     def ready(self) -> list[Event]:
-        """The events that have arrived and not been taken yet, without waiting."""
+        """The events that have arrived and not been taken yet, without waiting (up to an
+        interruption, which the next call to ``next`` raises)."""
         events = []
         while not self._events.empty():
-            events.append(self._events.get_nowait())
+            item = self._events.get_nowait()
+            if isinstance(item, Exception):
+                self._error_due = True
+                break
+            events.append(item)
         return events
 
 
@@ -71,13 +134,24 @@ class ReplyReader:
         """Create this replica's (empty) reply stream; workers never create it."""
         await self._create_stream()
 
-    def register(self, request_id: str, attempt: int = 1, max_events: int = 0) -> ReplyWaiter:
-        waiter = ReplyWaiter(request_id, attempt, max_events)
+    def register(
+        self,
+        request_id: str,
+        attempt: int = 1,
+        node_id: str = "",
+        max_events: int = 0,
+        overflowed: asyncio.Event | None = None,
+    ) -> ReplyWaiter:
+        waiter = ReplyWaiter(request_id, attempt, node_id, max_events, overflowed)
         self._waiters[request_id] = waiter
         return waiter
 
     def unregister(self, request_id: str) -> None:
         self._waiters.pop(request_id, None)
+
+    def waiting(self) -> list[ReplyWaiter]:
+        """Every attempt waiting for events now."""
+        return list(self._waiters.values())
 
     async def run(self) -> None:
         """Read forever; survives Redis outages by retrying with a growing delay."""
@@ -113,6 +187,7 @@ class ReplyReader:
         return entries
 
     def _dispatch(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+        now = time.monotonic()
         for entry_id, fields in entries:
             try:
                 event = Event.from_fields(fields)
@@ -123,7 +198,7 @@ class ReplyReader:
                 continue
             waiter = self._waiters.get(event.id)
             if waiter is not None and waiter.attempt == event.attempt:
-                waiter.deliver(event)
+                waiter.deliver(event, now)
 
     async def _upkeep(self) -> None:
         """Drop what was already read and keep the stream alive (recreating it if Redis

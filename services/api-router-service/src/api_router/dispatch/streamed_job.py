@@ -4,9 +4,10 @@ events in order, turned into text deltas and a final completion.
 Guarantees to the relay above it: text arrives in the worker's order and complete (``seq``
 must grow by one per event; a gap, or the job starting over on another worker after text
 went out, ends the stream with an error: output that reached a client is never retried);
-a worker silent for ``idle_timeout_s`` (killed mid-stream) ends it with
-``upstream_timeout``; and whatever ends it early leaves a cancel mark, so the worker
-aborts its backend call.
+an attempt lost before any text (its worker silent for ``dispatch.idle_timeout_s`` or its
+node gone, see ``attempt_watch.py``), or a retryable worker error before any text, raises
+``AttemptFailed``, so the relay may hand the stream to another node; and whatever ends it
+early leaves a cancel mark, so the worker aborts its backend call.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Callable
 from typing import Literal
 
 from api_router.chat import Completion
-from api_router.config.settings import StreamSettings
+from api_router.dispatch.attempt_failure import AttemptFailed, upstream_error
 from api_router.dispatch.protocol import Event, Job, ProtocolError
 from api_router.dispatch.reply_reader import ReplyWaiter
 from api_router.errors import ApiError
@@ -34,7 +35,6 @@ class StreamedJob:
         job: Job,
         node: NodeHealth,
         waiter: ReplyWaiter,
-        settings: StreamSettings,
         times: tuple[float, float],
         release: Callable[[Job, bool], None],
         ended: Callable[[str, Outcome], None] | None = None,
@@ -46,12 +46,10 @@ class StreamedJob:
         self.tokens = 0  # completion tokens the worker has sent so far
         self.overflowed = waiter.overflowed
         self._waiter = waiter
-        self._settings = settings
         self._release = release  # unregisters; with True also marks the job cancelled
         self._ended = ended  # told (node, outcome) once: the node's breaker verdict
         self._seq = 0
-        self._text_out = False  # some text has been handed over for the client
-        self._last_event_at = self.accepted_at
+        self.text_out = False  # some text has been handed over for the client
         # The job's deadline is wall-clock (it travels to the worker); wait on our own clock.
         self._deadline = time.perf_counter() + (job.deadline_ms / 1000 - time.time())
         self._pending_error: ApiError | None = None
@@ -64,22 +62,22 @@ class StreamedJob:
     async def next(self, wait_s: float) -> list[str | Completion]:
         """What arrived next: text deltas, ending with the ``Completion`` when the job is
         done. An empty list means nothing came within ``wait_s`` (time for a heartbeat).
-        Raises ``ApiError`` for a worker error, a silent worker or the deadline."""
+        Raises ``AttemptFailed`` when another node may take the stream over (nothing
+        reached the client), else ``ApiError`` for a worker error, a lost worker or the
+        deadline."""
         if self._pending_error is not None:
             raise self._pending_error
         now = time.perf_counter()
-        idle_left = self._last_event_at + self._settings.idle_timeout_s - now
         try:
-            first = await self._waiter.next(min(wait_s, idle_left, self._deadline - now))
+            first = await self._waiter.next(min(wait_s, self._deadline - now))
         except TimeoutError:
-            now = time.perf_counter()
-            if now >= self._deadline or now - self._last_event_at >= self._settings.idle_timeout_s:
-                what = "finish in time" if now >= self._deadline else "send anything for a while"
+            if time.perf_counter() >= self._deadline:
                 raise ApiError(
-                    "upstream_timeout", f"node {self.node.node_id} did not {what}"
+                    "upstream_timeout", f"node {self.node.node_id} did not finish in time"
                 ) from None
             return []
-        self._last_event_at = time.perf_counter()
+        except AttemptFailed as lost:
+            raise self._after_text(lost) from None
         pieces: list[str | Completion] = []
         for event in (first, *self._waiter.ready()):
             try:
@@ -95,10 +93,16 @@ class StreamedJob:
                 break
         return pieces
 
+    def _after_text(self, failure: AttemptFailed) -> ApiError:
+        """Once text went out, a failure is final: the stream ends with it."""
+        if not self.text_out:
+            return failure
+        return ApiError(failure.code, failure.message)
+
     def _piece(self, event: Event) -> str | Completion | None:
         node = self.node.node_id
         if event.type == "accepted":
-            if not self._text_out:  # taken over by another worker before any text: harmless
+            if not self.text_out:  # taken over by another worker before any text: harmless
                 self._seq = 0
                 return None
             raise ApiError("upstream_error", f"node {node} restarted the job mid-stream")
@@ -111,15 +115,14 @@ class StreamedJob:
             if event.type == "chunk":
                 data = event.chunk()
                 self.tokens += data.tokens
-                self._text_out = self._text_out or bool(data.delta)
+                self.text_out = self.text_out or bool(data.delta)
                 return data.delta or None
             if event.type == "done":
                 self.done_at = time.perf_counter()
                 return event.completion()
-            error = event.error()
         except ProtocolError:
             raise ApiError("upstream_error", f"node {node} sent an unreadable event") from None
-        raise ApiError("upstream_error", f"node {node} failed: {error.reason}: {error.message}")
+        raise self._after_text(upstream_error(event, AttemptFailed))
 
     def close(self, outcome: Outcome, observe: DispatchObserver) -> None:
         """Stop listening; unless the job finished, tell its worker to stop."""

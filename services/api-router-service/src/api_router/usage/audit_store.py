@@ -164,6 +164,11 @@ class AuditStore:
                 extra={"records": len(self._queue)},
             )
             return False
+        except asyncio.CancelledError:
+            # The loop was stopped mid-write (shutdown): put the batch back for aclose() to
+            # write, or to report; writing a record twice is harmless (SET and ZADD).
+            self._queue.extendleft(reversed(batch))
+            raise
         return True
 
 

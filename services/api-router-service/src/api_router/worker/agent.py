@@ -1,11 +1,11 @@
 """The worker agent: one per inference node.
 
 It reads its node's jobs (at most ``max_concurrency`` at once), answers each on the reply
-stream the job names (``accepted``, for a streamed job ``chunk`` events, then ``done`` or
-``error``), and acknowledges a job
-only once it is answered. Jobs of a crashed worker of the same node are reclaimed. On stop
-it takes no new jobs, finishes what it runs within a grace period, answers the rest with
-``error/shutting_down`` and leaves the health registry.
+stream the job names (``accepted``; ``chunk`` events, text for a streamed job and
+keepalives for any job while its backend is silent; then ``done`` or ``error``), and
+acknowledges a job only once it is answered. Jobs of a crashed worker of the same node
+are reclaimed. On stop it takes no new jobs, finishes what it runs within a grace period,
+answers the rest with ``error/shutting_down`` and leaves the health registry.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
-from api_router.backends.base import Backend, BackendError
+from api_router.backends.base import Backend
 from api_router.dispatch.protocol import (
     ErrorData,
     ErrorReason,
@@ -29,7 +29,6 @@ from api_router.dispatch.protocol import (
     Job,
     ProtocolError,
     accepted,
-    done,
     failed,
     reply_address,
 )
@@ -43,6 +42,7 @@ from api_router.worker import system_probe
 from api_router.worker.health_reporter import HealthReporter
 from api_router.worker.job_stream import Entry, JobStream
 from api_router.worker.streamed_answer import stream_answer
+from api_router.worker.whole_answer import complete_answer
 
 log = logging.getLogger(__name__)
 
@@ -204,14 +204,11 @@ class WorkerAgent:
             return
         self.metrics.accepted(job.model)
         timeout_s = min(self._settings.backend_timeout_s, remaining_s)
-        if job.stream:
-            final = await stream_answer(job, node, self._backend, self._jobs, timeout_s)
-            if final is None:  # cancelled by its gateway, or the gateway is gone
-                self.metrics.dropped(job.model, "cancelled")
-                return
-            event = final
-        else:
-            event = await self._complete(job, timeout_s)
+        answer = stream_answer if job.stream else complete_answer
+        event = await answer(job, node, self._backend, self._jobs, timeout_s)
+        if event is None:  # cancelled by its gateway, or the gateway is gone
+            self.metrics.dropped(job.model, "cancelled")
+            return
         await self._reply(job, event)
         log.info(
             "job answered",
@@ -223,17 +220,6 @@ class WorkerAgent:
                 "traceparent": job.traceparent,
             },
         )
-
-    async def _complete(self, job: Job, timeout_s: float) -> Event:
-        node = self._settings.node_id
-        try:
-            payload = job.payload
-            completion = await self._backend.chat(
-                job.model, payload.messages, payload.options, timeout_s
-            )
-        except BackendError as exc:
-            return _error(job, node, exc.reason, exc.message, exc.retryable)
-        return done(job, node, 1, completion)
 
     async def _reply(self, job: Job, event: Event) -> None:
         if not await self._jobs.reply(job.reply_to, event):

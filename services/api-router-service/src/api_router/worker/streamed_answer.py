@@ -22,7 +22,7 @@ from contextlib import aclosing
 from api_router.backends.base import Backend, BackendError
 from api_router.chat import Completion
 from api_router.dispatch.protocol import (
-    STREAM_KEEPALIVE_S,
+    KEEPALIVE_S,
     ChunkData,
     ErrorData,
     Event,
@@ -30,6 +30,7 @@ from api_router.dispatch.protocol import (
     chunk,
     done,
     failed,
+    keepalive,
 )
 from api_router.worker.job_stream import JobStream
 
@@ -84,9 +85,9 @@ async def _relay(
             async with asyncio.timeout(CANCEL_POLL_S):
                 first = await pieces.get()
         except TimeoutError:
-            if loop.time() - last_write >= STREAM_KEEPALIVE_S:
+            if loop.time() - last_write >= KEEPALIVE_S:
                 seq += 1
-                if not await _write(jobs, job, chunk(job, node, seq, ChunkData(""))):
+                if not await write_unless_abandoned(jobs, job, keepalive(job, node, seq)):
                     return None
                 last_write = loop.time()
             elif await jobs.cancelled(job):
@@ -97,7 +98,7 @@ async def _relay(
         if texts:
             seq += 1
             data = ChunkData("".join(texts), tokens=len(texts))
-            if not await _write(jobs, job, chunk(job, node, seq, data)):
+            if not await write_unless_abandoned(jobs, job, chunk(job, node, seq, data)):
                 return None
             last_write = loop.time()
         if isinstance(last, Completion):
@@ -122,7 +123,9 @@ def _take_ready(first: Piece, pieces: asyncio.Queue[Piece]) -> tuple[list[str], 
     return texts, piece
 
 
-async def _write(jobs: JobStream, job: Job, event: Event) -> bool:
+async def write_unless_abandoned(jobs: JobStream, job: Job, event: Event) -> bool:
+    """Write a ``chunk`` (text or keepalive); False when the gateway cancelled the job or
+    is gone, which the caller takes as the end of the job."""
     outcome = await jobs.emit(job, event)
     if outcome == "cancelled":
         log.info("job cancelled by the gateway", extra={"request_id": job.id})

@@ -11,8 +11,11 @@ the first one ends the stream:
 - the request's buffer filling up (``stream.buffer_events``) because the client reads
   too slowly; a single write blocked for ``stream.write_timeout_s`` counts the same.
 
-Whatever ends it early leaves the job's cancel mark (the worker aborts its backend call)
-and the outcome, tokens so far and time to first token on the ``RequestContext``.
+An attempt lost before any text went out (its worker silent or its node gone) is handed
+to the next candidate of the route plan (``RoutedStream.take_over``) while the client's
+stream stays open: the client sees one answer. Whatever ends the stream early leaves the
+job's cancel mark (the worker aborts its backend call) and the outcome, tokens so far and
+time to first token on the ``RequestContext``.
 """
 
 from __future__ import annotations
@@ -24,13 +27,13 @@ from typing import Protocol
 
 from starlette.types import Receive, Scope, Send
 
-from api_router.api.limits import Admitted
 from api_router.api.public.inference_contract import StreamTimings
-from api_router.api.public.routed_chat import outcome_of
+from api_router.api.public.routed_chat import RoutedStream, outcome_of
 from api_router.api.request_context import RequestContext
 from api_router.chat import Completion, Usage
 from api_router.config.settings import StreamSettings
-from api_router.dispatch.streamed_job import Outcome, StreamedJob
+from api_router.dispatch.attempt_failure import AttemptFailed
+from api_router.dispatch.streamed_job import Outcome
 from api_router.errors import ApiError
 
 log = logging.getLogger(__name__)
@@ -50,7 +53,7 @@ class StreamFormat(Protocol):
 
     def delta(self, text: str) -> bytes: ...
 
-    def done(self, completion: Completion, timings: StreamTimings) -> bytes: ...
+    def done(self, completion: Completion, timings: StreamTimings, node_id: str) -> bytes: ...
 
     def error(self, error: ApiError) -> bytes: ...
 
@@ -62,14 +65,12 @@ class SlowReader(Exception):
 class EventStreamResponse:
     def __init__(
         self,
-        streamed: StreamedJob,
-        admitted: Admitted,
+        routed: RoutedStream,
         spelling: StreamFormat,
         context: RequestContext,
         settings: StreamSettings,
     ) -> None:
-        self._streamed = streamed
-        self._admitted = admitted
+        self._routed = routed
         self._spelling = spelling
         self._context = context
         self._settings = settings
@@ -81,7 +82,7 @@ class EventStreamResponse:
             await send({"type": "http.response.start", "status": 200, "headers": _HEADERS})
             writer = asyncio.create_task(self._write(send))
             left = asyncio.create_task(_client_gone(receive))
-            overflow = asyncio.create_task(self._streamed.overflowed.wait())
+            overflow = asyncio.create_task(self._routed.streamed.overflowed.wait())
             await asyncio.wait({writer, left, overflow}, return_when=asyncio.FIRST_COMPLETED)
             for task in (writer, left, overflow):
                 task.cancel()
@@ -89,7 +90,8 @@ class EventStreamResponse:
             if not writer.cancelled():
                 outcome = writer.result()  # SlowReader, or a bug, surfaces here
             elif not left.cancelled():
-                log.info("client left mid-stream", extra={"node_id": self._streamed.node.node_id})
+                node_id = self._routed.streamed.node.node_id
+                log.info("client left mid-stream", extra={"node_id": node_id})
             elif not overflow.cancelled():
                 await self._cut_off(send, "buffer full")
         except SlowReader:
@@ -103,7 +105,11 @@ class EventStreamResponse:
         try:
             while True:
                 wait_s = max(last_sent + heartbeat_s - time.perf_counter(), 0.0)
-                pieces = await self._streamed.next(wait_s)
+                try:
+                    pieces = await self._routed.streamed.next(wait_s)
+                except AttemptFailed as lost:  # nothing reached the client yet
+                    await self._take_over(lost)
+                    continue
                 if not pieces:
                     if time.perf_counter() - last_sent >= heartbeat_s:
                         await self._send(send, HEARTBEAT)
@@ -122,11 +128,23 @@ class EventStreamResponse:
             await self._send(send, self._spelling.error(exc), more=False)
             return outcome_of(exc)
 
+    async def _take_over(self, lost: AttemptFailed) -> None:
+        """Close the lost attempt (its node's breaker counts it, its job is cancelled)
+        and hand the stream to the next candidate; raises when none may take it."""
+        lost_job = self._routed.streamed
+        log.warning(
+            "stream handed to another node",
+            extra={"node_id": lost_job.node.node_id, "reason": lost.message},
+        )
+        lost_job.close(outcome_of(lost), self._context.telemetry.dispatched)
+        await self._routed.take_over(lost)
+
     def _frame(self, piece: str | Completion) -> bytes:
         if isinstance(piece, str):
             return self._spelling.delta(piece)
         self._completion = piece
-        return self._spelling.done(piece, self._timings())
+        node_id = self._routed.streamed.node.node_id
+        return self._spelling.done(piece, self._timings(), node_id)
 
     async def _send(self, send: Send, body: bytes, more: bool = True) -> None:
         try:
@@ -140,7 +158,7 @@ class EventStreamResponse:
             "slow reader cut off",
             extra={
                 "reason": why,
-                "node_id": self._streamed.node.node_id,
+                "node_id": self._routed.streamed.node.node_id,
                 "buffer_events": self._settings.buffer_events,
             },
         )
@@ -159,7 +177,7 @@ class EventStreamResponse:
             pass
 
     def _timings(self) -> StreamTimings:
-        streamed, context = self._streamed, self._context
+        streamed, context = self._routed.streamed, self._context
         done_at = streamed.done_at or time.perf_counter()
         total = time.perf_counter() - context.telemetry.started
         queue = streamed.accepted_at - streamed.submitted_at
@@ -174,7 +192,7 @@ class EventStreamResponse:
         )
 
     def _finish(self, outcome: Outcome) -> None:
-        context, streamed = self._context, self._streamed
+        context, streamed = self._context, self._routed.streamed
         streamed.close(outcome, context.telemetry.dispatched)
         facts = context.usage
         facts.status = outcome
@@ -186,7 +204,7 @@ class EventStreamResponse:
         usage = Usage(prompt_tokens=0, completion_tokens=streamed.tokens)
         if self._completion is not None:
             usage = self._completion.usage
-        self._admitted.settle(usage, accepted=True)
+        self._routed.admitted.settle(usage, accepted=True)
 
 
 async def _client_gone(receive: Receive) -> None:

@@ -41,9 +41,9 @@ async def inference(request: Request) -> Response | EventStreamResponse:
     payload = JobPayload(body.messages, body.options)
     context.set_session(body.metadata.get("session_id"), request.headers.get("x-session-id"))
     if body.stream:
-        streamed, admitted = await routed_chat.start_stream(services, context, body.model, payload)
-        spelling = InferenceEvents(context, body.model, streamed.node.node_id)
-        return EventStreamResponse(streamed, admitted, spelling, context, services.settings.stream)
+        routed = await routed_chat.start_stream(services, context, body.model, payload)
+        spelling = InferenceEvents(context, body.model)
+        return EventStreamResponse(routed, spelling, context, services.settings.stream)
     dispatched = await routed_chat.complete(services, context, body.model, payload)
     timings = _timings(context, dispatched)
     return Response(
@@ -56,21 +56,20 @@ async def inference(request: Request) -> Response | EventStreamResponse:
 class InferenceEvents:
     """Our stream spelling: ``event: chunk`` / ``done`` / ``error`` with JSON data."""
 
-    def __init__(self, context: RequestContext, model: str, node_id: str) -> None:
+    def __init__(self, context: RequestContext, model: str) -> None:
         self._context = context
         self._model = model
-        self._node_id = node_id
 
     def delta(self, text: str) -> bytes:
         return b"event: chunk\ndata: " + _encode(StreamDelta(text)) + b"\n\n"
 
-    def done(self, completion: Completion, timings: StreamTimings) -> bytes:
+    def done(self, completion: Completion, timings: StreamTimings, node_id: str) -> bytes:
         usage = completion.usage
         done = StreamDone(
             id=self._context.request_id,
             created=int(self._context.arrived_at),
             model=self._model,
-            node_id=self._node_id,
+            node_id=node_id,
             finish_reason=completion.finish_reason,
             usage=TokenUsage(usage.prompt_tokens, usage.completion_tokens, usage.total_tokens),
             timings=timings,

@@ -49,9 +49,9 @@ async def chat_completions(request: Request) -> Response | EventStreamResponse:
     session = (body.metadata or {}).get("session_id")
     context.set_session(session, request.headers.get("x-session-id"))
     if body.stream:
-        streamed, admitted = await routed_chat.start_stream(services, context, body.model, payload)
+        routed = await routed_chat.start_stream(services, context, body.model, payload)
         spelling = OpenAIChunks(context, body.model, body.include_usage)
-        return EventStreamResponse(streamed, admitted, spelling, context, services.settings.stream)
+        return EventStreamResponse(routed, spelling, context, services.settings.stream)
     dispatched = await routed_chat.complete(services, context, body.model, payload)
     completion = dispatched.completion
     answer = ChatCompletion(
@@ -92,7 +92,7 @@ class OpenAIChunks:
     def delta(self, text: str) -> bytes:
         return self._frame([ChunkChoice(0, Delta(role=self._role(), content=text))])
 
-    def done(self, completion: Completion, timings: StreamTimings) -> bytes:
+    def done(self, completion: Completion, timings: StreamTimings, node_id: str) -> bytes:
         role = self._role()
         reason = finish_reason(completion.finish_reason)
         frames = self._frame([ChunkChoice(0, Delta(role=role), reason)])

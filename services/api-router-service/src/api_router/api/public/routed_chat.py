@@ -9,10 +9,13 @@ usage and audit records; a stream leaves the rest when it ends (``event_stream``
 
 from __future__ import annotations
 
+import asyncio
+
 from api_router.api.limits import Admitted, admit
 from api_router.api.request_context import RequestContext
-from api_router.dispatch.dispatcher import AttemptFailed, Dispatched
-from api_router.dispatch.failover import Trail
+from api_router.dispatch.attempt_failure import AttemptFailed
+from api_router.dispatch.dispatcher import Dispatched
+from api_router.dispatch.failover import FailoverRun, Trail
 from api_router.dispatch.protocol import Job, JobPayload
 from api_router.dispatch.streamed_job import Outcome, StreamedJob
 from api_router.errors import ApiError
@@ -40,9 +43,10 @@ async def complete(
         admitted.settle(None, accepted=exc.accepted)
         _failed(context, exc)
         raise
-    except ApiError as exc:
+    except BaseException as exc:  # an ApiError, or cancelled (the last resort of shutdown)
         admitted.settle(None, accepted=True)
-        _failed(context, exc)
+        if isinstance(exc, ApiError):
+            _failed(context, exc)
         raise
     finally:
         _record_route(context, plan, trail)
@@ -54,32 +58,68 @@ async def complete(
     return dispatched
 
 
+class RoutedStream:
+    """A streamed request once a worker has accepted it: the job being relayed, the
+    admission its end settles, and the rest of its route plan."""
+
+    def __init__(
+        self,
+        streamed: StreamedJob,
+        admitted: Admitted,
+        context: RequestContext,
+        plan: RoutePlan,
+        trail: Trail,
+        run: FailoverRun[StreamedJob],
+    ) -> None:
+        self.streamed = streamed
+        self.admitted = admitted
+        self._context = context
+        self._plan = plan
+        self._trail = trail
+        self._run = run
+
+    async def take_over(self, lost: AttemptFailed) -> StreamedJob:
+        """The stream's attempt failed before any text reached the client (the caller
+        has closed it): the next candidate takes it over, under the failover rules; else
+        ``lost`` (or a later failure) is raised."""
+        try:
+            self.streamed = await self._run.resume(lost)
+        finally:
+            _record_route(self._context, self._plan, self._trail)
+        return self.streamed
+
+
 async def start_stream(
     services: Services, context: RequestContext, model: str, payload: JobPayload
-) -> tuple[StreamedJob, Admitted]:
+) -> RoutedStream:
     """Admit the request and put the job on the best node; return once a worker has
-    accepted it. The stream's end settles the returned ``Admitted``."""
+    accepted it. The stream's end settles the returned ``admitted``."""
     context.usage.streamed = True
     job, plan = _job(services, context, model, payload, stream=True)
     admitted = await _admit(services, context, model, payload)
     observe = context.telemetry.dispatched
+    overflowed = asyncio.Event()
 
     async def attempt(job: Job, node: NodeHealth) -> StreamedJob:
-        return await services.dispatcher.stream(job, node, observe)
+        return await services.dispatcher.stream(job, node, observe, overflowed)
 
     trail = Trail()
+    run = services.failover.start(job, plan, attempt, trail)
     try:
-        streamed = await services.failover.run(job, plan, attempt, trail)
-    except ApiError as exc:
+        streamed = await run.next()
+    except BaseException as exc:
         admitted.settle(None, accepted=False)  # a stream starts only once accepted
-        _failed(context, exc)
+        if isinstance(exc, ApiError):
+            _failed(context, exc)
         raise
     finally:
         _record_route(context, plan, trail)
-    return streamed, admitted
+    return RoutedStream(streamed, admitted, context, plan, trail, run)
 
 
 def outcome_of(error: ApiError) -> Outcome:
+    if error.code == "shutting_down":
+        return "cancelled"  # by this gateway, whose grace was over
     return "timeout" if error.code == "upstream_timeout" else "upstream_error"
 
 
@@ -138,7 +178,7 @@ def _record_route(context: RequestContext, plan: RoutePlan, trail: Trail) -> Non
 
 def _failed(context: RequestContext, error: ApiError) -> None:
     # Refusals before any node was involved (no capacity) are "denied" by their status.
-    if error.code in ("upstream_timeout", "upstream_error"):
+    if error.code in ("upstream_timeout", "upstream_error", "shutting_down"):
         context.usage.status = outcome_of(error)
 
 

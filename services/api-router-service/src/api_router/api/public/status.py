@@ -42,6 +42,7 @@ async def readyz(request: Request) -> Response:
     services = services_of(request.scope)
     fresh = services.health.snapshot.fresh_count()
     components = {
+        "serving": _serving(services),
         "redis": await _ping(services),
         "config": ComponentStatus("ok", "loaded and valid"),
         "workers": ComponentStatus(
@@ -62,6 +63,13 @@ async def _ping(services: Services) -> ComponentStatus:
     except (StoreUnavailable, TimeoutError):
         return ComponentStatus("failed", "redis did not answer PING")
     return OK
+
+
+def _serving(services: Services) -> ComponentStatus:
+    shutdown = services.shutdown
+    if not shutdown.draining:
+        return ComponentStatus("ok", "accepting requests")
+    return ComponentStatus("failed", f"shutting down, {shutdown.in_flight} request(s) finishing")
 
 
 def _usage_export(services: Services) -> ComponentStatus:

@@ -1,0 +1,71 @@
+"""How one attempt of a job on one node failed, as the failover loop needs to know it.
+
+``retryable``: another node may be tried, because nothing reached the client yet;
+``node_fault``: it counts against the node's circuit breaker (a failure of the node, not
+of the request); ``accepted``: a worker took the job (admission then keeps the request's
+slot). The dispatcher, the attempt watch and a streamed job raise these.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from api_router.dispatch.protocol import Event, ProtocolError
+from api_router.errors import ApiError
+
+# Worker error reasons never retried whatever the worker says: the deadline has passed, or
+# the job itself is broken and would fail on every node.
+_NEVER_RETRIED: Final = frozenset({"expired", "malformed_job"})
+
+
+class AttemptFailed(ApiError):
+    """One attempt on one node failed before any output reached the client."""
+
+    accepted = True
+
+    def __init__(self, code: str, message: str, *, retryable: bool, node_fault: bool) -> None:
+        super().__init__(code, message)
+        self.retryable = retryable
+        self.node_fault = node_fault
+
+
+class JobNotAccepted(AttemptFailed):
+    """The job failed before any worker accepted it: nothing ran, so admission refunds all."""
+
+    accepted = False
+
+
+class NodeFull(JobNotAccepted):
+    """The node's backlog is at its limit: skipped for the next candidate, not an attempt."""
+
+    def __init__(self, node_id: str) -> None:
+        super().__init__("no_capacity", f"node {node_id} is full", retryable=True, node_fault=False)
+
+
+def attempt_lost(node_id: str, why: str) -> AttemptFailed:
+    """An accepted attempt whose worker is taken for dead: silent, or gone from the health
+    registry. Another node may take the job over (the lost one is cancelled)."""
+    return AttemptFailed(
+        "upstream_timeout", f"node {node_id} {why}", retryable=True, node_fault=True
+    )
+
+
+def upstream_error(event: Event, kind: type[AttemptFailed]) -> AttemptFailed:
+    """The worker's error event; retryable when the worker says so (a node-side failure),
+    except for the reasons in ``_NEVER_RETRIED``."""
+    try:
+        error = event.error()
+    except ProtocolError:
+        return kind(
+            "upstream_error",
+            f"node {event.node} failed with an unreadable error",
+            retryable=False,
+            node_fault=True,
+        )
+    retryable = error.retryable and error.reason not in _NEVER_RETRIED
+    return kind(
+        "upstream_error",
+        f"node {event.node} failed: {error.reason}: {error.message}",
+        retryable=retryable,
+        node_fault=retryable,
+    )
