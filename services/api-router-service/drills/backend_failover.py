@@ -2,8 +2,11 @@
 
 Two nodes in two routing tiers (``primary`` first, ``standby`` on failover), each a worker
 with its own backend process; one gateway; Prometheus evaluating the alert rules. Under a
-steady load, node-a's worker and backend are killed (SIGKILL). Requests planned on node-a
-wait the accept timeout and fail over to node-b until node-a's breaker opens; the drill
+steady load, node-a's worker and backend are killed (SIGKILL). node-a answers in 0.3 s,
+so a few jobs it had accepted die with it: the gateway takes them for lost once their
+worker has been silent for ``dispatch.idle_timeout_s`` (or its node went stale) and fails
+them over. Requests planned on node-a wait the accept timeout and fail over to node-b
+until node-a's breaker opens (within the replica's retry budget); the drill
 waits for ``ApiRouterNodeBreakerOpen``, applies its runbook's mitigation (a time-boxed
 drain of node-a with the CLI) and waits until the alert has resolved and every request is
 answered 200 on its first node.
@@ -47,16 +50,18 @@ ROUTES = {
 @dataclass(frozen=True)
 class Options:
     rate_per_s: float = 10.0
-    steady_s: float = 5.0  # load before the fault
+    # Load before the fault: it also fills the retry budget's window (20% of requests).
+    steady_s: float = 20.0
     for_s: float = 5.0  # every alert's `for:` during the drill
     accept_timeout_s: float = 1.0
-    request_timeout_s: float = 10.0
+    # Long enough for a lost attempt (silent for dispatch.idle_timeout_s, 10 s) to fail over.
+    request_timeout_s: float = 30.0
     observe_s: float = 3.0  # load kept after the alert resolved
     timeout_s: float = 120.0  # longest wait for any one step
 
 
 def run(options: Options) -> DrillFigures:
-    backends = {"node-a": BackendProcess(), "node-b": BackendProcess()}
+    backends = {"node-a": BackendProcess(delay_s=0.3), "node-b": BackendProcess()}
     try:
         with servers_stack() as stack:
             pools = {"node-a": "primary", "node-b": "standby"}
@@ -66,6 +71,8 @@ def run(options: Options) -> DrillFigures:
                     node,
                     "--metrics-port",
                     str(ports[node]),
+                    "--max-concurrency",
+                    "8",  # 10/s of 0.3 s answers keep about 3 running
                     pool=pools[node],
                     backend_url=backends[node].url,
                 )

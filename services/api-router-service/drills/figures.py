@@ -30,8 +30,10 @@ class DrillFigures:
     time_to_detect_s: float  # fault -> the alert firing in Prometheus
     time_to_mitigate_s: float  # fault -> the runbook's mitigation applied
     time_to_recover_s: float  # fault -> the alert resolved and requests served normally
-    success_ratio_during_fault: float  # answered 200, fault -> recovered
-    answers_during_fault: dict[str, int]  # HTTP status -> requests ("0": no gateway reached)
+    # Requests in flight at the fault or started before recovery: share answered 200, and
+    # how many got each HTTP status ("0": no gateway could be reached).
+    success_ratio_during_fault: float
+    answers_during_fault: dict[str, int]
     usage_records_expected: int
     usage_records_lost: int  # answered requests whose record never reached the topic
     usage_records_duplicated: int  # sent twice (at least once: consumers dedupe)
@@ -50,7 +52,8 @@ class DrillFigures:
         """The figures of a drill: its timeline, its load, and the usage records read back
         (every answered request must have one)."""
         expected = {s.request_id for s in samples if s.request_id}
-        during = [s for s in samples if at.fault <= s.started <= at.recovered]
+        # In flight at the fault or started before recovery.
+        during = [s for s in samples if s.ended >= at.fault and s.started <= at.recovered]
         answers = Counter(str(s.status) for s in during)
         received = [r["request_id"] for r in records if r["request_id"] in expected]
         return cls(

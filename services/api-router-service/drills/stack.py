@@ -21,11 +21,12 @@ from tests.support.stack import Stack
 class BackendProcess:
     """A fake Ollama in a process of its own, so that a drill can kill it with its node."""
 
-    def __init__(self) -> None:
+    def __init__(self, delay_s: float = 0.0) -> None:
+        """``delay_s``: how long each answer takes."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "tests.support.fake_ollama", str(self.port)],
+            [sys.executable, "-m", "tests.support.fake_ollama", str(self.port), str(delay_s)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
