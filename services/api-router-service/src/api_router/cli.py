@@ -41,6 +41,7 @@ def main(argv: Sequence[str]) -> int:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from api_router.api.edge_protocol import edge_protocol
     from api_router.app import create_app
     from api_router.config.policies import load_policies
     from api_router.telemetry.logs import configure_logging
@@ -63,7 +64,7 @@ def _serve(args: argparse.Namespace) -> int:
         host=server.host,
         port=server.port,
         loop="uvloop",
-        http="httptools",
+        http=edge_protocol(server),  # httptools, with deadlines and limits on request heads
         lifespan="on",
         log_config=None,
         access_log=False,

@@ -26,6 +26,15 @@ class ServerSettings(_Section, frozen=True):
     max_body_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 1_048_576
     # A body that has not fully arrived by then is answered 408.
     receive_timeout_s: Seconds = 10.0
+    # Once its first byte has arrived, a request head has this long to be complete: 408
+    # and the connection closed after it (api/edge_protocol.py).
+    header_timeout_s: Seconds = 10.0
+    # A connection that sends nothing (new, or between requests) is closed after this long.
+    keep_alive_s: Seconds = 5.0
+    # A request head (request line and header fields) larger than this, or with more
+    # fields, is refused with 431 before more of it is read.
+    max_head_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 32_768
+    max_headers: Annotated[int, msgspec.Meta(ge=8)] = 100
     # How long shutdown waits for in-flight requests before closing them.
     graceful_shutdown_s: Seconds = 30.0
     # Names this replica's reply stream; empty means "<hostname>-<pid>-<random>".
