@@ -102,7 +102,9 @@ class RequestContextMiddleware:
             telemetry.finish(status, _route_name(scope.get("route")), context.error_code)
             if context.billable and context.usage.identified:
                 _record_usage(services, context, status)
-            request_id_var.reset(token)
+        # Reset only when nothing was raised: uvicorn logs a failure's traceback once this
+        # has returned, in this same task (one per request), and that line needs the id.
+        request_id_var.reset(token)
 
 
 def _record_usage(services: Services, context: RequestContext, status: int) -> None:

@@ -14,6 +14,7 @@ from typing import Annotated, Final, Literal
 
 import msgspec
 
+from api_router.api.body import decode_body
 from api_router.api.errors import CATALOG, ApiError
 from api_router.api.public.inference_contract import ModelName
 from api_router.chat import ChatMessage, ChatOptions
@@ -98,12 +99,7 @@ _AT_PATH = re.compile(r" - at `\$\.?([^`]*)`")
 
 def decode_chat_request(body: bytes) -> ChatCompletionRequest:
     """Decode and check; the error's ``param`` names the parameter at fault."""
-    try:
-        request = _decoder.decode(body)
-    except msgspec.ValidationError as exc:
-        raise _validation_error(str(exc)) from None
-    except msgspec.DecodeError as exc:
-        raise ApiError("invalid_request", f"the body is not valid JSON: {exc}") from None
+    request = decode_body(body, _decoder, _validation_error)
     _refuse_unsupported(request)
     return request
 
