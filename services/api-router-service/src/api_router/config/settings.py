@@ -152,9 +152,11 @@ class KafkaSettings(_Section, frozen=True):
 
 
 class UsageSettings(_Section, frozen=True):
-    # Where the disk spool (SQLite, via sqlitedict) lives.
+    # Where the disk spool (SQLite, via sqlitedict, and its journal files) lives; one
+    # directory per gateway process.
     spool_dir: str = ".run/usage-spool"
-    # Records are committed to the spool at least this often: the most a SIGKILL can lose.
+    # Journaled records are committed to the spool's SQLite file this often (each one is
+    # on disk, in the journal, before its response's last byte: see usage/journal.py).
     batch_window_ms: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 100
     # Records waiting in memory for the next spool commit; beyond it the full policy applies.
     queue_max: Annotated[int, msgspec.Meta(ge=1)] = 10_000
