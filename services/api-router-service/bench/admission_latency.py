@@ -30,8 +30,12 @@ from api_router.limiter.policy_source import PolicySource
 from api_router.redis_store import connect
 from bench.inference_latency import summary
 
-LIMITS = {"requests_per_second": 1e6, "burst": 1_000_000, "tokens_per_minute": 10**12,
-          "max_concurrent": 1000}  # fmt: skip
+LIMITS = {
+    "requests_per_second": 1e6,
+    "burst": 1_000_000,
+    "tokens_per_minute": 10**12,
+    "max_concurrent": 1000,
+}
 POLICIES = {
     "plans": {
         "pro": {
@@ -39,7 +43,7 @@ POLICIES = {
             "budget": {"per_month": 1e9, "unit": "cost"},
             "models": {"llama3.2": LIMITS},
         },
-    },  # fmt: skip
+    },
     "tenants": {"acme": {"plan": "pro", "keys": {"narrow": LIMITS}}},
     "models": {"llama3.2": {"prompt_price_per_1k": 0.001, "completion_price_per_1k": 0.002}},
 }

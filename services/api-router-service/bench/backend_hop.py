@@ -22,9 +22,13 @@ import uvloop
 from tests.support.servers import free_port, port_open, wait_until
 
 BODY = json.dumps(
-    {"model": "llama3.2", "messages": [{"role": "user", "content": "hello there"}],
-     "stream": False, "options": {}}
-).encode()  # fmt: skip
+    {
+        "model": "llama3.2",
+        "messages": [{"role": "user", "content": "hello there"}],
+        "stream": False,
+        "options": {},
+    }
+).encode()
 HEADERS = {"content-type": "application/json"}
 
 Call = Callable[[], Awaitable[None]]
@@ -49,8 +53,9 @@ async def compare(url: str, requests: int, rounds: int) -> dict[str, dict[str, f
 
         async def with_aiohttp() -> None:
             timeout = aiohttp.ClientTimeout(total=5)
-            async with aio.post(f"{url}/api/chat", data=BODY, headers=HEADERS,
-                                timeout=timeout) as response:  # fmt: skip
+            async with aio.post(
+                f"{url}/api/chat", data=BODY, headers=HEADERS, timeout=timeout
+            ) as response:
                 response.raise_for_status()
                 await response.read()
 
@@ -61,10 +66,12 @@ async def compare(url: str, requests: int, rounds: int) -> dict[str, dict[str, f
             for name, call in calls.items():
                 results[name] += await timed(call, requests // rounds)
     return {
-        name: {"p50_ms": round(statistics.median(s), 3),
-               "p99_ms": round(sorted(s)[int(0.99 * len(s))], 3)}
+        name: {
+            "p50_ms": round(statistics.median(s), 3),
+            "p99_ms": round(sorted(s)[int(0.99 * len(s))], 3),
+        }
         for name, s in results.items()
-    }  # fmt: skip
+    }
 
 
 def main() -> None:
@@ -75,8 +82,9 @@ def main() -> None:
     port = free_port()
     ollama = subprocess.Popen(
         [sys.executable, "-m", "tests.support.fake_ollama", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_until(lambda: port_open(port), what="fake ollama")
         report = uvloop.run(compare(f"http://127.0.0.1:{port}", args.requests, args.rounds))

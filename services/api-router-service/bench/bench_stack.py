@@ -25,24 +25,34 @@ class BenchStack:
 
 @contextmanager
 def bench_stack() -> Iterator[BenchStack]:
-    workdir = Path(tempfile.mkdtemp(prefix="api-router-bench-"))
-    redis = RedisServer(workdir / "redis").start()
-    broker = TansuBroker().start()
     ollama_port = free_port()
     ollama = subprocess.Popen(
         [sys.executable, "-m", "tests.support.fake_ollama", str(ollama_port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    stack = Stack(redis, broker, "bench", workdir, f"http://127.0.0.1:{ollama_port}")
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
-        wait_until(lambda: port_open(ollama_port), what="fake ollama")
-        stack.worker("node-a", "--health-interval-s", "5", "--max-concurrency", "4")
-        gateway = stack.gateway_process(health={"refresh_interval_s": 1.0})
-        key = asyncio.run(stack.create_key("bench"))
-        yield BenchStack(gateway.url, stack.ollama_url, key)
+        with servers_stack(f"http://127.0.0.1:{ollama_port}") as stack:
+            wait_until(lambda: port_open(ollama_port), what="fake ollama")
+            stack.worker("node-a", "--health-interval-s", "5", "--max-concurrency", "4")
+            gateway = stack.gateway_process(health={"refresh_interval_s": 1.0})
+            key = asyncio.run(stack.create_key("bench"))
+            yield BenchStack(gateway.url, stack.ollama_url, key)
     finally:
-        stack.stop_all()
         ollama.kill()
         ollama.wait()
+
+
+@contextmanager
+def servers_stack(ollama_url: str = "http://127.0.0.1:9") -> Iterator[Stack]:
+    """A ``Stack`` on its own redis-server and broker; everything stops on exit."""
+    workdir = Path(tempfile.mkdtemp(prefix="api-router-bench-"))
+    redis = RedisServer(workdir / "redis").start()
+    broker = TansuBroker().start()
+    stack = Stack(redis, broker, "bench", workdir, ollama_url)
+    try:
+        yield stack
+    finally:
+        stack.stop_all()
         broker.stop()
         redis.stop()

@@ -21,15 +21,13 @@ import asyncio
 import json
 import signal
 import statistics
-import tempfile
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
-from tests.support.servers import RedisServer, TansuBroker
-from tests.support.stack import Stack, chat
+from tests.support.stack import chat
 
+from bench.bench_stack import servers_stack
 from bench.inference_latency import percentile
 
 
@@ -47,13 +45,20 @@ async def client(url: str, key: str, stop_at: float, out: list[Sample]) -> None:
         while time.monotonic() < stop_at:
             started = time.monotonic()
             response = await http.post("/v1/inference", json=chat())
-            out.append(Sample(started, time.monotonic(), response.status_code,
-                              int(response.headers.get("x-route-attempts", "0")),
-                              response.headers.get("x-route-node", "")))  # fmt: skip
+            out.append(
+                Sample(
+                    started,
+                    time.monotonic(),
+                    response.status_code,
+                    int(response.headers.get("x-route-attempts", "0")),
+                    response.headers.get("x-route-node", ""),
+                )
+            )
 
 
-async def load(url: str, key: str, clients: int, doomed: object, before_s: float,
-               after_s: float) -> tuple[list[Sample], float]:  # fmt: skip
+async def load(
+    url: str, key: str, clients: int, doomed: object, before_s: float, after_s: float
+) -> tuple[list[Sample], float]:
     samples: list[Sample] = []
     stop_at = time.monotonic() + before_s + after_s
     tasks = [asyncio.create_task(client(url, key, stop_at, samples)) for _ in range(clients)]
@@ -70,24 +75,31 @@ def report(samples: list[Sample], killed_at: float, args: argparse.Namespace) ->
     failed_over = [s for s in after if s.attempts > 1]
     latency_ms = [(s.ended - s.started) * 1000 for s in after]
     window = max((s.ended for s in failed_over), default=killed_at) - killed_at
-    print(json.dumps({
-        "clients": args.clients,
-        "accept_timeout_s": args.accept_timeout_s,
-        "requests_before_kill": sum(1 for s in samples if s.ended <= killed_at),
-        # In flight at the kill and not answered by the survivor: stuck on the dead node
-        # (504 at the deadline), or answered by it just before the kill.
-        "in_flight_on_killed_node": {"count": len(held),
-                                     "statuses": sorted({s.status for s in held})},
-        "after_kill": {
-            "requests": len(after),
-            "errors": sum(1 for s in after if s.status != 200),
-            "failed_over": len(failed_over),
-            "p50_ms": round(statistics.median(latency_ms), 1) if latency_ms else None,
-            "p99_ms": round(percentile(latency_ms, 0.99), 1) if latency_ms else None,
-            "max_ms": round(max(latency_ms), 1) if latency_ms else None,
-        },
-        "failover_window_s": round(window, 2),
-    }, indent=2))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "clients": args.clients,
+                "accept_timeout_s": args.accept_timeout_s,
+                "requests_before_kill": sum(1 for s in samples if s.ended <= killed_at),
+                # In flight at the kill and not answered by the survivor: stuck on the dead node
+                # (504 at the deadline), or answered by it just before the kill.
+                "in_flight_on_killed_node": {
+                    "count": len(held),
+                    "statuses": sorted({s.status for s in held}),
+                },
+                "after_kill": {
+                    "requests": len(after),
+                    "errors": sum(1 for s in after if s.status != 200),
+                    "failed_over": len(failed_over),
+                    "p50_ms": round(statistics.median(latency_ms), 1) if latency_ms else None,
+                    "p99_ms": round(percentile(latency_ms, 0.99), 1) if latency_ms else None,
+                    "max_ms": round(max(latency_ms), 1) if latency_ms else None,
+                },
+                "failover_window_s": round(window, 2),
+            },
+            indent=2,
+        )
+    )
 
 
 def main() -> None:
@@ -97,13 +109,19 @@ def main() -> None:
     parser.add_argument("--before-s", type=float, default=3.0)
     parser.add_argument("--after-s", type=float, default=8.0)
     args = parser.parse_args()
-    workdir = Path(tempfile.mkdtemp(prefix="api-router-bench-"))
-    redis = RedisServer(workdir / "redis").start()
-    broker = TansuBroker().start()
-    stack = Stack(redis, broker, "bench", workdir, "http://127.0.0.1:1")
-    mock = ("--backend", "mock", "--models", "llama3.2", "--mock-latency-ms", "20",
-            "--max-concurrency", "8", "--health-interval-s", "1")  # fmt: skip
-    try:
+    mock = (
+        "--backend",
+        "mock",
+        "--models",
+        "llama3.2",
+        "--mock-latency-ms",
+        "20",
+        "--max-concurrency",
+        "8",
+        "--health-interval-s",
+        "1",
+    )
+    with servers_stack() as stack:
         doomed = stack.worker("node-a", *mock)
         stack.worker("node-b", *mock)
         gateway = stack.gateway_process(
@@ -116,15 +134,15 @@ def main() -> None:
             load(gateway.url, key, args.clients, doomed, args.before_s, args.after_s)
         )
         metrics = httpx.get(f"{gateway.url}/metrics", timeout=5).text
-        breakers = [line for line in metrics.splitlines()
-                    if line.startswith(("api_router_routing_breaker_state{",
-                                        "api_router_routing_decisions_total{"))]  # fmt: skip
+        breakers = [
+            line
+            for line in metrics.splitlines()
+            if line.startswith(
+                ("api_router_routing_breaker_state{", "api_router_routing_decisions_total{")
+            )
+        ]
         report(samples, killed_at, args)
         print("\n".join(breakers))
-    finally:
-        stack.stop_all()
-        broker.stop()
-        redis.stop()
 
 
 if __name__ == "__main__":

@@ -45,7 +45,7 @@ def nodes(now: float, rng: random.Random) -> list[NodeHealth]:
             available=True,
             last_seen=now,
             version="bench",
-        )  # fmt: skip
+        )
         for i in range(NODES)
     ]
 
@@ -78,26 +78,33 @@ def main() -> None:
         build.append(time.perf_counter() - started)
     routes = [{"gpu": 3.0, "edge-a": 1.0, "edge-b": 1.0}, {"cloud": 1.0}]
     policies = Policies(models={"*": ModelPolicy(routes=routes)})
-    base = Override(id="o", kind="drain", target="", author="bench", reason="bench",
-                    created_at=now)  # fmt: skip
+    base = Override(id="o", kind="drain", target="", author="bench", reason="bench", created_at=now)
     replace = msgspec.structs.replace
     overrides = OverrideSet.of(
-        [replace(base, id="o1", target="node-004"),
-         replace(base, id="o2", kind="weights", target="llama3.2", weights={"edge-b": 2.0})],
+        [
+            replace(base, id="o1", target="node-004"),
+            replace(base, id="o2", kind="weights", target="llama3.2", weights={"edge-b": 2.0}),
+        ],
         now,
-    )  # fmt: skip
+    )
     pin = [f"node-{i:03d}" for i in range(0, NODES, 5)]
     pinned = OverrideSet.of([replace(base, id="o3", kind="pin", target="llama3.2", nodes=pin)], now)
     current = {"overrides": overrides}
     router = Router(
-        RoutingSettings(), lambda: snapshot, lambda: policies, lambda: current["overrides"],
+        RoutingSettings(),
+        lambda: snapshot,
+        lambda: policies,
+        lambda: current["overrides"],
         random.Random(1),
-    )  # fmt: skip
+    )
     for node_id in ("node-008", "node-016", "node-024"):
         for _ in range(5):
             router.breakers.failure(node_id)
-    results: dict[str, object] = {"nodes": NODES, "decisions": args.decisions,
-                                  "snapshot_build": summary(build)}  # fmt: skip
+    results: dict[str, object] = {
+        "nodes": NODES,
+        "decisions": args.decisions,
+        "snapshot_build": summary(build),
+    }
     for case, session, active in (
         ("plain", None, overrides),
         ("affinity", "session-{i}", overrides),

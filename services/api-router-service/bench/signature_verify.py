@@ -32,7 +32,6 @@ from pathlib import Path
 from tests.support.servers import RedisServer
 from tests.support.signing import SigningKey, sign
 
-from api_router.api.errors import ApiError
 from api_router.auth.authenticator import Authenticator, SignedParts
 from api_router.auth.content_digest import BodyCheck, content_digest
 from api_router.auth.key_store import KeyStore
@@ -42,6 +41,7 @@ from api_router.auth.secret_box import SecretBox
 from api_router.auth.signature_base import RequestView
 from api_router.auth.signature_verifier import SignatureVerifier
 from api_router.config.settings import RedisSettings
+from api_router.errors import ApiError
 from api_router.keyspace import Keyspace
 from api_router.redis_store import Redis, connect
 
@@ -103,8 +103,10 @@ async def measure(redis_url: str, requests: int, warmup: int) -> dict[str, objec
     n = warmup + requests
 
     def signed(k: SigningKey) -> list[dict[str, str]]:
-        return [sign(k, "POST", "/v1/inference", body, headers={"content-type": "application/json"})
-                for _ in range(n)]  # fmt: skip
+        return [
+            sign(k, "POST", "/v1/inference", body, headers={"content-type": "application/json"})
+            for _ in range(n)
+        ]
 
     def verify_calls(
         verifier: SignatureVerifier, k: SigningKey

@@ -24,8 +24,9 @@ from bench.bench_stack import bench_stack
 from bench.inference_latency import summary
 
 
-def first_line(client: httpx.Client, url: str, body: object, headers: dict[str, str],
-               marker: bytes) -> float:  # fmt: skip
+def first_line(
+    client: httpx.Client, url: str, body: object, headers: dict[str, str], marker: bytes
+) -> float:
     """Seconds until a line starting with ``marker`` arrives; then reads the stream out."""
     started = time.perf_counter()
     first = 0.0
@@ -46,10 +47,16 @@ def measure(gateway_url: str, ollama_url: str, key: str, requests: int, warmup: 
     through: list[float] = []
     with httpx.Client(timeout=10) as ollama, httpx.Client(timeout=10) as gateway:
         for i in range(warmup + requests):
-            d = first_line(ollama, f"{ollama_url}/api/chat", {**body, "stream": True}, {},
-                           b'{"model"')  # fmt: skip
-            g = first_line(gateway, f"{gateway_url}/v1/inference", {**body, "stream": True},
-                           {"X-API-Key": key}, b"event: chunk")  # fmt: skip
+            d = first_line(
+                ollama, f"{ollama_url}/api/chat", {**body, "stream": True}, {}, b'{"model"'
+            )
+            g = first_line(
+                gateway,
+                f"{gateway_url}/v1/inference",
+                {**body, "stream": True},
+                {"X-API-Key": key},
+                b"event: chunk",
+            )
             if i >= warmup:
                 direct.append(d)
                 through.append(g)

@@ -28,50 +28,34 @@ from functools import partial
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.routing import Route
 
-from api_router.api.admin import routing as admin_routing
-from api_router.api.admin.keys import (
-    add_signing_secret,
-    create_key,
-    delete_signing_secret,
-    list_keys,
-    revoke_key,
-    show_key,
-)
-from api_router.api.auth_middleware import AuthMiddleware
 from api_router.api.error_responses import render_error
-from api_router.api.errors import ApiError, StoreUnavailable
-from api_router.api.openapi import build_openapi, openapi_document
-from api_router.api.public.audit import audit_request, audit_requests
-from api_router.api.public.inference import inference
-from api_router.api.public.metrics import metrics
-from api_router.api.public.openai_chat import chat_completions, models
-from api_router.api.public.status import healthz, readyz
+from api_router.api.openapi import build_openapi
 from api_router.api.request_context import RequestContextMiddleware
+from api_router.api.routes import routes
 from api_router.auth.authenticator import Authenticator
 from api_router.auth.key_events import KeyEventListener
 from api_router.auth.key_record import AuthMode
 from api_router.auth.key_store import KeyStore
-from api_router.auth.key_store import Scope as KeyScope
 from api_router.auth.last_used import LastUsedRecorder
 from api_router.auth.nonce_ledger import NonceLedger
 from api_router.auth.secret_box import SecretBox
 from api_router.auth.signature_verifier import SignatureVerifier
-from api_router.background import stop_task
 from api_router.config.loader import require_kek, require_pepper
 from api_router.config.settings import Settings
 from api_router.dispatch.dispatcher import Dispatcher
 from api_router.dispatch.failover import Failover
 from api_router.dispatch.reply_reader import ReplyReader
+from api_router.errors import ApiError, StoreUnavailable
 from api_router.keyspace import Keyspace
 from api_router.limiter.admission import Admission
 from api_router.limiter.policy_source import PolicySource
 from api_router.redis_store import Redis, connect
 from api_router.routing.health_registry import HealthRegistry
-from api_router.routing.overrides import OverrideStore
+from api_router.routing.override_store import OverrideStore
 from api_router.routing.router import Router
 from api_router.services import Services
+from api_router.task_cancellation import stop_task
 from api_router.telemetry.request_telemetry import Telemetry
 from api_router.usage.audit_store import AuditStore
 from api_router.usage.exporter import UsageExporter
@@ -104,34 +88,7 @@ def create_app(settings: Settings) -> Starlette:
             log.info("gateway stopping", extra={"instance_id": instance_id})
 
     return Starlette(
-        routes=[
-            Route(
-                "/v1/inference",
-                inference,
-                methods=["POST"],
-                middleware=_auth("inference", billable=True),
-            ),
-            Route(
-                "/v1/chat/completions",
-                chat_completions,
-                methods=["POST"],
-                middleware=_auth("inference", billable=True),
-            ),
-            Route("/v1/models", models, methods=["GET"], middleware=_auth("inference")),
-            Route(
-                "/v1/audit/requests/{request_id}",
-                audit_request,
-                methods=["GET"],
-                middleware=_auth("audit:read", "admin"),
-            ),
-            Route("/v1/audit/requests", audit_requests, methods=["GET"], middleware=_auth("admin")),
-            *_admin_key_routes(),
-            *_admin_routing_routes(),
-            Route("/v1/status/healthz", healthz, methods=["GET"]),
-            Route("/v1/status/readyz", readyz, methods=["GET"]),
-            Route("/metrics", metrics, methods=["GET"]),
-            Route("/openapi.json", openapi_document, methods=["GET"]),
-        ],
+        routes=routes(),
         middleware=[Middleware(RequestContextMiddleware)],
         exception_handlers={
             ApiError: render_error,
@@ -140,49 +97,6 @@ def create_app(settings: Settings) -> Starlette:
         },
         lifespan=lifespan,
     )
-
-
-def _admin_key_routes() -> list[Route]:
-    admin = _auth("admin")
-    base = "/v1/admin/keys"
-    secrets_path = base + "/{key_id}/signing-secrets"
-    return [
-        Route(base, create_key, methods=["POST"], middleware=admin),
-        Route(base, list_keys, methods=["GET"], middleware=admin),
-        Route(base + "/{key_id}", show_key, methods=["GET"], middleware=admin),
-        Route(base + "/{key_id}/revoke", revoke_key, methods=["POST"], middleware=admin),
-        Route(secrets_path, add_signing_secret, methods=["POST"], middleware=admin),
-        Route(
-            secrets_path + "/{secret_id}",
-            delete_signing_secret,
-            methods=["DELETE"],
-            middleware=admin,
-        ),
-    ]
-
-
-def _admin_routing_routes() -> list[Route]:
-    admin = _auth("admin")
-    base = "/v1/admin/routing"
-    return [
-        Route(base, admin_routing.show_routing, methods=["GET"], middleware=admin),
-        Route(f"{base}/models/{{model}}/weights", admin_routing.put_weights, methods=["PUT"],
-              middleware=admin),
-        Route(f"{base}/models/{{model}}/pin", admin_routing.put_pin, methods=["PUT"],
-              middleware=admin),
-        Route(f"{base}/nodes/{{node}}/drain", admin_routing.drain, methods=["POST"],
-              middleware=admin),
-        Route(f"{base}/nodes/{{node}}/undrain", admin_routing.undrain, methods=["POST"],
-              middleware=admin),
-        Route(f"{base}/overrides/{{override_id}}", admin_routing.delete_override,
-              methods=["DELETE"], middleware=admin),
-    ]  # fmt: skip
-
-
-def _auth(*scopes: KeyScope, billable: bool = False) -> list[Middleware]:
-    """Authenticate, then require any one of ``scopes``. Requests to ``billable`` routes
-    leave a usage record and an audit record."""
-    return [Middleware(AuthMiddleware, scopes=scopes, billable=billable)]
 
 
 async def _open_services(
@@ -211,9 +125,11 @@ async def _open_services(
     )
     overrides = OverrideStore(redis, keys, settings.routing.overrides_refresh_s)
     router = Router(
-        settings.routing, lambda: health.snapshot, lambda: policies.policies,
+        settings.routing,
+        lambda: health.snapshot,
+        lambda: policies.policies,
         lambda: overrides.current,
-    )  # fmt: skip
+    )
     telemetry.metrics.observe_breakers(router.breakers.states)
     dispatcher = Dispatcher(
         redis, keys, replies, settings.dispatch, settings.stream, router.stream_ended

@@ -7,19 +7,13 @@ Exit code 2 means the configuration or the arguments are invalid.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import os
-import signal
+import importlib.metadata
 import sys
 from collections.abc import Callable, Sequence
-from functools import partial
-from typing import Any
 
-import msgspec
-
-from api_router.client.request_command import add_request_command
-from api_router.config.loader import ConfigError, load_settings, require_kek, require_pepper
-from api_router.key_commands import add_key_commands
+from api_router.auth.key_record import SCOPES
+from api_router.commands import config, dev, keys, request, routing, serve, worker
+from api_router.config.loader import ConfigError
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -38,145 +32,115 @@ def main(argv: Sequence[str]) -> int:
         return 2
 
 
-def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="api-router", description=__doc__)
+    version = importlib.metadata.version("api-router-service")
+    parser.add_argument("--version", action="version", version=f"api-router {version}")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    from api_router.api.edge_protocol import edge_protocol
-    from api_router.app import create_app
-    from api_router.config.policies import load_policies
-    from api_router.telemetry.logs import configure_logging
+    serve_parser = commands.add_parser("serve", help="run the gateway")
+    serve_parser.add_argument("--config", help="router YAML file (env API_ROUTER__* overrides it)")
+    serve_parser.add_argument("--host")
+    serve_parser.add_argument("--port", type=int)
+    serve_parser.set_defaults(handler=serve.run)
 
-    settings = load_settings(args.config)
-    server = settings.server
-    if args.host or args.port:
-        server = msgspec.structs.replace(
-            server, host=args.host or server.host, port=args.port or server.port
-        )
-        settings = msgspec.structs.replace(settings, server=server)
-    require_pepper(settings)
-    require_kek(settings)
-    if settings.limits.policies_file is not None:
-        load_policies(settings.limits.policies_file)  # refuse to start on an invalid file
-    configure_logging(settings.telemetry.log_level, settings.telemetry.service_name)
-    config = uvicorn.Config(
-        partial(create_app, settings),
-        factory=True,
-        host=server.host,
-        port=server.port,
-        loop="uvloop",
-        http=edge_protocol(server),  # httptools, with deadlines and limits on request heads
-        lifespan="on",
-        log_config=None,
-        access_log=False,
-        server_header=False,
-        timeout_graceful_shutdown=int(server.graceful_shutdown_s),
+    _worker_parser(commands)
+
+    dev_parser = commands.add_parser("dev", help="run the whole local stack")
+    dev_parser.add_argument("--config", help="router YAML file for the gateway")
+    dev_parser.add_argument("--port", type=int, help="gateway port (env API_ROUTER_PORT, 8080)")
+    dev_parser.add_argument("--redis-port", type=int, help="env API_ROUTER_REDIS_PORT, 6380")
+    dev_parser.add_argument("--broker-port", type=int, help="env API_ROUTER_BROKER_PORT, 9092")
+    dev_parser.add_argument("--run-dir", default=".run", help="state, logs and dev.env (.run)")
+    dev_parser.set_defaults(handler=dev.run)
+
+    _keys_parser(commands)
+    _request_parser(commands)
+    _routing_parser(commands)
+
+    config_parser = commands.add_parser("config", help="configuration").add_subparsers(
+        required=True, metavar="ACTION"
     )
-    # uvicorn handles SIGINT/SIGTERM: stop accepting, drain in-flight requests, run the
-    # lifespan's shutdown (background tasks, then clients), exit.
-    uvicorn.Server(config).run()
-    return 0
-
-
-def _worker(args: argparse.Namespace) -> int:
-    import uvloop
-
-    from api_router.backends import BackendSpec, build_backend
-    from api_router.keyspace import Keyspace
-    from api_router.redis_store import connect
-    from api_router.telemetry.logs import configure_logging
-    from api_router.telemetry.tracing import build_tracer_provider
-    from api_router.worker.agent import WorkerAgent, WorkerSettings
-
-    settings = load_settings(args.config)
-    redis_settings = settings.redis
-    if args.redis_url:
-        redis_settings = msgspec.structs.replace(redis_settings, url=args.redis_url)
-    service_name = f"{settings.telemetry.service_name}-worker"
-    configure_logging(settings.telemetry.log_level, service_name)
-    spec = BackendSpec(
-        url=args.backend_url,
-        models=[m for m in args.models.split(",") if m],
-        mock_latency_s=args.mock_latency_ms / 1000,
-        mock_tokens_per_second=args.mock_tokens_per_second,
+    check = config_parser.add_parser(
+        "check",
+        help="validate a router YAML file and its policies file (exit 2 if invalid); the "
+        "secrets may be absent (serve requires them)",
     )
-    worker_settings = WorkerSettings(
-        node_id=args.node_id,
-        pool=args.pool,
-        max_concurrency=args.max_concurrency,
-        health_interval_s=args.health_interval_s,
-        reclaim_idle_s=args.reclaim_idle_s,
-        drain_grace_s=args.drain_grace_s,
-        backend_timeout_s=args.backend_timeout_s,
+    check.add_argument("file", nargs="?", help="router YAML file")
+    check.add_argument("--policies", help="policies YAML file (default: limits.policies_file)")
+    check.set_defaults(handler=config.check)
+    return parser
+
+
+def _worker_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser("worker", help="run the worker of one inference node")
+    parser.add_argument("--node-id", required=True)
+    parser.add_argument("--pool", required=True)
+    parser.add_argument("--backend", choices=["ollama", "openai", "mock"], required=True)
+    parser.add_argument("--backend-url")
+    parser.add_argument("--redis-url", help="default: redis.url of --config / environment")
+    parser.add_argument("--config", help="router YAML file, for redis and telemetry settings")
+    parser.add_argument("--max-concurrency", type=int, default=2)
+    parser.add_argument("--models", default="mock", help="mock backend: comma-separated models")
+    parser.add_argument("--mock-latency-ms", type=float, default=0.0)
+    parser.add_argument("--mock-tokens-per-second", type=float, default=0.0)
+    parser.add_argument("--health-interval-s", type=float, default=5.0)
+    parser.add_argument("--reclaim-idle-s", type=float, default=15.0)
+    parser.add_argument("--drain-grace-s", type=float, default=30.0)
+    parser.add_argument("--backend-timeout-s", type=float, default=300.0)
+    parser.set_defaults(handler=worker.run)
+
+
+def _keys_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    actions = commands.add_parser("keys", help="manage API keys").add_subparsers(
+        required=True, metavar="ACTION"
     )
-
-    async def serve() -> None:
-        backend = build_backend(args.backend, spec)
-        redis = connect(redis_settings)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-        tracing = build_tracer_provider(settings.telemetry, service_name)
-        keys = Keyspace(redis_settings.key_prefix)
-        try:
-            agent = WorkerAgent(worker_settings, redis, keys, backend, tracing.get_tracer(__name__))
-            await agent.run(stop)
-        finally:
-            # The agent has drained and left the registry by now; close the clients.
-            await backend.aclose()
-            await redis.aclose()
-            tracing.shutdown()
-
-    try:
-        uvloop.run(serve())
-    except ValueError as exc:  # a backend that needs --backend-url without one
-        print(f"api-router worker: {exc}", file=sys.stderr)
-        return 2
-    return 0
-
-
-def _dev(args: argparse.Namespace) -> int:
-    from api_router.dev_stack import DevStack, StackPorts
-
-    ports = StackPorts.resolve(args.port, args.redis_port, args.broker_port, os.environ)
-    return DevStack(ports, args.config, args.run_dir, os.environ.get("OLLAMA_URL")).run()
+    create = actions.add_parser("create", help="create a key and print its secrets once")
+    create.add_argument("--tenant", required=True)
+    create.add_argument("--scope", action="append", choices=SCOPES)
+    create.add_argument("--name", default="")
+    create.add_argument(
+        "--auth", choices=["signature_or_key", "signature_required"], default="signature_or_key"
+    )
+    create.add_argument("--expires-in-days", type=float)
+    create.set_defaults(handler=keys.create)
+    listing = actions.add_parser("list", help="a tenant's keys (never secrets)")
+    listing.add_argument("--tenant", required=True)
+    listing.set_defaults(handler=keys.list_keys)
+    show = actions.add_parser("show", help="one key (never secrets)")
+    show.add_argument("key_id")
+    show.set_defaults(handler=keys.show)
+    revoke = actions.add_parser("revoke", help="revoke a key on every replica within 1 s")
+    revoke.add_argument("key_id")
+    revoke.set_defaults(handler=keys.revoke)
+    rotate = actions.add_parser(
+        "rotate", help="add a signing secret (printed once), or --retire an old one"
+    )
+    rotate.add_argument("key_id")
+    rotate.add_argument("--retire", metavar="SECRET_ID", help="delete this signing secret")
+    rotate.set_defaults(handler=keys.rotate)
+    for parser in (create, listing, show, revoke, rotate):
+        parser.add_argument("--config")
+        parser.add_argument("--json", action="store_true", help="print JSON")
 
 
-def _routing(args: argparse.Namespace) -> int:
-    from api_router.routing.override_commands import run_routing_command
-
-    return asyncio.run(run_routing_command(args))
-
-
-def _config_check(args: argparse.Namespace) -> int:
-    from api_router.config.policies import load_policies
-
-    if args.file is None and args.policies is None:
-        print("api-router config check: name a router file, --policies FILE, or both",
-              file=sys.stderr)  # fmt: skip
-        return 2
-    policies_file = args.policies
-    if args.file is not None:
-        settings = load_settings(args.file)
-        require_pepper(settings)
-        require_kek(settings)
-        policies_file = policies_file or settings.limits.policies_file
-        print(f"{args.file}: valid")
-    if policies_file is not None:
-        try:
-            load_policies(policies_file)
-        except ConfigError as exc:
-            print(f"api-router: invalid policies in {policies_file}: {exc}", file=sys.stderr)
-            return 2
-        print(f"{policies_file}: valid")
-    return 0
+def _request_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser("request", help="send one (signed) request to the gateway")
+    parser.add_argument("method")
+    parser.add_argument("path", help="e.g. /v1/inference or /v1/models")
+    parser.add_argument("--sign", action="store_true", help="sign it (RFC 9421, hmac-sha256)")
+    parser.add_argument("--data", help="the JSON body, or @file to read it from a file")
+    parser.add_argument("--url", help="gateway base URL (env API_ROUTER_URL)")
+    parser.add_argument("--key-id", help="env API_ROUTER_KEY_ID (with --sign)")
+    parser.add_argument("--signing-secret", help="env API_ROUTER_SIGNING_SECRET (with --sign)")
+    parser.set_defaults(handler=request.send)
 
 
-def _routing_parser(commands: Any) -> None:
-    routing = commands.add_parser("routing", help="routing overrides").add_subparsers(
+def _routing_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    actions = commands.add_parser("routing", help="routing overrides").add_subparsers(
         required=True, metavar="ACTION", dest="action"
     )
-    actions = {
+    helps = {
         "show": "print the routing in force (JSON)",
         "weights": "set pool weights of a model: MODEL POOL=WEIGHT...",
         "drain": "take no new jobs on a node",
@@ -184,8 +148,8 @@ def _routing_parser(commands: Any) -> None:
         "pin": "restrict a model to nodes: MODEL NODE...",
         "unpin": "remove a model's pin",
     }
-    for action, help_text in actions.items():
-        parser = routing.add_parser(action, help=help_text)
+    for action, help_text in helps.items():
+        parser = actions.add_parser(action, help=help_text)
         parser.add_argument("--config", help="router YAML file (redis, policies file)")
         if action in ("weights", "pin", "unpin"):
             parser.add_argument("model")
@@ -198,55 +162,4 @@ def _routing_parser(commands: Any) -> None:
         if action in ("weights", "drain", "pin"):
             parser.add_argument("--reason", required=True)
             parser.add_argument("--ttl-s", type=float, help="expire by itself after this long")
-        parser.set_defaults(handler=_routing)
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="api-router", description=__doc__)
-    commands = parser.add_subparsers(required=True, metavar="COMMAND")
-
-    serve = commands.add_parser("serve", help="run the gateway")
-    serve.add_argument("--config", help="router YAML file (env API_ROUTER__* overrides it)")
-    serve.add_argument("--host")
-    serve.add_argument("--port", type=int)
-    serve.set_defaults(handler=_serve)
-
-    worker = commands.add_parser("worker", help="run the worker of one inference node")
-    worker.add_argument("--node-id", required=True)
-    worker.add_argument("--pool", required=True)
-    worker.add_argument("--backend", choices=["ollama", "openai", "mock"], required=True)
-    worker.add_argument("--backend-url")
-    worker.add_argument("--redis-url", help="default: redis.url of --config / environment")
-    worker.add_argument("--config", help="router YAML file, for redis and telemetry settings")
-    worker.add_argument("--max-concurrency", type=int, default=2)
-    worker.add_argument("--models", default="mock", help="mock backend: comma-separated models")
-    worker.add_argument("--mock-latency-ms", type=float, default=0.0)
-    worker.add_argument("--mock-tokens-per-second", type=float, default=0.0)
-    worker.add_argument("--health-interval-s", type=float, default=5.0)
-    worker.add_argument("--reclaim-idle-s", type=float, default=15.0)
-    worker.add_argument("--drain-grace-s", type=float, default=30.0)
-    worker.add_argument("--backend-timeout-s", type=float, default=300.0)
-    worker.set_defaults(handler=_worker)
-
-    dev = commands.add_parser("dev", help="run the whole local stack")
-    dev.add_argument("--config", help="router YAML file for the gateway")
-    dev.add_argument("--port", type=int, help="gateway port (env API_ROUTER_PORT, 8080)")
-    dev.add_argument("--redis-port", type=int, help="env API_ROUTER_REDIS_PORT, 6380")
-    dev.add_argument("--broker-port", type=int, help="env API_ROUTER_BROKER_PORT, 9092")
-    dev.add_argument("--run-dir", default=".run", help="state, logs and dev.env (.run)")
-    dev.set_defaults(handler=_dev)
-
-    add_key_commands(commands)
-    add_request_command(commands)
-    _routing_parser(commands)
-
-    config = commands.add_parser("config", help="configuration").add_subparsers(
-        required=True, metavar="ACTION"
-    )
-    check = config.add_parser(
-        "check", help="validate a router YAML file and its policies file (exit 2 if invalid)"
-    )
-    check.add_argument("file", nargs="?", help="router YAML file")
-    check.add_argument("--policies", help="policies YAML file (default: limits.policies_file)")
-    check.set_defaults(handler=_config_check)
-    return parser
+        parser.set_defaults(handler=routing.run)

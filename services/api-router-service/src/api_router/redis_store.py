@@ -1,6 +1,6 @@
 """The one adapter to Redis: builds clients and translates redis-py errors into ours.
 
-Everything outside this module catches :class:`~api_router.api.errors.StoreUnavailable`,
+Everything outside this module catches :class:`~api_router.errors.StoreUnavailable`,
 never ``redis.exceptions``.
 """
 
@@ -15,8 +15,8 @@ from redis import exceptions as redis_errors
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from api_router.api.errors import StoreUnavailable
 from api_router.config.settings import RedisSettings
+from api_router.errors import StoreUnavailable
 
 Redis = aioredis.Redis
 

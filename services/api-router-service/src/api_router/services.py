@@ -18,7 +18,7 @@ from api_router.limiter.admission import Admission
 from api_router.limiter.policy_source import PolicySource
 from api_router.redis_store import Redis
 from api_router.routing.health_registry import HealthRegistry
-from api_router.routing.overrides import OverrideStore
+from api_router.routing.override_store import OverrideStore
 from api_router.routing.router import Router
 from api_router.telemetry.request_telemetry import Telemetry
 from api_router.usage.audit_store import AuditStore

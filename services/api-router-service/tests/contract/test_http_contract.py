@@ -8,8 +8,8 @@ import pytest
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate as validate_openapi
 
-from api_router.contracts import CONTRACT_NAMES, load_contract
-from api_router.contracts.http import HTTP_CONTRACTS, http_contract
+from api_router.api.contract_registry import CONTRACTS, contract_schema
+from api_router.contracts import contract_names, load_contract
 from tests.support.fake_ollama import FakeOllama
 from tests.support.sse import parse_sse
 from tests.support.stack import Stack, chat
@@ -21,14 +21,14 @@ def validator(name: str) -> Draft202012Validator:
     return Draft202012Validator(schema)
 
 
-@pytest.mark.parametrize("name", sorted(HTTP_CONTRACTS))
+@pytest.mark.parametrize("name", sorted(CONTRACTS))
 def test_contract_files_are_what_the_code_decodes_and_encodes(name: str) -> None:
-    assert load_contract(name) == http_contract(name), (
-        f"contracts/{name}.schema.json is stale: run `python -m api_router.contracts`"
+    assert load_contract(name) == contract_schema(name), (
+        f"contracts/{name}.schema.json is stale: run `python -m api_router.api.contract_registry`"
     )
 
 
-@pytest.mark.parametrize("name", CONTRACT_NAMES)
+@pytest.mark.parametrize("name", contract_names())
 def test_every_contract_is_a_valid_2020_12_schema(name: str) -> None:
     Draft202012Validator.check_schema(load_contract(name))
 
@@ -84,7 +84,7 @@ async def test_the_openapi_document_is_valid_and_uses_the_contract_schemas(stack
     validate_openapi(document)
     assert document["openapi"] == "3.1.0"
     components = document["components"]["schemas"]
-    for name, struct in HTTP_CONTRACTS.items():
+    for name, struct in CONTRACTS.items():
         contract = load_contract(name)
         title = struct.__name__
         assert components[title] == _with_component_refs(contract["$defs"][title]), name
@@ -92,8 +92,18 @@ async def test_the_openapi_document_is_valid_and_uses_the_contract_schemas(stack
     assert operation["requestBody"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/InferenceRequest"
     }
-    assert set(operation["responses"]) >= {"200", "400", "401", "403", "404", "413", "415",
-                                           "502", "503", "504"}  # fmt: skip
+    assert set(operation["responses"]) >= {
+        "200",
+        "400",
+        "401",
+        "403",
+        "404",
+        "413",
+        "415",
+        "502",
+        "503",
+        "504",
+    }
 
 
 def _with_component_refs(schema: Any) -> Any:

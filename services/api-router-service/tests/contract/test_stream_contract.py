@@ -16,8 +16,12 @@ from tests.support.stack import Stack, chat, node_health
 
 JOB = load_contract("stream.job")
 EVENT = load_contract("stream.event")
-EVENT_DATA = {"accepted": "AcceptedData", "chunk": "ChunkData", "done": "DoneData",
-              "error": "ErrorData"}  # fmt: skip
+EVENT_DATA = {
+    "accepted": "AcceptedData",
+    "chunk": "ChunkData",
+    "done": "DoneData",
+    "error": "ErrorData",
+}
 
 
 def decoded(fields: dict[bytes, bytes]) -> dict[str, str]:
@@ -66,12 +70,19 @@ def test_worker_events_follow_stream_event(stack: Stack, fake_ollama: FakeOllama
         for attempt, deadline_offset in ((1, 30.0), (2, -1.0)):  # a done, then an expired
             client.xadd(
                 stack.keys.job_stream("node-a"),
-                {"v": "1", "id": f"req_{attempt:032x}", "attempt": str(attempt),
-                 "reply_to": reply_to,
-                 "deadline_ms": str(int((time.time() + deadline_offset) * 1000)),
-                 "model": "llama3.2", "stream": "0", "tenant": "acme", "traceparent": "",
-                 "payload": json.dumps({"messages": [{"role": "user", "content": "hi"}]})},
-            )  # fmt: skip
+                {
+                    "v": "1",
+                    "id": f"req_{attempt:032x}",
+                    "attempt": str(attempt),
+                    "reply_to": reply_to,
+                    "deadline_ms": str(int((time.time() + deadline_offset) * 1000)),
+                    "model": "llama3.2",
+                    "stream": "0",
+                    "tenant": "acme",
+                    "traceparent": "",
+                    "payload": json.dumps({"messages": [{"role": "user", "content": "hi"}]}),
+                },
+            )
 
     def answered() -> list[dict[str, Any]]:
         with stack.redis.client() as client:
@@ -101,11 +112,19 @@ def test_the_events_of_a_streamed_job_follow_stream_event(
         client.xadd(reply_to, {"type": "open"})
         client.xadd(
             stack.keys.job_stream("node-a"),
-            {"v": "1", "id": "req_" + "ef" * 16, "attempt": "1", "reply_to": reply_to,
-             "deadline_ms": str(int((time.time() + 30) * 1000)), "model": "llama3.2",
-             "stream": "1", "tenant": "acme", "traceparent": "",
-             "payload": json.dumps({"messages": [{"role": "user", "content": "a b c"}]})},
-        )  # fmt: skip
+            {
+                "v": "1",
+                "id": "req_" + "ef" * 16,
+                "attempt": "1",
+                "reply_to": reply_to,
+                "deadline_ms": str(int((time.time() + 30) * 1000)),
+                "model": "llama3.2",
+                "stream": "1",
+                "tenant": "acme",
+                "traceparent": "",
+                "payload": json.dumps({"messages": [{"role": "user", "content": "a b c"}]}),
+            },
+        )
 
     def answered() -> list[dict[str, str]]:
         with stack.redis.client() as client:

@@ -122,8 +122,11 @@ async def _get_calls(gw: Gateway) -> int:
 
 
 async def test_denials_are_audited_with_their_limit_and_usage_is_priced(stack: Stack) -> None:
-    plan = {"requests_per_second": 0.001, "burst": 2,
-            "budget": {"per_month": 1_000_000, "unit": "cost"}}  # fmt: skip
+    plan = {
+        "requests_per_second": 0.001,
+        "burst": 2,
+        "budget": {"per_month": 1_000_000, "unit": "cost"},
+    }
     policies = {
         "plans": {"p": plan},
         "tenants": {"acme": {"plan": "p"}},
@@ -148,8 +151,10 @@ async def test_denials_are_audited_with_their_limit_and_usage_is_priced(stack: S
     assert denied_record["error_code"] == "rate_limited"
     [decision] = denied_record["limit_decisions"]
     assert (decision["outcome"], decision["limit"], decision["limit_value"]) == (
-        "rate_limited", "tenant.requests", 2
-    )  # fmt: skip
+        "rate_limited",
+        "tenant.requests",
+        2,
+    )
     assert decision["retry_after_s"] > 0
     expected = (2.0 * ok_record["prompt_tokens"] + 4.0 * ok_record["completion_tokens"]) / 1000
     assert ok_record["cost"] == pytest.approx(expected) and expected > 0
@@ -166,7 +171,7 @@ async def test_admin_actions_are_kept_newest_first(stack: Stack) -> None:
                     action="keys.revoke",
                     target=target,
                     details={"reason": "test"},
-                )  # fmt: skip
+                )
             )
         for _ in range(100):
             actions = await gw.services.audit.admin_actions()
@@ -174,6 +179,7 @@ async def test_admin_actions_are_kept_newest_first(stack: Stack) -> None:
                 break
             await asyncio.sleep(0.01)
     assert [(a.actor, a.action, a.target) for a in actions] == [
-        ("kadmin", "keys.revoke", "k2"), ("kadmin", "keys.revoke", "k1")
-    ]  # fmt: skip
+        ("kadmin", "keys.revoke", "k2"),
+        ("kadmin", "keys.revoke", "k1"),
+    ]
     assert actions[0].details == {"reason": "test"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import importlib.metadata
 import json
 import os
 from pathlib import Path
@@ -47,12 +48,43 @@ def test_config_check_names_the_path_and_exits_2(
     assert "health.max_ram_percent: expected `float` <= 100" in capsys.readouterr().err
 
 
-def test_config_check_without_a_pepper_exits_2(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+def test_config_check_needs_no_secrets(
+    pepper_only: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.delenv("API_ROUTER__AUTH__PEPPER", raising=False)
+    monkeypatch.delenv("API_ROUTER__AUTH__PEPPER")
+    monkeypatch.delenv("API_ROUTER__AUTH__KEK")
+    assert main(["config", "check", str(SAMPLE)]) == 0
+    assert capsys.readouterr().out == f"{SAMPLE}: valid\n"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "refusal"),
+    [
+        ("API_ROUTER__AUTH__PEPPER", "short", "auth.pepper: expected `str` of length >= 32"),
+        ("API_ROUTER__AUTH__KEK", "c2hvcnQ=", "auth.kek: decodes to 5 bytes, not 32"),
+    ],
+)
+def test_config_check_refuses_a_secret_that_is_present_but_invalid(
+    pepper_only: None,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    name: str,
+    value: str,
+    refusal: str,
+) -> None:
+    monkeypatch.setenv(name, value)
     assert main(["config", "check", str(SAMPLE)]) == 2
-    assert "API_ROUTER__AUTH__PEPPER" in capsys.readouterr().err
+    assert refusal in capsys.readouterr().err
+
+
+def test_version_is_the_package_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0
+    assert (
+        capsys.readouterr().out
+        == f"api-router {importlib.metadata.version('api-router-service')}\n"
+    )
 
 
 POLICIES_SAMPLE = SAMPLE.parent / "policies.sample.yaml"
@@ -85,9 +117,20 @@ async def test_keys_create_prints_a_working_key_once(
 ) -> None:
     stack = env
     code = await _in_thread(
-        ["keys", "create", "--tenant", "acme", "--scope", "inference", "--scope",
-         "audit:read", "--name", "ci", "--json"]
-    )  # fmt: skip
+        [
+            "keys",
+            "create",
+            "--tenant",
+            "acme",
+            "--scope",
+            "inference",
+            "--scope",
+            "audit:read",
+            "--name",
+            "ci",
+            "--json",
+        ]
+    )
     assert code == 0
     created = json.loads(capsys.readouterr().out)
     assert created["tenant"] == "acme"
@@ -127,9 +170,11 @@ async def _in_thread(argv: list[str]) -> int:
 
 
 async def test_keys_lifecycle_from_the_command_line(
-    env: Stack, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    env: Stack,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
-) -> None:  # fmt: skip
+) -> None:
     stack = env
     assert await _in_thread(["keys", "create", "--tenant", "acme", "--json"]) == 0
     created = json.loads(capsys.readouterr().out)
@@ -204,9 +249,10 @@ def test_routing_commands_change_and_show_the_overrides(
     assert {n["node_id"]: n["drained"] for n in view["nodes"]} == {"pi-1": True, "pi-2": False}
     assert view["models"]["m"] == {"tiers": [{"edge": 2.0}], "pinned": ["pi-1", "pi-2"]}
     assert {(o["kind"], o["author"]) for o in view["overrides"]} == {
-        ("drain", f"cli:{getpass.getuser()}"), ("pin", f"cli:{getpass.getuser()}"),
+        ("drain", f"cli:{getpass.getuser()}"),
+        ("pin", f"cli:{getpass.getuser()}"),
         ("weights", f"cli:{getpass.getuser()}"),
-    }  # fmt: skip
+    }
     assert main(["routing", "undrain", "pi-1"]) == 0
     assert main(["routing", "unpin", "m"]) == 0
     assert main(["routing", "unpin", "m"]) == 1
@@ -216,5 +262,10 @@ def test_routing_commands_change_and_show_the_overrides(
     with env.redis.client() as client:
         entries = client.xrange(env.keys.audit_admin)
     actions = [json.loads(fields[b"action"])["action"] for _, fields in entries]
-    assert actions == ["routing.drain", "routing.pin", "routing.weights", "routing.undrain",
-                       "routing.unpin"]  # fmt: skip
+    assert actions == [
+        "routing.drain",
+        "routing.pin",
+        "routing.weights",
+        "routing.undrain",
+        "routing.unpin",
+    ]

@@ -19,14 +19,23 @@ from tests.support.fake_ollama import FakeOllama
 from tests.support.servers import free_port, port_open, wait_until
 from tests.support.usage_topic import read_usage
 
-REQUIRED = ("API_ROUTER_URL", "API_ROUTER_KEY", "API_ROUTER_ADMIN_KEY", "API_ROUTER__REDIS__URL",
-            "API_ROUTER__KAFKA__BOOTSTRAP_SERVERS", "API_ROUTER__KAFKA__USAGE_TOPIC")  # fmt: skip
+REQUIRED = (
+    "API_ROUTER_URL",
+    "API_ROUTER_KEY",
+    "API_ROUTER_ADMIN_KEY",
+    "API_ROUTER__REDIS__URL",
+    "API_ROUTER__KAFKA__BOOTSTRAP_SERVERS",
+    "API_ROUTER__KAFKA__USAGE_TOPIC",
+)
 
 
 class DevRun:
     def __init__(self, run_dir: Path, *extra: str, ollama_url: str | None = None) -> None:
-        self.ports = {"--port": free_port(), "--redis-port": free_port(),
-                      "--broker-port": free_port()}  # fmt: skip
+        self.ports = {
+            "--port": free_port(),
+            "--redis-port": free_port(),
+            "--broker-port": free_port(),
+        }
         argv = [sys.executable, "-m", "api_router", "dev", "--run-dir", str(run_dir), *extra]
         for flag, port in self.ports.items():
             argv += [flag, str(port)]
@@ -134,11 +143,24 @@ def test_a_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
         taken.listen()
         port = taken.getsockname()[1]
         result = subprocess.run(
-            [sys.executable, "-m", "api_router", "dev", "--run-dir", str(tmp_path / ".run"),
-             "--port", str(port), "--redis-port", str(free_port()),
-             "--broker-port", str(free_port())],
-            capture_output=True, text=True, timeout=30,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "api_router",
+                "dev",
+                "--run-dir",
+                str(tmp_path / ".run"),
+                "--port",
+                str(port),
+                "--redis-port",
+                str(free_port()),
+                "--broker-port",
+                str(free_port()),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
     assert result.returncode == 1
     assert f"port {port} for the gateway is in use" in result.stderr
     assert "--port" in result.stderr

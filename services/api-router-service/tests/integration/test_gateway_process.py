@@ -169,10 +169,19 @@ async def test_health_and_readiness_report_each_component(stack: Stack) -> None:
     assert ready.status_code == 200
     assert ready.json()["status"] == "ready"
     assert set(ready.json()["components"]) == {
-        "redis", "config", "workers", "health_registry", "reply_reader", "audit_writer",
-        "usage_exporter", "usage_export", "policies_reload", "key_events", "key_last_used",
+        "redis",
+        "config",
+        "workers",
+        "health_registry",
+        "reply_reader",
+        "audit_writer",
+        "usage_exporter",
+        "usage_export",
+        "policies_reload",
+        "key_events",
+        "key_last_used",
         "routing_overrides",
-    }  # fmt: skip
+    }
     assert alive.status_code == 200 and alive.json()["status"] == "ok"
 
 
@@ -220,6 +229,15 @@ async def test_operational_endpoints_need_no_key(stack: Stack, path: str) -> Non
     async with stack.gateway() as gw:
         response = await gw.client.get(path)
     assert response.status_code == 200
+    if path == "/metrics":
+        assert response.headers["content-type"].startswith("text/plain")
+        assert "# TYPE api_router_usage_spool_depth gauge" in response.text
+    elif path == "/openapi.json":
+        document = response.json()
+        assert (document["openapi"], document["info"]["title"]) == ("3.1.0", "api-router")
+        assert "/v1/inference" in document["paths"]
+    else:
+        assert response.json()["status"] == "ok"
 
 
 def test_a_gateway_with_an_invalid_config_refuses_to_start(stack: Stack) -> None:

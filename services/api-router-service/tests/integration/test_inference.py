@@ -53,6 +53,10 @@ async def test_x_api_key_header_authenticates(stack: Stack) -> None:
         await gw.wait_for_model("llama3.2")
         response = await gw.client.post("/v1/inference", json=chat(), headers={"X-API-Key": key})
     assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["model"], body["node_id"]) == ("llama3.2", "node-a")
+    expected = fake_reply([{"role": "user", "content": "hello there"}])
+    assert body["message"] == {"role": "assistant", "content": expected}
 
 
 async def test_the_node_with_the_model_loaded_is_preferred(stack: Stack) -> None:

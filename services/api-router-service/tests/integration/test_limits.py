@@ -46,9 +46,11 @@ async def test_200_requests_at_once_against_burst_10_get_10_answers(
     async with stack.gateway(limits=_limits(policies)) as gw:
         await gw.wait_for_model("m")
         responses = await asyncio.gather(
-            *(gw.client.post("/v1/inference", json=chat("m"), headers={"X-API-Key": key})
-              for _ in range(200))
-        )  # fmt: skip
+            *(
+                gw.client.post("/v1/inference", json=chat("m"), headers={"X-API-Key": key})
+                for _ in range(200)
+            )
+        )
         metrics = (await gw.client.get("/metrics")).text
     statuses = [r.status_code for r in responses]
     assert statuses.count(200) == 10, [r.text for r in responses if r.status_code != 429][:3]
@@ -90,10 +92,17 @@ async def test_decisions_are_on_the_request_context_for_the_audit_record(
     assert admitted.principal is not None
     [decision] = denied.limit_decisions
     assert msgspec.to_builtins(decision) == {
-        "outcome": "rate_limited", "limit": "tenant.requests", "scope": "tenant", "plan": "p",
-        "tenant": "acme", "key_id": admitted.principal.key_id, "model": "m",
-        "limit_value": 1, "observed": 0, "retry_after_s": decision.retry_after_s,
-    }  # fmt: skip
+        "outcome": "rate_limited",
+        "limit": "tenant.requests",
+        "scope": "tenant",
+        "plan": "p",
+        "tenant": "acme",
+        "key_id": admitted.principal.key_id,
+        "model": "m",
+        "limit_value": 1,
+        "observed": 0,
+        "retry_after_s": decision.retry_after_s,
+    }
     assert decision.retry_after_s is not None and decision.retry_after_s > 900
 
 
@@ -101,9 +110,11 @@ async def test_answers_carry_the_ratelimit_fields_and_settle_actual_usage(
     stack: Stack, tmp_path: Path
 ) -> None:
     plan = one_plan(
-        requests_per_second=1, burst=10, max_concurrent=1,
+        requests_per_second=1,
+        burst=10,
+        max_concurrent=1,
         budget={"per_month": 100_000, "unit": "tokens"},
-    )  # fmt: skip
+    )
     policies = write_policies(tmp_path / "p.yaml", plan)
     stack.worker("node-a", *MOCK)
     key = await stack.create_key("acme")
@@ -112,9 +123,10 @@ async def test_answers_carry_the_ratelimit_fields_and_settle_actual_usage(
         used = 0
         for _ in range(3):  # one at a time: each ends (and frees its lease) before the next
             response = await gw.client.post(
-                "/v1/inference", json=chat("m", options={"max_tokens": 50}),
+                "/v1/inference",
+                json=chat("m", options={"max_tokens": 50}),
                 headers={"X-API-Key": key},
-            )  # fmt: skip
+            )
             assert response.status_code == 200, response.text
             assert response.headers["ratelimit-policy"] == '"tenant.concurrency";q=1'
             assert response.headers["ratelimit"] == '"tenant.concurrency";r=0'
@@ -154,9 +166,11 @@ async def test_a_queued_request_waits_then_succeeds(stack: Stack, tmp_path: Path
     async with stack.gateway(limits=_limits(policies)) as gw:
         await gw.wait_for_model("m")
         responses = await asyncio.gather(
-            *(gw.client.post("/v1/inference", json=chat("m"), headers={"X-API-Key": key})
-              for _ in range(3))
-        )  # fmt: skip
+            *(
+                gw.client.post("/v1/inference", json=chat("m"), headers={"X-API-Key": key})
+                for _ in range(3)
+            )
+        )
         metrics = (await gw.client.get("/metrics")).text
     assert [r.status_code for r in responses] == [200, 200, 200]
     assert _decisions(metrics, "queued", "tenant.requests") == 2
@@ -182,9 +196,12 @@ async def test_several_gateway_processes_share_one_burst(stack: Stack, tmp_path:
     key = await stack.create_key("acme")
     async with httpx.AsyncClient(timeout=30) as client:
         responses = await asyncio.gather(
-            *(client.post(f"{gw.url}/v1/inference", json=chat("m"), headers={"X-API-Key": key})
-              for gw in gateways for _ in range(30))
-        )  # fmt: skip
+            *(
+                client.post(f"{gw.url}/v1/inference", json=chat("m"), headers={"X-API-Key": key})
+                for gw in gateways
+                for _ in range(30)
+            )
+        )
     statuses = [r.status_code for r in responses]
     assert statuses.count(200) == 10
     assert statuses.count(429) == 80

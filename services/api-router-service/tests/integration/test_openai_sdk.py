@@ -58,9 +58,11 @@ async def test_a_streamed_completion_with_usage(served: Served, fake_ollama: Fak
     fake_ollama.chunk_delay_s = 0.01  # word by word, as a model produces them
     async with served.client() as client:
         stream = await client.chat.completions.create(
-            model="llama3.2", messages=PROMPT, stream=True,
+            model="llama3.2",
+            messages=PROMPT,
+            stream=True,
             stream_options={"include_usage": True},
-        )  # fmt: skip
+        )
         chunks = [chunk async for chunk in stream]
     texts = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
     assert "".join(texts) == EXPECTED

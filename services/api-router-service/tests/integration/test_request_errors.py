@@ -108,7 +108,7 @@ async def authed(stack: Stack) -> AsyncIterator[tuple[Gateway, str]]:
             + b"}",
             "$.options",
         ),
-    ],  # fmt: skip
+    ],
 )
 async def test_a_bad_body_is_400_naming_the_field(
     authed: tuple[Gateway, str], content: bytes, path_in_message: str
@@ -127,8 +127,9 @@ async def test_deep_nesting_far_past_the_recursion_limit_is_400_not_500(stack: S
     key = await stack.create_key()
     content = b'{"model": "m", "messages": ' + b"[" * 200_000 + b"]" * 200_000 + b"}"
     async with stack.gateway() as gw:
-        response = await post(gw, key=key, content=content,
-                              headers={"content-type": "application/json"})  # fmt: skip
+        response = await post(
+            gw, key=key, content=content, headers={"content-type": "application/json"}
+        )
     assert response.status_code == 400
     assert error_of(response)["code"] == "invalid_request"
 

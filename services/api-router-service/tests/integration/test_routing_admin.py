@@ -48,10 +48,14 @@ async def test_drain_pin_and_weights_reach_another_gateway_and_expire(stack: Sta
         assert drained.status_code == 201, drained.text
         override = drained.json()
         assert (override["kind"], override["target"], override["author"]) == (
-            "drain", "node-a", admin.split("_")[1],
-        )  # fmt: skip
-        await eventually(lambda: node_of(process_view(other.url, admin), "node-a")["drained"],
-                         what="the drain on the other gateway")  # fmt: skip
+            "drain",
+            "node-a",
+            admin.split("_")[1],
+        )
+        await eventually(
+            lambda: node_of(process_view(other.url, admin), "node-a")["drained"],
+            what="the drain on the other gateway",
+        )
         answers = await ask(other.url, admin)
         assert {a.json()["node_id"] for a in answers} == {"node-b"}
         # Undrain, then pin the model to node-a: the other gateway follows.
@@ -59,8 +63,12 @@ async def test_drain_pin_and_weights_reach_another_gateway_and_expire(stack: Sta
             "/v1/admin/routing/nodes/node-a/undrain", headers=bearer(admin)
         )
         assert undrained.status_code == 200
-        pinned = await put(gw, "/v1/admin/routing/models/llama3.2/pin", admin,
-                           {"nodes": ["node-a"], "reason": "canary", "ttl_s": 1.5})  # fmt: skip
+        pinned = await put(
+            gw,
+            "/v1/admin/routing/models/llama3.2/pin",
+            admin,
+            {"nodes": ["node-a"], "reason": "canary", "ttl_s": 1.5},
+        )
         assert pinned.status_code == 201, pinned.text
         await eventually(
             lambda: process_view(other.url, admin)["models"]["llama3.2"]["pinned"] == ["node-a"],
@@ -98,9 +106,12 @@ async def test_drain_pin_and_weights_reach_another_gateway_and_expire(stack: Sta
         entries = client.xrange(stack.keys.audit_admin)
     actions = [msgspec.json.decode(fields[b"action"], type=AdminAction) for _, fields in entries]
     assert [a.action for a in actions] == [
-        "routing.drain", "routing.undrain", "routing.pin", "routing.weights",
+        "routing.drain",
+        "routing.undrain",
+        "routing.pin",
+        "routing.weights",
         "routing.weights.delete",
-    ]  # fmt: skip
+    ]
     assert all(a.actor == admin.split("_")[1] for a in actions)
 
 
@@ -123,8 +134,9 @@ async def test_invalid_overrides_are_400_with_a_reason(stack: Stack) -> None:
             error = response.json()["error"]
             assert error["code"] == "invalid_request"
             assert reason in error["message"]
-        pin = await put(gw, "/v1/admin/routing/models/llama3.2/pin", admin,
-                        {"nodes": ["ghost"], "reason": "r"})  # fmt: skip
+        pin = await put(
+            gw, "/v1/admin/routing/models/llama3.2/pin", admin, {"nodes": ["ghost"], "reason": "r"}
+        )
         assert pin.status_code == 400 and "unknown node" in pin.json()["error"]["message"]
         drain = await gw.client.post(
             "/v1/admin/routing/nodes/ghost/drain",
@@ -137,6 +149,12 @@ async def test_invalid_overrides_are_400_with_a_reason(stack: Stack) -> None:
         view = (await gw.client.get("/v1/admin/routing", headers=bearer(admin))).json()
     assert view["overrides"] == []
     assert node_of(view, "node-a") | {"models_loaded": None} == {
-        "node_id": "node-a", "pool": "edge", "state": "healthy", "breaker": "closed",
-        "inflight": 0, "max_concurrency": 2, "drained": False, "models_loaded": None,
-    }  # fmt: skip
+        "node_id": "node-a",
+        "pool": "edge",
+        "state": "healthy",
+        "breaker": "closed",
+        "inflight": 0,
+        "max_concurrency": 2,
+        "drained": False,
+        "models_loaded": None,
+    }

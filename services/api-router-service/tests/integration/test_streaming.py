@@ -117,13 +117,23 @@ class AsgiClient:
     def __init__(self, gw: Gateway, key: str, body: dict[str, Any]) -> None:
         content = json.dumps({**body, "stream": True}).encode()
         self.scope: dict[str, Any] = {
-            "type": "http", "asgi": {"version": "3.0", "spec_version": "2.4"},
-            "http_version": "1.1", "method": "POST", "scheme": "http", "path": "/v1/inference",
-            "raw_path": b"/v1/inference", "root_path": "", "query_string": b"",
-            "headers": [(b"content-type", b"application/json"), (b"x-api-key", key.encode()),
-                        (b"content-length", str(len(content)).encode())],
-            "client": ("127.0.0.1", 50000), "server": ("gateway", 80),
-        }  # fmt: skip
+            "type": "http",
+            "asgi": {"version": "3.0", "spec_version": "2.4"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": "/v1/inference",
+            "raw_path": b"/v1/inference",
+            "root_path": "",
+            "query_string": b"",
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"x-api-key", key.encode()),
+                (b"content-length", str(len(content)).encode()),
+            ],
+            "client": ("127.0.0.1", 50000),
+            "server": ("gateway", 80),
+        }
         self._gw = gw
         self._content = content
         self.bodies: list[bytes] = []
@@ -240,9 +250,11 @@ async def test_a_worker_killed_mid_stream_ends_the_stream_with_an_error_event(
     ids=["buffer-full", "write-blocked"],
 )
 async def test_a_client_that_stops_reading_is_cut_off_and_the_job_cancelled(
-    stack: Stack, fake_ollama: FakeOllama, caplog: pytest.LogCaptureFixture,
+    stack: Stack,
+    fake_ollama: FakeOllama,
+    caplog: pytest.LogCaptureFixture,
     limits: dict[str, Any],
-) -> None:  # fmt: skip
+) -> None:
     fake_ollama.stream_chunks = 2000
     fake_ollama.chunk_delay_s = 0.005
     stack.worker("node-a")
@@ -284,8 +296,9 @@ async def test_each_http_backend_streams_with_usage(
 
 
 async def test_the_mock_backend_streams_at_its_token_rate(stack: Stack) -> None:
-    stack.worker("node-m", "--backend", "mock", "--models", "mock",
-                 "--mock-tokens-per-second", "200")  # fmt: skip
+    stack.worker(
+        "node-m", "--backend", "mock", "--models", "mock", "--mock-tokens-per-second", "200"
+    )
     key = await stack.create_key()
     async with stack.gateway() as gw:
         await gw.wait_for_model("mock")

@@ -29,8 +29,10 @@ async def test_each_request_leaves_exactly_one_record_with_its_values(stack: Sta
         anonymous = await gw.client.post("/v1/inference", json=chat(), headers=bearer(stranger))
     assert [a.status_code for a in answers] == [200] * 5
     assert (unknown_model.status_code, refused.status_code, anonymous.status_code) == (
-        404, 401, 401
-    )  # fmt: skip
+        404,
+        401,
+        401,
+    )
 
     records = await read_usage(stack.broker.bootstrap, stack.usage_topic, 8, timeout_s=5)
     assert len(records) == 7, records
@@ -54,22 +56,28 @@ async def test_each_request_leaves_exactly_one_record_with_its_values(stack: Sta
         assert record["timings"]["queue_ms"] == body["timings"]["queue_ms"]
         assert record["timings"]["inference_ms"] == body["timings"]["inference_ms"]
         assert record["routing"] == {
-            "outcome": "dispatched", "attempts": 1, "reason": "sticky",
+            "outcome": "dispatched",
+            "attempts": 1,
+            "reason": "sticky",
             "candidates": ["node-a"],
             "tried": [{"node_id": "node-a", "pool": "edge", "reason": "sticky", "error": None}],
-        }  # fmt: skip
+        }
         assert record["schema_version"] == 1
         assert record["started_at"] <= record["finished_at"]
         assert record["gateway_instance"] == gw.services.instance_id
     missing = by_request[unknown_model.headers["x-request-id"]]
     assert (missing["status"], missing["http_status"], missing["error_code"]) == (
-        "denied", 404, "model_not_found"
-    )  # fmt: skip
+        "denied",
+        404,
+        "model_not_found",
+    )
     assert (missing["node_id"], missing["routing"]["outcome"]) == ("", "not_routed")
     denied = by_request[refused.headers["x-request-id"]]
     assert (denied["status"], denied["error_code"], denied["tenant"]) == (
-        "denied", "key_expired", "acme"
-    )  # fmt: skip
+        "denied",
+        "key_expired",
+        "acme",
+    )
     assert anonymous.headers["x-request-id"] not in by_request
 
 

@@ -20,11 +20,16 @@ from tests.support.stack import Gateway, Stack, chat
 def send_job(stack: Stack, node: str, reply_to: str, *, deadline_ms: int | None = None) -> Job:
     """Put a job on a node's stream directly, as a gateway would, replying to ``reply_to``."""
     job = Job(
-        id="req_" + "ab" * 16, attempt=1, reply_to=reply_to,
-        deadline_ms=deadline_ms or int((time.time() + 30) * 1000), model="llama3.2",
-        stream=False, tenant="acme", traceparent="",
+        id="req_" + "ab" * 16,
+        attempt=1,
+        reply_to=reply_to,
+        deadline_ms=deadline_ms or int((time.time() + 30) * 1000),
+        model="llama3.2",
+        stream=False,
+        tenant="acme",
+        traceparent="",
         payload=JobPayload([ChatMessage("user", "hi")]),
-    )  # fmt: skip
+    )
     with stack.redis.client() as client:
         client.xadd(reply_to, {"type": "open"})  # the gateway's reply stream exists
         client.xadd(stack.keys.job_stream(node), job.to_fields())
@@ -159,9 +164,11 @@ async def test_finished_jobs_are_trimmed_from_the_node_stream(stack: Stack) -> N
     async with stack.gateway() as gw:
         await gw.wait_for_model("llama3.2")
         responses = await asyncio.gather(
-            *(gw.client.post("/v1/inference", json=chat(), headers={"X-API-Key": key})
-              for _ in range(20))
-        )  # fmt: skip
+            *(
+                gw.client.post("/v1/inference", json=chat(), headers={"X-API-Key": key})
+                for _ in range(20)
+            )
+        )
     assert [r.status_code for r in responses] == [200] * 20
     with stack.redis.client() as client:
         stream = stack.keys.job_stream("node-a")
@@ -179,9 +186,14 @@ def test_a_malformed_job_is_answered_malformed_job_and_acknowledged(
         client.xadd(reply_to, {"type": "open"})
         client.xadd(
             stack.keys.job_stream("node-a"),
-            {"v": "1", "id": "req_" + "cd" * 16, "attempt": "1", "reply_to": reply_to,
-             "payload": "{not json"},
-        )  # fmt: skip
+            {
+                "v": "1",
+                "id": "req_" + "cd" * 16,
+                "attempt": "1",
+                "reply_to": reply_to,
+                "payload": "{not json",
+            },
+        )
     wait_until(lambda: len(events(stack, reply_to)) == 1, what="the malformed_job answer")
     (event,) = events(stack, reply_to)
     assert (event.id, event.type) == ("req_" + "cd" * 16, "error")

@@ -115,17 +115,30 @@ class FakeOllama:
         completion = len(content.split())
         return JSONResponse(
             {
-                "id": "chatcmpl-fake", "object": "chat.completion", "created": 0, "model": model,
-                "choices": [{"index": 0, "finish_reason": "stop",
-                             "message": {"role": "assistant", "content": content}}],
-                "usage": {"prompt_tokens": prompt_words, "completion_tokens": completion,
-                          "total_tokens": prompt_words + completion},
+                "id": "chatcmpl-fake",
+                "object": "chat.completion",
+                "created": 0,
+                "model": model,
+                "choices": [
+                    {
+                        "index": 0,
+                        "finish_reason": "stop",
+                        "message": {"role": "assistant", "content": content},
+                    }
+                ],
+                "usage": {
+                    "prompt_tokens": prompt_words,
+                    "completion_tokens": completion,
+                    "total_tokens": prompt_words + completion,
+                },
             }
-        )  # fmt: skip
+        )
 
     async def _openai_models(self, _request: Request) -> Response:
-        models = [{"id": m, "object": "model", "created": 0, "owned_by": "library"}
-                  for m in self.available]  # fmt: skip
+        models = [
+            {"id": m, "object": "model", "created": 0, "owned_by": "library"}
+            for m in self.available
+        ]
         return JSONResponse({"object": "list", "data": models})
 
     async def _receive_chat(self, request: Request) -> tuple[dict[str, Any], Response | None]:

@@ -36,9 +36,19 @@ class OllamaLines:
         return _json({"model": self._model, "message": message, "done": False}) + b"\n"
 
     def end(self, prompt: int, completion: int) -> bytes:
-        return _json({"model": self._model, "message": {"role": "assistant", "content": ""},
-                      "done": True, "done_reason": "stop", "prompt_eval_count": prompt,
-                      "eval_count": completion}) + b"\n"  # fmt: skip
+        return (
+            _json(
+                {
+                    "model": self._model,
+                    "message": {"role": "assistant", "content": ""},
+                    "done": True,
+                    "done_reason": "stop",
+                    "prompt_eval_count": prompt,
+                    "eval_count": completion,
+                }
+            )
+            + b"\n"
+        )
 
     def failure(self) -> bytes:
         return _json({"error": "fake failure mid-stream"}) + b"\n"
@@ -57,8 +67,11 @@ class OpenAIEvents:
     def end(self, prompt: int, completion: int) -> bytes:
         frames = self._chunk([{"index": 0, "delta": {}, "finish_reason": "stop"}])
         if self._include_usage:
-            usage = {"prompt_tokens": prompt, "completion_tokens": completion,
-                     "total_tokens": prompt + completion}  # fmt: skip
+            usage = {
+                "prompt_tokens": prompt,
+                "completion_tokens": completion,
+                "total_tokens": prompt + completion,
+            }
             frames += self._chunk([], usage)
         return frames + b"data: [DONE]\n\n"
 
@@ -66,8 +79,14 @@ class OpenAIEvents:
         return b"data: " + _json({"error": {"message": "fake failure mid-stream"}}) + b"\n\n"
 
     def _chunk(self, choices: list[dict[str, Any]], usage: object = None) -> bytes:
-        chunk = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0,
-                 "model": self._model, "choices": choices, "usage": usage}  # fmt: skip
+        chunk = {
+            "id": "chatcmpl-fake",
+            "object": "chat.completion.chunk",
+            "created": 0,
+            "model": self._model,
+            "choices": choices,
+            "usage": usage,
+        }
         return b"data: " + _json(chunk) + b"\n\n"
 
 
@@ -81,8 +100,13 @@ class FakeStream:
         self._prompt = prompt
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", self._dialect.content_type)]})  # fmt: skip
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", self._dialect.content_type)],
+            }
+        )
         sender = asyncio.create_task(self._send_all(send))
         listener = asyncio.create_task(_disconnected(receive))
         await asyncio.wait({sender, listener}, return_when=asyncio.FIRST_COMPLETED)

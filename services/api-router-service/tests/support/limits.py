@@ -12,9 +12,9 @@ from typing import Any
 
 import yaml
 
-from api_router.api.errors import ApiError
 from api_router.chat import ChatMessage, Usage
 from api_router.config.settings import RedisSettings
+from api_router.errors import ApiError
 from api_router.keyspace import Keyspace
 from api_router.limiter.admission import Admission, AdmissionRequest, Grant
 from api_router.limiter.decision import LimitDecision
@@ -35,9 +35,12 @@ def one_plan(**plan: Any) -> dict[str, Any]:
 
 
 def request(
-    tenant: str = "acme", key_id: str = "key1", model: str = "m", prompt_tokens: int = 0,
+    tenant: str = "acme",
+    key_id: str = "key1",
+    model: str = "m",
+    prompt_tokens: int = 0,
     max_tokens: int | None = 1,
-) -> AdmissionRequest:  # fmt: skip
+) -> AdmissionRequest:
     return AdmissionRequest(f"req_{next(_ids)}", tenant, key_id, model, prompt_tokens, max_tokens)
 
 
@@ -64,9 +67,13 @@ class Limiter:
 
 @asynccontextmanager
 async def limiter(
-    redis_url: str, prefix: str, policies_file: Path, lease_ms: int = 60_000,
-    store_timeout_s: float = 0.25, reload_interval_s: float = 0.05,
-) -> AsyncIterator[Limiter]:  # fmt: skip
+    redis_url: str,
+    prefix: str,
+    policies_file: Path,
+    lease_ms: int = 60_000,
+    store_timeout_s: float = 0.25,
+    reload_interval_s: float = 0.05,
+) -> AsyncIterator[Limiter]:
     settings = RedisSettings(url=redis_url, key_prefix=prefix)
     keys = Keyspace(prefix)
     bounded = connect(settings, bounded_s=store_timeout_s)

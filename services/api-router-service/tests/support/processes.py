@@ -14,24 +14,35 @@ from tests.support.servers import free_port, wait_until
 
 # Short intervals so that tests see health, reclaim and drain within a second or two.
 TEST_WORKER_FLAGS = (
-    "--health-interval-s", "0.3",
-    "--reclaim-idle-s", "1.5",
-    "--drain-grace-s", "10",
-)  # fmt: skip
+    "--health-interval-s",
+    "0.3",
+    "--reclaim-idle-s",
+    "1.5",
+    "--drain-grace-s",
+    "10",
+)
 
 
 class ServiceProcess:
-    def __init__(self, name: str, argv: Sequence[str], env: Mapping[str, str], log_dir: Path):
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        log_dir: Path,
+        cwd: Path | None = None,
+    ) -> None:
         self.name = name
         self.log_path = log_dir / f"{name}.log"
         self._argv = list(argv)
         self._env = dict(env)
+        self._cwd = cwd
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         with self.log_path.open("ab") as log:
             self._process = subprocess.Popen(
-                self._argv, env=self._env, stdout=log, stderr=subprocess.STDOUT
+                self._argv, env=self._env, cwd=self._cwd, stdout=log, stderr=subprocess.STDOUT
             )
 
     @property
@@ -63,8 +74,16 @@ class WorkerProcess(ServiceProcess):
     def __init__(
         self, node_id: str, env: Mapping[str, str], log_dir: Path, args: Sequence[str]
     ) -> None:
-        argv = [sys.executable, "-m", "api_router", "worker", "--node-id", node_id,
-                *TEST_WORKER_FLAGS, *args]  # fmt: skip
+        argv = [
+            sys.executable,
+            "-m",
+            "api_router",
+            "worker",
+            "--node-id",
+            node_id,
+            *TEST_WORKER_FLAGS,
+            *args,
+        ]
         super().__init__(f"worker-{node_id}", argv, env, log_dir)
         self.node_id = node_id
 

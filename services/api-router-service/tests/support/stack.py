@@ -98,9 +98,14 @@ class Stack:
         return env
 
     def worker(
-        self, node_id: str, *args: str, pool: str = "edge", backend_url: str | None = None,
-        wait: bool = True, **sections: dict[str, Any],
-    ) -> WorkerProcess:  # fmt: skip
+        self,
+        node_id: str,
+        *args: str,
+        pool: str = "edge",
+        backend_url: str | None = None,
+        wait: bool = True,
+        **sections: dict[str, Any],
+    ) -> WorkerProcess:
         """A worker process with the ollama backend against the fake Ollama by default."""
         if "--backend" not in args:
             args = ("--backend", "ollama", "--backend-url", backend_url or self.ollama_url, *args)
@@ -183,10 +188,19 @@ class Stack:
 
 def node_health(node_id: str, **overrides: Any) -> NodeHealth:
     values: dict[str, Any] = {
-        "node_id": node_id, "pool": "edge", "models_loaded": [], "models_available": ["m"],
-        "ram_percent": 50.0, "cpu_percent": 10.0, "temp_celsius": 50.0, "inflight": 0,
-        "max_concurrency": 2, "available": True, "last_seen": time.time(), "version": "test",
-    }  # fmt: skip
+        "node_id": node_id,
+        "pool": "edge",
+        "models_loaded": [],
+        "models_available": ["m"],
+        "ram_percent": 50.0,
+        "cpu_percent": 10.0,
+        "temp_celsius": 50.0,
+        "inflight": 0,
+        "max_concurrency": 2,
+        "available": True,
+        "last_seen": time.time(),
+        "version": "test",
+    }
     values.update(overrides)
     return NodeHealth(**values)
 

@@ -20,9 +20,16 @@ def test_keys_are_unique_and_carry_160_secret_bits() -> None:
 
 def test_malformed_keys_do_not_parse() -> None:
     good = api_keys.format_key(api_keys.new_key_id(), api_keys.new_secret())
-    for bad in ["", "ark_", good + "x", good.upper(), good.replace("ark_", "sk_"),
-                "ark_k" + "a" * 12 + "_" + "1" * 32, "ark_k\u00e9" + "a" * 11 + "_" + "a" * 32,
-                "x" * 10_000]:  # fmt: skip
+    for bad in [
+        "",
+        "ark_",
+        good + "x",
+        good.upper(),
+        good.replace("ark_", "sk_"),
+        "ark_k" + "a" * 12 + "_" + "1" * 32,
+        "ark_k\u00e9" + "a" * 11 + "_" + "a" * 32,
+        "x" * 10_000,
+    ]:
         assert api_keys.parse_key(bad) is None, bad
 
 

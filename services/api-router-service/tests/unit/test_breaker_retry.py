@@ -49,8 +49,13 @@ def test_breaker_opens_after_consecutive_failures_and_probes_once_when_half_open
     assert breakers.acquire("n")
     breakers.success("n")
     assert breakers.state("n") == "closed" and breakers.acquire("n") and breakers.acquire("n")
-    assert changes == [("n", "open"), ("n", "half_open"), ("n", "open"), ("n", "half_open"),
-                       ("n", "closed")]  # fmt: skip
+    assert changes == [
+        ("n", "open"),
+        ("n", "half_open"),
+        ("n", "open"),
+        ("n", "half_open"),
+        ("n", "closed"),
+    ]
 
 
 def test_a_released_probe_goes_to_the_next_request() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from api_router.dev_stack import StackPorts
+from api_router.commands.dev import StackPorts
 
 
 def test_defaults() -> None:
@@ -10,8 +10,11 @@ def test_defaults() -> None:
 
 
 def test_environment_variables_move_every_port() -> None:
-    env = {"API_ROUTER_PORT": "9000", "API_ROUTER_REDIS_PORT": "6390",
-           "API_ROUTER_BROKER_PORT": "9093"}  # fmt: skip
+    env = {
+        "API_ROUTER_PORT": "9000",
+        "API_ROUTER_REDIS_PORT": "6390",
+        "API_ROUTER_BROKER_PORT": "9093",
+    }
     assert StackPorts.resolve(None, None, None, env) == StackPorts(9000, 6390, 9093)
 
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from api_router.api.errors import ApiError
 from api_router.config.settings import HealthSettings
+from api_router.errors import ApiError
 from api_router.routing.breaker import Breakers
 from api_router.routing.engine import RoutePlan, RoutingEngine
 from api_router.routing.node_health import NodeHealth
@@ -22,8 +22,12 @@ NONE = OverrideSet()
 
 
 def node(node_id: str, pool: str = "edge", loaded: bool = True, **fields: Any) -> NodeHealth:
-    values: dict[str, Any] = {"last_seen": NOW - 1, "pool": pool,
-                              "models_loaded": ["m"] if loaded else [], **fields}  # fmt: skip
+    values: dict[str, Any] = {
+        "last_seen": NOW - 1,
+        "pool": pool,
+        "models_loaded": ["m"] if loaded else [],
+        **fields,
+    }
     return node_health(node_id, **values)
 
 
@@ -106,8 +110,11 @@ def test_resident_nodes_first_then_least_loaded_then_most_free_memory() -> None:
     assert firsts["warm-free"] > 2.5 * firsts["warm-busy"]
     for seed in range(20):
         assert ids(plan(snap, seed=seed))[2:] == ["cold-lo", "cold-hi"]
-    chosen = plan(snapshot(node("c1", loaded=False, ram_percent=50.0),
-                           node("c2", loaded=False, ram_percent=30.0)))  # fmt: skip
+    chosen = plan(
+        snapshot(
+            node("c1", loaded=False, ram_percent=50.0), node("c2", loaded=False, ram_percent=30.0)
+        )
+    )
     assert ids(chosen) == ["c2", "c1"]
     assert chosen.reason == "least_loaded"
 
@@ -134,8 +141,9 @@ def test_affinity_keeps_a_session_on_one_node_while_it_stays_eligible() -> None:
 def test_drained_pinned_and_open_breaker_nodes_are_skipped() -> None:
     snap = snapshot(node("a"), node("b"), node("c"))
     drain = Override(id="o1", kind="drain", target="a", author="k", reason="r", created_at=NOW)
-    pin = Override(id="o2", kind="pin", target="m", nodes=["a", "b"], author="k", reason="r",
-                   created_at=NOW)  # fmt: skip
+    pin = Override(
+        id="o2", kind="pin", target="m", nodes=["a", "b"], author="k", reason="r", created_at=NOW
+    )
     overrides = OverrideSet.of([drain, pin], NOW)
     assert ids(plan(snap, overrides=overrides)) == ["b"]
     open_b = breakers()
@@ -148,8 +156,16 @@ def test_drained_pinned_and_open_breaker_nodes_are_skipped() -> None:
 
 def test_weight_overrides_replace_policy_weights_and_expire() -> None:
     snap = snapshot(node("a", "p1"), node("b", "p2"))
-    weights = Override(id="o1", kind="weights", target="m", weights={"p1": 0.0, "p2": 1.0},
-                       author="k", reason="r", created_at=NOW, expires_at=NOW + 10)  # fmt: skip
+    weights = Override(
+        id="o1",
+        kind="weights",
+        target="m",
+        weights={"p1": 0.0, "p2": 1.0},
+        author="k",
+        reason="r",
+        created_at=NOW,
+        expires_at=NOW + 10,
+    )
     live = OverrideSet.of([weights], NOW)
     for seed in range(50):
         assert ids(plan(snap, [{"p1": 9.0, "p2": 1.0}], overrides=live, seed=seed))[0] == "b"

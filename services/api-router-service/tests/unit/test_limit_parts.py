@@ -53,10 +53,17 @@ def test_prompt_estimate_is_a_quarter_of_the_characters_plus_framing() -> None:
 
 def _decision(**values: object) -> LimitDecision:
     base: dict[str, object] = {
-        "outcome": "rate_limited", "limit": "tenant.requests", "scope": "tenant", "plan": "p",
-        "tenant": "acme", "key_id": "k", "model": "m", "limit_value": 10, "observed": 0.0,
+        "outcome": "rate_limited",
+        "limit": "tenant.requests",
+        "scope": "tenant",
+        "plan": "p",
+        "tenant": "acme",
+        "key_id": "k",
+        "model": "m",
+        "limit_value": 10,
+        "observed": 0.0,
         "retry_after_s": 3,
-    }  # fmt: skip
+    }
     base.update(values)
     return LimitDecision(**base)  # type: ignore[arg-type]
 
@@ -76,7 +83,7 @@ def test_a_denial_says_which_limit_and_when_to_retry() -> None:
             observed=2.4,
             retry_after_s=None,
         ),
-        {},  # fmt: skip
+        {},
     )
     assert (budget.status, budget.headers) == (402, {})
     assert budget.message == "monthly budget exhausted: tenant.budget (limit 2.5, observed 2.4)"

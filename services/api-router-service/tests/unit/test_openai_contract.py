@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from api_router.api.errors import ApiError
 from api_router.api.public.openai_contract import decode_chat_request, finish_reason
 from api_router.chat import ChatMessage, ChatOptions
+from api_router.errors import ApiError
 
 
 def body(**fields: Any) -> bytes:
@@ -56,11 +56,20 @@ def test_developer_messages_and_text_parts_become_plain_messages() -> None:
 
 
 @pytest.mark.parametrize(
-    "ignored", [{"user": "u-1"}, {"store": False}, {"metadata": {"k": "v"}},
-                {"service_tier": "auto"}, {"parallel_tool_calls": False}, {"n": 1},
-                {"frequency_penalty": 0}, {"presence_penalty": 0.0}, {"logprobs": False},
-                {"response_format": {"type": "text"}}],
-)  # fmt: skip
+    "ignored",
+    [
+        {"user": "u-1"},
+        {"store": False},
+        {"metadata": {"k": "v"}},
+        {"service_tier": "auto"},
+        {"parallel_tool_calls": False},
+        {"n": 1},
+        {"frequency_penalty": 0},
+        {"presence_penalty": 0.0},
+        {"logprobs": False},
+        {"response_format": {"type": "text"}},
+    ],
+)
 def test_parameters_that_cannot_change_the_answer_are_accepted(ignored: dict[str, Any]) -> None:
     assert decode_chat_request(body(**ignored)).model == "m"
 
@@ -77,14 +86,20 @@ def test_parameters_that_cannot_change_the_answer_are_accepted(ignored: dict[str
         ({"presence_penalty": -1}, "presence_penalty"),
         ({"logprobs": True}, "logprobs"),
         ({"response_format": {"type": "json_object"}}, "response_format"),
-        ({"stream": True, "stream_options": {"include_obfuscation": True}},
-         "stream_options.include_obfuscation"),
-        ({"messages": [{"role": "assistant", "content": "x", "tool_calls": []}]},
-         "messages[0].tool_calls"),
-        ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {}}]}]},
-         "messages[0].content[0].type"),
+        (
+            {"stream": True, "stream_options": {"include_obfuscation": True}},
+            "stream_options.include_obfuscation",
+        ),
+        (
+            {"messages": [{"role": "assistant", "content": "x", "tool_calls": []}]},
+            "messages[0].tool_calls",
+        ),
+        (
+            {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {}}]}]},
+            "messages[0].content[0].type",
+        ),
     ],
-)  # fmt: skip
+)
 def test_unsupported_parameters_are_refused_by_name(fields: dict[str, Any], param: str) -> None:
     error = refusal(body(**fields))
     assert (error.code, error.param, error.status) == ("unsupported_parameter", param, 400)

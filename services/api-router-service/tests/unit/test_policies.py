@@ -27,10 +27,14 @@ def test_the_sample_is_valid_and_resolves() -> None:
     limits = resolve(policies, Keyspace("x"), "acme", "k7d3f9a2b1c4e", "llama3.2")
     assert limits.plan_name == "pro"
     assert [c.limit for c in limits.checks] == [
-        "tenant.requests", "tenant.tokens", "tenant.concurrency",
-        "key.requests", "key.concurrency",
-        "model.tokens", "model.concurrency",
-    ]  # fmt: skip
+        "tenant.requests",
+        "tenant.tokens",
+        "tenant.concurrency",
+        "key.requests",
+        "key.concurrency",
+        "model.tokens",
+        "model.concurrency",
+    ]
     assert limits.checks[0].key == "x:limit:{acme}:tenant:requests"
     assert limits.checks[3].key == "x:limit:{acme}:key:k7d3f9a2b1c4e:requests"
     assert limits.checks[5].key == "x:limit:{acme}:model:llama3.2:tokens"
@@ -67,7 +71,7 @@ def test_the_sample_is_valid_and_resolves() -> None:
             },
             "tenants.a.keys.k.requests_per_second",
             "6.0 widens the plan's 5.0; keys only narrow",
-        ),  # fmt: skip
+        ),
     ],
 )
 def test_invalid_policies_name_the_path(
@@ -87,8 +91,13 @@ def test_an_unlisted_tenant_gets_the_default_plan_or_none(tmp_path: Path) -> Non
 
 
 def test_a_key_entry_never_widens_even_unchecked(tmp_path: Path) -> None:
-    policies = load(tmp_path, {"plans": {"p": {"requests_per_second": 2, "burst": 4}},
-                               "tenants": {"a": {"plan": "p", "keys": {"k": {}}}}})  # fmt: skip
+    policies = load(
+        tmp_path,
+        {
+            "plans": {"p": {"requests_per_second": 2, "burst": 4}},
+            "tenants": {"a": {"plan": "p", "keys": {"k": {}}}},
+        },
+    )
     wide = {"requests_per_second": 50.0, "burst": 100, "max_concurrent": 9}
     key_limits = type(policies.tenants["a"].keys["k"])(**wide)
     tenants = {"a": type(policies.tenants["a"])(plan="p", keys={"k": key_limits})}
@@ -101,11 +110,14 @@ def test_a_key_entry_never_widens_even_unchecked(tmp_path: Path) -> None:
 
 
 def test_cost_units_round_up_to_millionths(tmp_path: Path) -> None:
-    policies = load(tmp_path, {
-        "plans": {"p": {"budget": {"per_month": 2.5, "unit": "cost"}}},
-        "tenants": {"a": {"plan": "p"}},
-        "models": {"m": {"prompt_price_per_1k": 0.0005, "completion_price_per_1k": 0.0015}},
-    })  # fmt: skip
+    policies = load(
+        tmp_path,
+        {
+            "plans": {"p": {"budget": {"per_month": 2.5, "unit": "cost"}}},
+            "tenants": {"a": {"plan": "p"}},
+            "models": {"m": {"prompt_price_per_1k": 0.0005, "completion_price_per_1k": 0.0015}},
+        },
+    )
     limits = resolve(policies, Keyspace(), "a", "k", "m")
     assert limits.budget_limit_units() == 2_500_000
     assert limits.budget_units(1, 0) == 1  # 0.0000005 is charged as one millionth

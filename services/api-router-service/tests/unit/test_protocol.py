@@ -38,8 +38,18 @@ def test_a_job_round_trips() -> None:
 
 
 def test_job_fields_are_the_protocol_v1_set() -> None:
-    assert set(JOB.to_fields()) == {"v", "id", "attempt", "reply_to", "deadline_ms", "model",
-                                    "stream", "tenant", "traceparent", "payload"}  # fmt: skip
+    assert set(JOB.to_fields()) == {
+        "v",
+        "id",
+        "attempt",
+        "reply_to",
+        "deadline_ms",
+        "model",
+        "stream",
+        "tenant",
+        "traceparent",
+        "payload",
+    }
     assert JOB.to_fields()["v"] == "1"
 
 

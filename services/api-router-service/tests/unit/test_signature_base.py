@@ -8,7 +8,6 @@ import hmac
 
 import pytest
 
-from api_router.api.errors import ApiError
 from api_router.auth.content_digest import BodyCheck, content_digest
 from api_router.auth.signature_base import ComponentError, RequestView, signature_base
 from api_router.auth.signature_input import (
@@ -17,6 +16,7 @@ from api_router.auth.signature_input import (
     parse_general,
     parse_signatures,
 )
+from api_router.errors import ApiError
 
 # RFC 9421 appendix B.2.5: hmac-sha256 over "date", "@authority" and "content-type".
 RFC_KEY = base64.b64decode(
@@ -27,9 +27,13 @@ RFC_INPUT = (
 )
 RFC_SIGNATURE = "sig-b25=:pxcQw6G3AjtMBQjwo8XzkZf/bws5LelbaMk5rGIGtE8=:"
 RFC_REQUEST = RequestView(
-    "POST", "https", "example.com", "/foo", "param=Value&Pet=dog",
+    "POST",
+    "https",
+    "example.com",
+    "/foo",
+    "param=Value&Pet=dog",
     {"date": "Tue, 20 Apr 2021 02:07:55 GMT", "content-type": "application/json"},
-)  # fmt: skip
+)
 
 
 def test_the_rfc_9421_hmac_example_verifies() -> None:
@@ -61,8 +65,14 @@ def test_candidates_carry_their_parameters() -> None:
         "a=:AAAA:",
     )
     assert (c.label, c.components, c.created, c.expires, c.keyid, c.nonce, c.alg) == (
-        "a", ("@method", "@path"), 5, 9, "k1", "n", "hmac-sha256"
-    )  # fmt: skip
+        "a",
+        ("@method", "@path"),
+        5,
+        9,
+        "k1",
+        "n",
+        "hmac-sha256",
+    )
     assert c.signature == b"\x00\x00\x00"
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from api_router.api.errors import ApiError
 from api_router.config.settings import HealthSettings
+from api_router.errors import ApiError
 from api_router.routing.snapshot import RoutingSnapshot, node_state, rank
 from tests.support.stack import node_health
 

@@ -6,7 +6,6 @@ import time
 
 import pytest
 
-from api_router.api.errors import ApiError
 from api_router.chat import ChatMessage, Completion, Usage
 from api_router.config.settings import StreamSettings
 from api_router.dispatch.protocol import (
@@ -22,13 +21,20 @@ from api_router.dispatch.protocol import (
 )
 from api_router.dispatch.reply_reader import ReplyWaiter
 from api_router.dispatch.streamed_job import StreamedJob
+from api_router.errors import ApiError
 from tests.support.stack import node_health
 
 JOB = Job(
-    id="req_1", attempt=1, reply_to="r", deadline_ms=int((time.time() + 3600) * 1000),
-    model="m", stream=True, tenant="t", traceparent="",
+    id="req_1",
+    attempt=1,
+    reply_to="r",
+    deadline_ms=int((time.time() + 3600) * 1000),
+    model="m",
+    stream=True,
+    tenant="t",
+    traceparent="",
     payload=JobPayload([ChatMessage("user", "hi")]),
-)  # fmt: skip
+)
 COMPLETION = Completion(ChatMessage("assistant", "ab"), "stop", Usage(1, 2))
 
 
@@ -58,9 +64,11 @@ def text(data: str, tokens: int = 1) -> ChunkData:
 
 async def test_text_then_the_completion_in_order_and_tokens_counted() -> None:
     job, released = streamed_job(
-        chunk(JOB, "n1", 1, text("a")), chunk(JOB, "n1", 2, ChunkData("")),  # a keepalive
-        chunk(JOB, "n1", 3, text("b", 2)), done(JOB, "n1", 4, COMPLETION),
-    )  # fmt: skip
+        chunk(JOB, "n1", 1, text("a")),
+        chunk(JOB, "n1", 2, ChunkData("")),  # a keepalive
+        chunk(JOB, "n1", 3, text("b", 2)),
+        done(JOB, "n1", 4, COMPLETION),
+    )
     assert await job.next(1.0) == ["a", "b", COMPLETION]
     assert job.finished and job.tokens == 3
     outcomes: list[tuple[str, str]] = []
@@ -89,8 +97,11 @@ async def test_a_gap_in_seq_is_an_error_not_a_silently_shorter_answer() -> None:
 async def test_an_error_ends_the_stream_whatever_its_seq() -> None:
     # A worker stopped mid-stream answers shutting_down with seq 1.
     error = ErrorData("shutting_down", "the worker stopped", retryable=True)
-    job, _ = streamed_job(chunk(JOB, "n1", 1, text("a")), chunk(JOB, "n1", 2, text("b")),
-                          failed(JOB.id, 1, "n1", 1, error))  # fmt: skip
+    job, _ = streamed_job(
+        chunk(JOB, "n1", 1, text("a")),
+        chunk(JOB, "n1", 2, text("b")),
+        failed(JOB.id, 1, "n1", 1, error),
+    )
     assert await job.next(1.0) == ["a", "b"]
     with pytest.raises(ApiError, match="shutting_down"):
         await job.next(1.0)
@@ -110,8 +121,9 @@ async def test_a_job_started_over_after_text_went_out_is_not_retried() -> None:
 async def test_a_job_started_over_before_any_text_carries_on() -> None:
     job, _ = streamed_job(
         chunk(JOB, "n1", 1, ChunkData("")),  # a keepalive from the first worker
-        accepted(JOB, "n1", "other"), chunk(JOB, "n1", 1, text("a")),
-    )  # fmt: skip
+        accepted(JOB, "n1", "other"),
+        chunk(JOB, "n1", 1, text("a")),
+    )
     assert await job.next(1.0) == ["a"]
 
 

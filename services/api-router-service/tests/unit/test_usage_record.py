@@ -17,9 +17,17 @@ from api_router.usage.record import (
 
 @pytest.mark.parametrize(
     ("http_status", "status"),
-    [(200, "ok"), (401, "denied"), (402, "denied"), (429, "denied"), (400, "denied"),
-     (502, "upstream_error"), (503, "upstream_error"), (504, "timeout")],
-)  # fmt: skip
+    [
+        (200, "ok"),
+        (401, "denied"),
+        (402, "denied"),
+        (429, "denied"),
+        (400, "denied"),
+        (502, "upstream_error"),
+        (503, "upstream_error"),
+        (504, "timeout"),
+    ],
+)
 def test_status_follows_the_http_status(http_status: int, status: str) -> None:
     assert status_of(http_status) == status
 
@@ -31,10 +39,19 @@ class Decision(msgspec.Struct):
 
 def test_records_carry_the_facts_and_split_the_timings() -> None:
     facts = UsageFacts(
-        tenant="acme", key_id="kabc", auth_method="api_key", model="m", node_id="n1",
-        pool="edge", prompt_tokens=3, completion_tokens=5, queue_ms=1.5, inference_ms=10.0,
-        route_tried=[RouteAttempt("n1", "edge", "sticky")], status="cancelled",
-    )  # fmt: skip
+        tenant="acme",
+        key_id="kabc",
+        auth_method="api_key",
+        model="m",
+        node_id="n1",
+        pool="edge",
+        prompt_tokens=3,
+        completion_tokens=5,
+        queue_ms=1.5,
+        inference_ms=10.0,
+        route_tried=[RouteAttempt("n1", "edge", "sticky")],
+        status="cancelled",
+    )
     audit = build_records(
         facts,
         request_id="req_" + "ab" * 16,

@@ -9,10 +9,10 @@ from typing import TypeVar
 import msgspec
 from starlette.requests import ClientDisconnect, Request
 
-from api_router.api.errors import ApiError
 from api_router.api.invalid_utf8 import invalid_utf8_error
 from api_router.api.request_context import CONTEXT_KEY
 from api_router.config.settings import ServerSettings
+from api_router.errors import ApiError
 
 T = TypeVar("T")
 

@@ -33,9 +33,10 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from api_router.api.errors import ApiError, error_body
+from api_router.api.error_responses import error_body
 from api_router.api.request_context import new_request_id
 from api_router.config.settings import ServerSettings
+from api_router.errors import ApiError
 
 log = logging.getLogger(__name__)
 

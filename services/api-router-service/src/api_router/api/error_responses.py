@@ -1,13 +1,42 @@
-"""The one place errors become HTTP responses (registered as Starlette exception handlers)."""
+"""The one place errors become HTTP responses: the catalog (``api_router.errors``) rendered
+as the one JSON error shape, registered as Starlette's exception handlers."""
 
 from __future__ import annotations
 
+import msgspec
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from api_router.api.errors import ApiError, error_body, error_for_status
 from api_router.api.public.openai_contract import OPENAI_PATHS, openai_error_body
+from api_router.errors import CATALOG, ApiError
+
+
+class ErrorBody(msgspec.Struct, frozen=True):
+    type: str
+    code: str
+    message: str
+    request_id: str | None
+
+
+class ErrorResponse(msgspec.Struct, frozen=True):
+    error: ErrorBody
+
+
+def error_body(error: ApiError, request_id: str | None) -> bytes:
+    kind = CATALOG[error.code]
+    return msgspec.json.encode(
+        ErrorResponse(ErrorBody(kind.type, error.code, error.message, request_id))
+    )
+
+
+def error_for_status(status: int) -> ApiError:
+    """The catalog error for a bare HTTP status raised by the framework (404, 405...)."""
+    if status == 404:
+        return ApiError("not_found", "no such route")
+    if status == 405:
+        return ApiError("method_not_allowed", "method not allowed on this route")
+    return ApiError("invalid_request", f"request rejected with status {status}")
 
 
 async def render_error(request: Request, exc: Exception) -> Response:

@@ -12,7 +12,7 @@ import secrets
 
 import msgspec
 
-from api_router.api.errors import ApiError
+from api_router.errors import ApiError
 
 
 def invalid_utf8_error(body: bytes) -> ApiError:

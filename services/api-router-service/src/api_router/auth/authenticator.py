@@ -13,7 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from api_router.api.errors import ApiError
 from api_router.auth import api_keys
 from api_router.auth.content_digest import BodyCheck
 from api_router.auth.key_record import AuthMode, KeyRecord, KeyRefused
@@ -21,6 +20,7 @@ from api_router.auth.key_store import KeyStore, Scope
 from api_router.auth.last_used import LastUsedRecorder
 from api_router.auth.signature_base import RequestView
 from api_router.auth.signature_verifier import SignatureVerifier
+from api_router.errors import ApiError
 
 __all__ = ["Authenticator", "KeyRefused", "Principal", "SignedParts", "require_scope"]
 

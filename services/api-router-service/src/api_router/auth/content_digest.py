@@ -15,7 +15,7 @@ import re
 from http_sfv.dictionary import Dictionary
 from http_sfv.item import Item
 
-from api_router.api.errors import ApiError
+from api_router.errors import ApiError
 
 _MAX_HEADER = 1024
 _CANONICAL = re.compile(r"sha-256=:([A-Za-z0-9+/]{43}=):")

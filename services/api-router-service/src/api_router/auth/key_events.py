@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from api_router.api.errors import StoreUnavailable
 from api_router.auth.key_store import KeyStore
+from api_router.errors import StoreUnavailable
 from api_router.redis_store import Redis, store_errors
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from api_router.api.errors import ApiError
+from api_router.errors import ApiError
 
 Scope = Literal["inference", "audit:read", "admin"]
 SCOPES: tuple[Scope, ...] = ("inference", "audit:read", "admin")

@@ -14,7 +14,6 @@ from typing import Any
 
 import msgspec
 
-from api_router.api.errors import ApiError
 from api_router.auth import api_keys
 from api_router.auth.key_record import (
     MAX_SIGNING_SECRETS,
@@ -30,6 +29,7 @@ from api_router.auth.key_record import (
     bound_to,
 )
 from api_router.auth.secret_box import SealedSecretError, SecretBox
+from api_router.errors import ApiError
 from api_router.keyspace import Keyspace
 from api_router.redis_store import Redis, lua_script, store_errors
 

@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from api_router.api.errors import StoreUnavailable
+from api_router.errors import StoreUnavailable
 from api_router.keyspace import Keyspace
 from api_router.redis_store import Redis, store_errors
 

@@ -17,7 +17,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
-from api_router.api.errors import ApiError
 from api_router.auth import api_keys
 from api_router.auth.content_digest import BodyCheck
 from api_router.auth.key_record import MAX_SIGNING_SECRETS, KeyEntry, KeyRefused
@@ -25,6 +24,7 @@ from api_router.auth.key_store import KeyStore
 from api_router.auth.nonce_ledger import NonceLedger
 from api_router.auth.signature_base import ComponentError, RequestView, signature_base
 from api_router.auth.signature_input import Candidate, SignatureHeaderError, parse_signatures
+from api_router.errors import ApiError
 
 ALGORITHM: Final = "hmac-sha256"
 NONCE_LENGTH: Final = (16, 128)

@@ -51,10 +51,11 @@ class JsonHttpClient:
         finished = False
         try:
             async with session.post(
-                self._base_url + path, data=msgspec.json.encode(body),
+                self._base_url + path,
+                data=msgspec.json.encode(body),
                 headers={"content-type": "application/json"},
                 timeout=aiohttp.ClientTimeout(total=timeout_s),
-            ) as response:  # fmt: skip
+            ) as response:
                 if response.status >= 400:
                     await response.read()
                     self._check(response.status, model)
@@ -84,9 +85,12 @@ class JsonHttpClient:
         headers = {"content-type": "application/json"} if body is not None else None
         try:
             async with session.request(
-                method, self._base_url + path, data=body, headers=headers,
+                method,
+                self._base_url + path,
+                data=body,
+                headers=headers,
                 timeout=aiohttp.ClientTimeout(total=timeout_s),
-            ) as response:  # fmt: skip
+            ) as response:
                 content = await response.read()
         except TimeoutError:
             raise self._error("backend_timeout", "did not answer in time", True) from None

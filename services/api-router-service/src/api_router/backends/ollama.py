@@ -60,8 +60,12 @@ class OllamaBackend:
         options: ChatOptions,
         timeout_s: float,
     ) -> Completion:
-        body = {"model": model, "messages": messages, "stream": False,
-                "options": ollama_options(options)}  # fmt: skip
+        body = {
+            "model": model,
+            "messages": messages,
+            "stream": False,
+            "options": ollama_options(options),
+        }
         reply = await self._http.post("/api/chat", body, _chat_reply, timeout_s, model)
         return Completion(
             message=ChatMessage("assistant", reply.message.content),
@@ -76,8 +80,12 @@ class OllamaBackend:
         options: ChatOptions,
         timeout_s: float,
     ) -> AsyncIterator[str | Completion]:
-        body = {"model": model, "messages": messages, "stream": True,
-                "options": ollama_options(options)}  # fmt: skip
+        body = {
+            "model": model,
+            "messages": messages,
+            "stream": True,
+            "options": ollama_options(options),
+        }
         parts: list[str] = []
         async for raw in self._http.post_streaming("/api/chat", body, timeout_s, model):
             line = self._http.decode(_stream_line, raw)

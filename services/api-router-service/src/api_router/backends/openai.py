@@ -117,8 +117,9 @@ class OpenAIBackend:
                     parts.append(choice.delta.content)
                     yield choice.delta.content
         else:
-            raise BackendError("backend_error", "openai backend ended the stream early",
-                               retryable=False)  # fmt: skip
+            raise BackendError(
+                "backend_error", "openai backend ended the stream early", retryable=False
+            )
         # Servers that ignore stream_options send no usage: count the pieces instead.
         usage = usage or _Usage(0, len(parts))
         yield Completion(

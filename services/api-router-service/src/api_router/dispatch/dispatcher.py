@@ -16,12 +16,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from api_router.api.errors import ApiError, StoreUnavailable
 from api_router.chat import Completion
 from api_router.config.settings import DispatchSettings, StreamSettings
 from api_router.dispatch.protocol import Event, Job, ProtocolError
 from api_router.dispatch.reply_reader import ReplyReader, ReplyWaiter
 from api_router.dispatch.streamed_job import DispatchObserver, Outcome, StreamedJob
+from api_router.errors import ApiError, StoreUnavailable
 from api_router.keyspace import WORKER_GROUP, Keyspace
 from api_router.redis_store import Redis, lua_script, store_errors
 from api_router.routing.node_health import NodeHealth
@@ -141,9 +141,11 @@ class Dispatcher:
         if event.type != "accepted":  # the worker writes `accepted` before anything else
             self._cancel(job)
             raise JobNotAccepted(
-                "upstream_error", f"node {node.node_id} did not accept the job first",
-                retryable=False, node_fault=True,
-            )  # fmt: skip
+                "upstream_error",
+                f"node {node.node_id} did not accept the job first",
+                retryable=False,
+                node_fault=True,
+            )
         return time.perf_counter()
 
     def _release(self, job: Job, cancel: bool) -> None:
@@ -162,9 +164,11 @@ class Dispatcher:
             raise NodeFull(node.node_id)
         # The node's stream (or its group) is gone: the node is not receiving.
         raise JobNotAccepted(
-            "upstream_error", f"node {node.node_id} has no job stream",
-            retryable=True, node_fault=True,
-        )  # fmt: skip
+            "upstream_error",
+            f"node {node.node_id} has no job stream",
+            retryable=True,
+            node_fault=True,
+        )
 
     async def _await_answer(
         self, job: Job, node: NodeHealth, waiter: ReplyWaiter, submitted_at: float
@@ -185,9 +189,11 @@ class Dispatcher:
                 if accepted_at is None:
                     raise _not_accepted_in_time(node) from None
                 raise AttemptFailed(
-                    "upstream_timeout", f"node {node.node_id} did not finish in time",
-                    retryable=False, node_fault=True,
-                ) from None  # fmt: skip
+                    "upstream_timeout",
+                    f"node {node.node_id} did not finish in time",
+                    retryable=False,
+                    node_fault=True,
+                ) from None
             if event.type == "accepted":
                 accepted_at = accepted_at or time.perf_counter()
             elif event.type == "done":
@@ -230,16 +236,20 @@ def _completion(event: Event) -> Completion:
         return event.completion()
     except ProtocolError:
         raise AttemptFailed(
-            "upstream_error", f"node {event.node} sent an unreadable answer",
-            retryable=False, node_fault=True,
-        ) from None  # fmt: skip
+            "upstream_error",
+            f"node {event.node} sent an unreadable answer",
+            retryable=False,
+            node_fault=True,
+        ) from None
 
 
 def _not_accepted_in_time(node: NodeHealth) -> JobNotAccepted:
     return JobNotAccepted(
-        "upstream_timeout", f"node {node.node_id} did not accept the job in time",
-        retryable=True, node_fault=True,
-    )  # fmt: skip
+        "upstream_timeout",
+        f"node {node.node_id} did not accept the job in time",
+        retryable=True,
+        node_fault=True,
+    )
 
 
 def _upstream_error(event: Event, kind: type[AttemptFailed]) -> AttemptFailed:
@@ -249,11 +259,15 @@ def _upstream_error(event: Event, kind: type[AttemptFailed]) -> AttemptFailed:
         error = event.error()
     except ProtocolError:
         return kind(
-            "upstream_error", f"node {event.node} failed with an unreadable error",
-            retryable=False, node_fault=True,
-        )  # fmt: skip
+            "upstream_error",
+            f"node {event.node} failed with an unreadable error",
+            retryable=False,
+            node_fault=True,
+        )
     retryable = error.retryable and error.reason not in _NEVER_RETRIED
     return kind(
-        "upstream_error", f"node {event.node} failed: {error.reason}: {error.message}",
-        retryable=retryable, node_fault=retryable,
-    )  # fmt: skip
+        "upstream_error",
+        f"node {event.node} failed: {error.reason}: {error.message}",
+        retryable=retryable,
+        node_fault=retryable,
+    )

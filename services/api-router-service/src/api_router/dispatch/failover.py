@@ -20,10 +20,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from api_router.api.errors import ApiError
 from api_router.config.settings import RoutingSettings
 from api_router.dispatch.dispatcher import AttemptFailed, NodeFull
 from api_router.dispatch.protocol import Job
+from api_router.errors import ApiError
 from api_router.routing.breaker import Breakers
 from api_router.routing.engine import Candidate, RoutePlan
 from api_router.routing.node_health import NodeHealth

@@ -12,8 +12,8 @@ import logging
 import time
 from typing import cast
 
-from api_router.api.errors import StoreUnavailable
 from api_router.dispatch.protocol import Event, ProtocolError
+from api_router.errors import StoreUnavailable
 from api_router.keyspace import REPLY_STREAM_TTL_S
 from api_router.redis_store import Redis, store_errors
 

@@ -15,11 +15,11 @@ import time
 from collections.abc import Callable
 from typing import Literal
 
-from api_router.api.errors import ApiError
 from api_router.chat import Completion
 from api_router.config.settings import StreamSettings
 from api_router.dispatch.protocol import Event, Job, ProtocolError
 from api_router.dispatch.reply_reader import ReplyWaiter
+from api_router.errors import ApiError
 from api_router.routing.node_health import NodeHealth
 
 # How a dispatched job ended, as usage and audit records say it.

@@ -13,8 +13,8 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from api_router.api.errors import ApiError, StoreUnavailable
 from api_router.chat import Usage
+from api_router.errors import ApiError, StoreUnavailable
 from api_router.keyspace import BUDGET_TTL_S
 from api_router.limiter.decision import LimitDecision, Outcome
 from api_router.limiter.denial import denial_error
@@ -59,8 +59,9 @@ class Grant:
 
 
 class Admission:
-    def __init__(self, redis: Redis, settle_redis: Redis, policies: PolicySource,
-                 lease_ms: int) -> None:  # fmt: skip
+    def __init__(
+        self, redis: Redis, settle_redis: Redis, policies: PolicySource, lease_ms: int
+    ) -> None:
         """``redis`` answers within the store timeout (admission); ``settle_redis`` is the
         ordinary client, since settlement is off the response path and may take longer."""
         script = lua_script(__package__, "calendar_month") + lua_script(__package__, "admit")
@@ -91,8 +92,13 @@ class Admission:
                 result = await self._admit(keys=_keys(limits), args=self._args(grant))
         except StoreUnavailable:
             return self._without_store(grant, limits, record)
-        code, index, millis, observed, month = (int(result[0]), int(result[1]), int(result[2]),
-                                                int(result[3]), result[4].decode())  # fmt: skip
+        code, index, millis, observed, month = (
+            int(result[0]),
+            int(result[1]),
+            int(result[2]),
+            int(result[3]),
+            result[4].decode(),
+        )
         grant.month = month
         if code == _OVER_BUDGET:
             spent = limits.amount_of(observed)
@@ -113,8 +119,11 @@ class Admission:
         grant.headers = tightest(limits.checks, pairs)
         if code == _QUEUED:
             check = limits.checks[index - 1]
-            record(_decision(grant, "queued", check.limit, check.capacity, observed,
-                             -(-millis // 1000)))  # fmt: skip
+            record(
+                _decision(
+                    grant, "queued", check.limit, check.capacity, observed, -(-millis // 1000)
+                )
+            )
             try:
                 await asyncio.sleep(millis / 1000)
             except BaseException:
@@ -201,8 +210,9 @@ class Admission:
     def _without_store(self, grant: Grant, limits: LimitSet, record: DecisionSink) -> Grant:
         plan = limits.plan
         if limits.budget is not None:
-            decision = _decision(grant, "budget_unavailable", "tenant.budget",
-                                 limits.budget_amount(), 0, 1)  # fmt: skip
+            decision = _decision(
+                grant, "budget_unavailable", "tenant.budget", limits.budget_amount(), 0, 1
+            )
             record(decision)
             raise denial_error(decision, {})
         if plan.on_store_error == "fail_closed":
@@ -216,14 +226,18 @@ class Admission:
             or self._local.take(grant.request.tenant, capacity, plan.requests_per_second)
         )
         outcome: Outcome = "fail_open" if admitted else "rate_limited"
-        decision = _decision(grant, outcome, "tenant.requests", capacity or 0, 0,
-                             None if admitted else 1)  # fmt: skip
+        decision = _decision(
+            grant, outcome, "tenant.requests", capacity or 0, 0, None if admitted else 1
+        )
         record(decision)
         log.warning(
             "limiter store unavailable; local limit applied",
-            extra={"tenant": grant.request.tenant, "key_id": grant.request.key_id,
-                   "outcome": outcome},
-        )  # fmt: skip
+            extra={
+                "tenant": grant.request.tenant,
+                "key_id": grant.request.key_id,
+                "outcome": outcome,
+            },
+        )
         if not admitted:
             raise denial_error(decision, {})
         return grant
@@ -233,8 +247,14 @@ def _keys(limits: LimitSet) -> list[str]:
     return [*(check.key for check in limits.checks), limits.budget_key]
 
 
-def _decision(grant: Grant, outcome: Outcome, limit: str, limit_value: float,
-              observed: float, retry: int | None) -> LimitDecision:  # fmt: skip
+def _decision(
+    grant: Grant,
+    outcome: Outcome,
+    limit: str,
+    limit_value: float,
+    observed: float,
+    retry: int | None,
+) -> LimitDecision:
     request = grant.request
     scope = limit.partition(".")[0]
     return LimitDecision(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from api_router.api.errors import ApiError
+from api_router.errors import ApiError
 from api_router.limiter.decision import LimitDecision
 
 _WHAT = {

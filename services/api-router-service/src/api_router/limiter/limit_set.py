@@ -100,19 +100,34 @@ def _checks(
     capacity = limits.request_capacity()
     if limits.requests_per_second is not None and capacity is not None:
         checks.append(
-            Check(f"{scope}.requests", "requests", keys.limit(tenant, scope_key, "requests"),
-                  capacity, limits.requests_per_second)
-        )  # fmt: skip
+            Check(
+                f"{scope}.requests",
+                "requests",
+                keys.limit(tenant, scope_key, "requests"),
+                capacity,
+                limits.requests_per_second,
+            )
+        )
     if limits.tokens_per_minute is not None:
         checks.append(
-            Check(f"{scope}.tokens", "tokens", keys.limit(tenant, scope_key, "tokens"),
-                  limits.tokens_per_minute, limits.tokens_per_minute / 60)
-        )  # fmt: skip
+            Check(
+                f"{scope}.tokens",
+                "tokens",
+                keys.limit(tenant, scope_key, "tokens"),
+                limits.tokens_per_minute,
+                limits.tokens_per_minute / 60,
+            )
+        )
     if limits.max_concurrent is not None:
         checks.append(
-            Check(f"{scope}.concurrency", "lease", keys.limit(tenant, scope_key, "lease"),
-                  limits.max_concurrent, 0.0)
-        )  # fmt: skip
+            Check(
+                f"{scope}.concurrency",
+                "lease",
+                keys.limit(tenant, scope_key, "lease"),
+                limits.max_concurrent,
+                0.0,
+            )
+        )
     return checks
 
 

@@ -29,8 +29,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from api_router.api.errors import ApiError
 from api_router.config.policies import Tier
+from api_router.errors import ApiError
 from api_router.routing.breaker import Breakers
 from api_router.routing.node_health import NodeHealth
 from api_router.routing.override_set import OverrideSet
@@ -193,5 +193,7 @@ def _stable_hash(text: str) -> int:
 
 
 def _no_capacity(model: str) -> ApiError:
-    return ApiError("no_capacity", f"no node may take model {model!r} now (drained, pinned "
-                    "elsewhere or circuit open)")  # fmt: skip
+    return ApiError(
+        "no_capacity",
+        f"no node may take model {model!r} now (drained, pinned elsewhere or circuit open)",
+    )

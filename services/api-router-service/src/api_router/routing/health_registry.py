@@ -14,8 +14,8 @@ from typing import cast
 
 import msgspec
 
-from api_router.api.errors import StoreUnavailable
 from api_router.config.settings import HealthSettings
+from api_router.errors import StoreUnavailable
 from api_router.keyspace import Keyspace
 from api_router.redis_store import Redis, store_errors
 from api_router.routing.node_health import NodeHealth, health_decoder

@@ -12,8 +12,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from api_router.api.errors import ApiError
 from api_router.config.settings import HealthSettings
+from api_router.errors import ApiError
 from api_router.routing.node_health import NodeHealth, model_names
 
 # (resident, cold) nodes of one pool for one model, each best first.

@@ -47,8 +47,18 @@ class Telemetry:
 
 
 class RequestTelemetry:
-    __slots__ = ("_metrics", "_span", "started", "method", "path", "route", "model",
-                 "node_id", "tenant", "key_id")  # fmt: skip
+    __slots__ = (
+        "_metrics",
+        "_span",
+        "started",
+        "method",
+        "path",
+        "route",
+        "model",
+        "node_id",
+        "tenant",
+        "key_id",
+    )
 
     def __init__(self, metrics: GatewayMetrics, span: trace.Span, method: str, path: str) -> None:
         self._metrics = metrics
@@ -105,8 +115,12 @@ class RequestTelemetry:
         elapsed = time.perf_counter() - self.started
         if route:
             self.route = route
-        labels = {"route": self.route, "method": self.method, "status": str(status),
-                  "model": self.model}  # fmt: skip
+        labels = {
+            "route": self.route,
+            "method": self.method,
+            "status": str(status),
+            "model": self.model,
+        }
         self._metrics.requests.add(1, labels)
         self._metrics.request_duration.record(elapsed, labels)
         self._span.set_attribute("http.response.status_code", status)

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import msgspec
 
-from api_router.api.errors import StoreUnavailable
 from api_router.config.settings import AuditSettings
+from api_router.errors import StoreUnavailable
 from api_router.keyspace import Keyspace
 from api_router.redis_store import Redis, store_errors
 from api_router.usage.record import AdminAction, AuditRecord, Status
@@ -159,8 +159,10 @@ class AuditStore:
                     await pipe.execute()
         except StoreUnavailable:
             self._queue.extendleft(reversed(batch))  # keep the order for the next try
-            log.warning("audit store unavailable; records wait in memory",
-                        extra={"records": len(self._queue)})  # fmt: skip
+            log.warning(
+                "audit store unavailable; records wait in memory",
+                extra={"records": len(self._queue)},
+            )
             return False
         return True
 

@@ -24,7 +24,7 @@ from typing import Literal, ParamSpec, TypeVar
 import msgspec
 
 from api_router.config.settings import KafkaSettings, UsageSettings
-from api_router.usage.daemon_calls import DaemonCalls
+from api_router.usage.blocking_calls import BlockingCalls
 from api_router.usage.journal import (
     JournalError,
     UsageJournal,
@@ -71,7 +71,7 @@ class UsageExporter:
         # Rotated journal files, deleted once nothing of theirs is only in memory.
         self._finished: list[Path] = []
         self._journal_failing = False
-        self._calls = DaemonCalls("usage-spool")
+        self._calls = BlockingCalls("usage-spool")
         self._producer = UsageProducer(kafka, client_id)
         self._wake_shipper = asyncio.Event()
         self._step: asyncio.Future[bool] | None = None
@@ -148,8 +148,9 @@ class UsageExporter:
                 while (self._spool.depth or self._unspooled) and await self._ship_once():
                     pass
         except TimeoutError:
-            log.warning("usage records left in the spool for the next start",
-                        extra={"records": self.depth})  # fmt: skip
+            log.warning(
+                "usage records left in the spool for the next start", extra={"records": self.depth}
+            )
         await self._producer.close()
         await self._calls.settle(_SPOOL_TIMEOUT_S)
         self._spool.close()
@@ -223,8 +224,9 @@ class UsageExporter:
             oldest = [rid for rid, _ in await self._call_spool(self._spool.oldest, excess)]
             await self._call_spool(self._spool.delete, oldest)
             self.counts.dropped += len(oldest)
-            log.error("usage spool full, dropped the oldest records",
-                      extra={"dropped": len(oldest)})  # fmt: skip
+            log.error(
+                "usage spool full, dropped the oldest records", extra={"dropped": len(oldest)}
+            )
 
     async def _ship_loop(self) -> None:
         pause = _RETRY_MIN_S
@@ -257,8 +259,9 @@ class UsageExporter:
                 await self._producer.send([_kafka_message(value) for _, value in batch])
         except KafkaUnavailable as exc:
             if self.kafka_up:
-                log.warning("kafka unavailable, usage records wait in the spool",
-                            extra={"error": str(exc)})  # fmt: skip
+                log.warning(
+                    "kafka unavailable, usage records wait in the spool", extra={"error": str(exc)}
+                )
             self.kafka_up = False
             # A producer that stopped making progress is replaced, not retried: an
             # idempotent one can be stuck for good after the broker lost its state.

@@ -98,15 +98,21 @@ class UsageSpool:
             # requests matters more than a file nobody can read anyway.
             aside = self.path.with_suffix(f".corrupt-{int(time.time())}")
             self.path.rename(aside)
-            log.error("usage spool unreadable, moved aside; starting an empty one",
-                      extra={"path": str(self.path), "moved_to": str(aside)})  # fmt: skip
+            log.error(
+                "usage spool unreadable, moved aside; starting an empty one",
+                extra={"path": str(self.path), "moved_to": str(aside)},
+            )
         return self._connect()
 
     def _connect(self) -> SqliteDict:
         return SqliteDict(
-            str(self.path), tablename=_TABLE, autocommit=False, encode=_as_is, decode=_as_is,
+            str(self.path),
+            tablename=_TABLE,
+            autocommit=False,
+            encode=_as_is,
+            decode=_as_is,
             outer_stack=False,
-        )  # fmt: skip
+        )
 
     def _count(self) -> int:
         row = self._db.conn.select_one(f'SELECT count(*) FROM "{_TABLE}"')

@@ -20,9 +20,7 @@ from dataclasses import dataclass
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
-from api_router.api.errors import StoreUnavailable
 from api_router.backends.base import Backend, BackendError
-from api_router.background import stop_task
 from api_router.dispatch.protocol import (
     ErrorData,
     ErrorReason,
@@ -34,8 +32,10 @@ from api_router.dispatch.protocol import (
     failed,
     reply_address,
 )
+from api_router.errors import StoreUnavailable
 from api_router.keyspace import Keyspace
 from api_router.redis_store import MissingConsumerGroup, Redis
+from api_router.task_cancellation import stop_task
 from api_router.telemetry.tracing import parent_context
 from api_router.worker.health_reporter import HealthReporter
 from api_router.worker.job_stream import Entry, JobStream
@@ -154,16 +154,22 @@ class WorkerAgent:
             return
         try:
             with self._tracer.start_as_current_span(
-                "worker.job", context=parent_context(job.traceparent), kind=SpanKind.CONSUMER,
-                attributes={"api_router.node_id": self._settings.node_id,
-                            "gen_ai.request.model": job.model, "api_router.request_id": job.id},
-            ):  # fmt: skip
+                "worker.job",
+                context=parent_context(job.traceparent),
+                kind=SpanKind.CONSUMER,
+                attributes={
+                    "api_router.node_id": self._settings.node_id,
+                    "gen_ai.request.model": job.model,
+                    "api_router.request_id": job.id,
+                },
+            ):
                 await self._answer(job)
             await self._jobs.ack(entry_id)
         except StoreUnavailable:
             # Left pending: this worker (or another of the node) reclaims it once idle.
-            log.warning("redis unavailable mid-job; it will be reclaimed",
-                        extra={"request_id": job.id})  # fmt: skip
+            log.warning(
+                "redis unavailable mid-job; it will be reclaimed", extra={"request_id": job.id}
+            )
         except asyncio.CancelledError:
             # Drain grace is over: answer now rather than leave the client waiting.
             await self._quietly(lambda: self._finish_shutting_down(entry_id, job))
@@ -191,10 +197,14 @@ class WorkerAgent:
         await self._reply(job, event)
         log.info(
             "job answered",
-            extra={"request_id": job.id, "model": job.model, "event": event.type,
-                   "duration_ms": round((time.perf_counter() - started) * 1000, 3),
-                   "traceparent": job.traceparent},
-        )  # fmt: skip
+            extra={
+                "request_id": job.id,
+                "model": job.model,
+                "event": event.type,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+                "traceparent": job.traceparent,
+            },
+        )
 
     async def _complete(self, job: Job, timeout_s: float) -> Event:
         node = self._settings.node_id

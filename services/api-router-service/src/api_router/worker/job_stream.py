@@ -46,9 +46,13 @@ class JobStream:
         """Take over up to ``count`` jobs whose worker stopped renewing them."""
         with store_errors("the job stream"):
             cursor, entries, _deleted = await self._redis.xautoclaim(
-                self.stream, WORKER_GROUP, self.consumer, min_idle_ms,
-                start_id=self._claim_cursor, count=count,
-            )  # fmt: skip
+                self.stream,
+                WORKER_GROUP,
+                self.consumer,
+                min_idle_ms,
+                start_id=self._claim_cursor,
+                count=count,
+            )
         self._claim_cursor = cursor.decode() if isinstance(cursor, bytes) else str(cursor)
         return [(entry_id, fields) for entry_id, fields in entries if fields]
 

@@ -84,8 +84,9 @@ async def test_create_list_show_rotate_revoke(stack: Stack) -> None:
 async def test_bad_bodies_and_ids_are_400(stack: Stack) -> None:
     admin = SigningKey.of(await stack.issue_key(tenant="ops", scopes=("admin",)))
     async with stack.gateway() as gw:
-        bad_scope = await admin_call(gw, admin, "POST", "/v1/admin/keys",
-                                     {"tenant": "acme", "scopes": ["root"]})  # fmt: skip
+        bad_scope = await admin_call(
+            gw, admin, "POST", "/v1/admin/keys", {"tenant": "acme", "scopes": ["root"]}
+        )
         bad_id = await admin_call(gw, admin, "GET", "/v1/admin/keys/nope")
         no_tenant = await admin_call(gw, admin, "GET", "/v1/admin/keys")
     assert bad_scope.status_code == 400

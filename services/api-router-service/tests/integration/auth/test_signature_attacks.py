@@ -162,15 +162,20 @@ async def test_header_name_case_does_not_matter_on_the_wire(stack: Stack) -> Non
         (b"signature", signed["signature"].encode()),
     ]
     async with httpx.AsyncClient(base_url=gateway.url) as client:
-        headers_for_host = sign(key, "POST", "/v1/inference", BODY,
-                                components=["@method", "@path", "content-digest"])  # fmt: skip
+        headers_for_host = sign(
+            key, "POST", "/v1/inference", BODY, components=["@method", "@path", "content-digest"]
+        )
         # The authority is not covered, so the same signature verifies on any host name.
-        response = await client.post("/v1/inference", content=BODY, headers=[
-            (b"CONTENT-TYPE", b"application/json"),
-            (b"CONTENT-DIGEST", headers_for_host["content-digest"].encode()),
-            (b"Signature-Input", headers_for_host["signature-input"].encode()),
-            (b"SIGNATURE", headers_for_host["signature"].encode()),
-        ])  # fmt: skip
+        response = await client.post(
+            "/v1/inference",
+            content=BODY,
+            headers=[
+                (b"CONTENT-TYPE", b"application/json"),
+                (b"CONTENT-DIGEST", headers_for_host["content-digest"].encode()),
+                (b"Signature-Input", headers_for_host["signature-input"].encode()),
+                (b"SIGNATURE", headers_for_host["signature"].encode()),
+            ],
+        )
         mixed = await client.post("/v1/inference", content=BODY, headers=headers)
     assert code(response) == (404, "model_not_found")
     assert code(mixed) == (404, "model_not_found")

@@ -124,8 +124,10 @@ async def test_freshness_replay_digest_and_shape_refusals(stack: Stack) -> None:
         first = await gw.client.get("/v1/models", headers=headers)
         replay = await gw.client.get("/v1/models", headers=headers)
         raw = json.dumps(chat(model="nope")).encode()
-        tampered_headers = {"content-type": "application/json",
-                            **sign(key, "POST", "/v1/inference", raw)}  # fmt: skip
+        tampered_headers = {
+            "content-type": "application/json",
+            **sign(key, "POST", "/v1/inference", raw),
+        }
         tampered = await gw.client.post(
             "/v1/inference", content=raw.replace(b"nope", b"nopf"), headers=tampered_headers
         )
@@ -151,9 +153,9 @@ async def test_missing_components_are_named(stack: Stack) -> None:
     async with stack.gateway() as gw:
         no_digest = await post_signed(gw, key, components=["@method", "@path"])
         no_query = await gw.client.get(
-            "/v1/models?x=1", headers=sign(key, "GET", "/v1/models", query="x=1",
-                                           components=["@method", "@path"])
-        )  # fmt: skip
+            "/v1/models?x=1",
+            headers=sign(key, "GET", "/v1/models", query="x=1", components=["@method", "@path"]),
+        )
         wrong_alg = await post_signed(gw, key, alg="rsa-pss-sha512")
     assert error_code(no_digest) == "malformed_signature"
     assert '"content-digest"' in no_digest.json()["error"]["message"]
@@ -190,9 +192,10 @@ async def test_a_signed_key_without_the_scope_is_403(stack: Stack) -> None:
     key = SigningKey.of(await stack.issue_key(scopes=("inference",)))
     async with stack.gateway() as gw:
         response = await gw.client.get(
-            "/v1/admin/keys", params={"tenant": "acme"},
+            "/v1/admin/keys",
+            params={"tenant": "acme"},
             headers=sign(key, "GET", "/v1/admin/keys", query="tenant=acme"),
-        )  # fmt: skip
+        )
     assert (response.status_code, error_code(response)) == (403, "insufficient_scope")
 
 
@@ -200,8 +203,16 @@ async def test_extra_components_and_several_signatures(stack: Stack) -> None:
     key = SigningKey.of(await stack.issue_key())
     async with stack.gateway() as gw:
         raw = json.dumps(chat(model="nope")).encode()
-        components = ["@method", "@path", "@authority", "@target-uri", "@scheme",
-                      "content-type", "content-digest", "@request-target"]  # fmt: skip
+        components = [
+            "@method",
+            "@path",
+            "@authority",
+            "@target-uri",
+            "@scheme",
+            "content-type",
+            "content-digest",
+            "@request-target",
+        ]
         content_type = {"content-type": "application/json"}
         extra = sign(key, "POST", "/v1/inference", raw, headers=content_type, components=components)
         covered = await gw.client.post("/v1/inference", content=raw, headers=extra)
@@ -246,10 +257,16 @@ async def test_rotation_accepts_old_and_new_secret_until_the_old_is_deleted(stac
 async def test_content_digest_of_an_empty_body_is_checked_too(stack: Stack) -> None:
     key = SigningKey.of(await stack.issue_key())
     async with stack.gateway() as gw:
-        headers = sign(key, "GET", "/v1/models", headers={"content-digest": content_digest(b"")},
-                       components=["@method", "@path", "content-digest"])  # fmt: skip
+        headers = sign(
+            key,
+            "GET",
+            "/v1/models",
+            headers={"content-digest": content_digest(b"")},
+            components=["@method", "@path", "content-digest"],
+        )
         response = await gw.client.get("/v1/models", headers=headers)
     assert response.status_code == 200
+    assert response.json() == {"object": "list", "data": []}  # no worker: no model yet
 
 
 async def test_a_wrong_kek_fails_signatures_cleanly_and_leaves_bearer_use(stack: Stack) -> None:

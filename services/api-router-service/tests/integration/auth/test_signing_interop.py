@@ -57,9 +57,15 @@ async def test_the_reference_signer_is_accepted(stack: Stack) -> None:
         key_id=issued.record.id,
         created=dt.datetime.now(dt.UTC),
         nonce=secrets.token_hex(16),
-        covered_component_ids=("@method", "@authority", "@path", "@query", "content-digest",
-                               "content-type"),
-    )  # fmt: skip
+        covered_component_ids=(
+            "@method",
+            "@authority",
+            "@path",
+            "@query",
+            "content-digest",
+            "content-type",
+        ),
+    )
     async with httpx.AsyncClient() as client:
         response = await client.post(url, content=body, headers=message.headers)
     assert response.status_code == 404, response.text  # authenticated: routing found no model
@@ -70,8 +76,9 @@ async def test_our_client_signs_inference_requests(stack: Stack) -> None:
     issued = await stack.issue_key()
     stack.worker("node-a")
     gateway = stack.gateway_process()
-    with Client(gateway.url, key_id=issued.record.id,
-                signing_secret=issued.signing_secrets[0].secret) as client:  # fmt: skip
+    with Client(
+        gateway.url, key_id=issued.record.id, signing_secret=issued.signing_secrets[0].secret
+    ) as client:
         reply = client.inference("llama3.2", [{"role": "user", "content": "hi"}], max_tokens=8)
         models = client.request("GET", "/v1/models", params={"verbose": "1"})
     assert reply["object"] == "inference" and reply["message"]["content"]

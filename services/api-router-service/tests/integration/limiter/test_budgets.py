@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from api_router.api.errors import ApiError
+from api_router.errors import ApiError
 from api_router.limiter.admission import Grant
 from api_router.redis_store import lua_script
 from tests.support.limits import limiter, one_plan, request, usage, write_policies

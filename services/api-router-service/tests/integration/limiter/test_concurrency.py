@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from api_router.api.errors import ApiError
+from api_router.errors import ApiError
 from api_router.limiter.admission import Grant
 from tests.support.limits import limiter, one_plan, request, usage, write_policies
 from tests.support.stack import Stack

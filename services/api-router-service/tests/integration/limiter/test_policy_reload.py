@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from api_router.api.errors import ApiError
+from api_router.errors import ApiError
 from api_router.limiter.admission import Grant
 from tests.support.limits import limiter, one_plan, request, write_policies
 from tests.support.servers import eventually

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from api_router.api.errors import ApiError
+from api_router.errors import ApiError
 from api_router.limiter.admission import Grant
 from tests.support.limits import limiter, one_plan, request, usage, write_policies
 from tests.support.stack import Stack

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from api_router.api.errors import ApiError
+from api_router.errors import ApiError
 from api_router.limiter.admission import Grant
 from tests.support.limits import limiter, one_plan, request, write_policies
 from tests.support.servers import RedisServer
@@ -34,8 +34,11 @@ async def test_fail_open_admits_at_the_plans_rate_locally_and_recovers(
         # The local bucket holds the plan's burst of 2, then refuses.
         assert [isinstance(r, Grant) for r in outage] == [True, True, False, False]
         assert [d.outcome for d in lim.decisions] == [
-            "fail_open", "fail_open", "rate_limited", "rate_limited"
-        ]  # fmt: skip
+            "fail_open",
+            "fail_open",
+            "rate_limited",
+            "rate_limited",
+        ]
         lim.decisions.clear()
         own_redis.start()  # empty: no script cached, no bucket state
         back = [await lim.try_acquire() for _ in range(3)]
@@ -56,8 +59,10 @@ async def test_fail_closed_answers_limiter_unavailable(
         back = await lim.try_acquire()
     assert isinstance(denied, ApiError)
     assert (denied.code, denied.status, denied.headers["Retry-After"]) == (
-        "limiter_unavailable", 503, "1"
-    )  # fmt: skip
+        "limiter_unavailable",
+        503,
+        "1",
+    )
     assert [d.outcome for d in lim.decisions] == ["limiter_unavailable"]
     assert isinstance(back, Grant)
 

@@ -18,9 +18,9 @@ from api_router.api.admin.key_contract import (
     key_info,
 )
 from api_router.api.body import decode_body, read_json_body
-from api_router.api.errors import ApiError
 from api_router.api.json_response import json_response
 from api_router.auth.key_record import KeyRecord
+from api_router.errors import ApiError
 from api_router.services import Services, services_of
 
 _KEY_ID = re.compile(r"k[a-z2-7]{12}")
@@ -37,9 +37,17 @@ async def create_key(request: Request) -> Response:
         wanted.tenant, wanted.scopes, wanted.name, wanted.expires_at, wanted.auth
     )
     record = issued.record
-    record_action(request, "keys.create", record.id,
-           {"tenant": record.tenant, "scopes": list(record.scopes), "auth": record.auth,
-            "signing_secret": issued.signing_secrets[0].id})  # fmt: skip
+    record_action(
+        request,
+        "keys.create",
+        record.id,
+        {
+            "tenant": record.tenant,
+            "scopes": list(record.scopes),
+            "auth": record.auth,
+            "signing_secret": issued.signing_secrets[0].id,
+        },
+    )
     created = CreatedKey(
         id=record.id,
         tenant=record.tenant,
@@ -87,8 +95,12 @@ async def add_signing_secret(request: Request) -> Response:
     services = services_of(request.scope)
     key_id = _key_id(request)
     record, shown = await services.key_store.add_signing_secret(key_id)
-    record_action(request, "keys.signing_secret.add", key_id,
-           {"tenant": record.tenant, "signing_secret": shown.id})  # fmt: skip
+    record_action(
+        request,
+        "keys.signing_secret.add",
+        key_id,
+        {"tenant": record.tenant, "signing_secret": shown.id},
+    )
     return json_response(NewSigningSecret(shown.id, shown.secret, shown.created_at), 201)
 
 
@@ -99,8 +111,12 @@ async def delete_signing_secret(request: Request) -> Response:
     if not _SECRET_ID.fullmatch(secret_id):
         raise ApiError("invalid_request", "signing secret ids look like 's' and 8 characters")
     record = await services.key_store.remove_signing_secret(key_id, secret_id)
-    record_action(request, "keys.signing_secret.delete", key_id,
-           {"tenant": record.tenant, "signing_secret": secret_id})  # fmt: skip
+    record_action(
+        request,
+        "keys.signing_secret.delete",
+        key_id,
+        {"tenant": record.tenant, "signing_secret": secret_id},
+    )
     return await _key_response(services, record)
 
 

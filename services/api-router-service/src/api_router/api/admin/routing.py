@@ -7,6 +7,7 @@ every change is written to the audit store.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, TypeVar
 
 import msgspec
@@ -14,19 +15,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from api_router.api.admin.audit_trail import record_action
-from api_router.api.body import decode_body, read_json_body
-from api_router.api.errors import ApiError
-from api_router.api.json_response import json_response
-from api_router.api.request_context import context_of
-from api_router.routing.override_rules import (
+from api_router.api.admin.routing_contract import (
     DrainRequest,
+    OverrideRequest,
     PinRequest,
     WeightsRequest,
-    drain_override,
-    pin_override,
-    routing_view,
-    weights_override,
 )
+from api_router.api.body import decode_body, read_json_body
+from api_router.api.json_response import json_response
+from api_router.api.request_context import context_of
+from api_router.errors import ApiError
+from api_router.routing.routing_view import routing_view
 from api_router.services import Services, services_of
 
 T = TypeVar("T")
@@ -41,35 +40,23 @@ async def show_routing(request: Request) -> Response:
     return json_response(view)
 
 
-async def put_weights(request: Request) -> Response:
+async def put_override(wanted: type[OverrideRequest], target: str, request: Request) -> Response:
+    """Set one override: ``wanted`` is the body's kind, ``target`` the path parameter that
+    names the model or node it applies to."""
     services, actor = _admin(request)
-    body = await _body(request, services, WeightsRequest)
-    model = request.path_params["model"]
+    body = await _body(request, services, wanted)
     router = services.router
-    override = weights_override(router.snapshot(), router.policies(), model, body, actor)
+    override = body.override(
+        router.snapshot(), router.policies(), request.path_params[target], actor
+    )
     await services.overrides.put(override)
-    _audit(request, "routing.weights", model, override)
+    _audit(request, f"routing.{override.kind}", override.target, override)
     return json_response(override, 201)
 
 
-async def put_pin(request: Request) -> Response:
-    services, actor = _admin(request)
-    body = await _body(request, services, PinRequest)
-    model = request.path_params["model"]
-    override = pin_override(services.router.snapshot(), model, body, actor)
-    await services.overrides.put(override)
-    _audit(request, "routing.pin", model, override)
-    return json_response(override, 201)
-
-
-async def drain(request: Request) -> Response:
-    services, actor = _admin(request)
-    body = await _body(request, services, DrainRequest)
-    node = request.path_params["node"]
-    override = drain_override(services.router.snapshot(), node, body, actor)
-    await services.overrides.put(override)
-    _audit(request, "routing.drain", node, override)
-    return json_response(override, 201)
+put_weights = partial(put_override, WeightsRequest, "model")
+put_pin = partial(put_override, PinRequest, "model")
+drain = partial(put_override, DrainRequest, "node")
 
 
 async def undrain(request: Request) -> Response:

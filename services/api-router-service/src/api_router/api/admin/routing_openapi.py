@@ -1,78 +1,68 @@
-"""The OpenAPI paths of ``/v1/admin/routing`` (scope ``admin``), from the structs the
-handlers decode and answer with; merged into the document by ``api/openapi.py``."""
+"""The OpenAPI paths of ``/v1/admin/routing`` (scope ``admin``)."""
 
 from __future__ import annotations
 
-from typing import Any
+from functools import partial
 
-import msgspec
+from api_router.api.openapi_operation import Refs, Spec, done_operation, parameter
 
-from api_router.routing.override_rules import (
-    DrainRequest,
-    PinRequest,
-    RoutingView,
-    WeightsRequest,
-)
-from api_router.routing.override_set import Override
-
-_SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}, {"apiKeyHeader": []}]
 _BASE = "/v1/admin/routing"
+_ERRORS = ("400", "401", "403", "404", "503")
 
 
-def routing_paths(
-    ref_template: str, error: dict[str, Any]
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``(paths, component schemas)`` of the admin routing API."""
-    (view, weights, pin, drain, override), schemas = msgspec.json.schema_components(
-        [RoutingView, WeightsRequest, PinRequest, DrainRequest, Override],
-        ref_template=ref_template,
-    )
+def routing_paths(ref: Refs) -> Spec:
+    change = partial(done_operation, error=ref["error"], statuses=_ERRORS)
+    override = ref["admin.routing.override"]
+    anything: Spec = {"type": "object"}
 
-    def operation(
-        operation_id: str, summary: str, answer: dict[str, Any], status: str = "200",
-        body: dict[str, Any] | None = None, params: tuple[str, ...] = (),
-    ) -> dict[str, Any]:  # fmt: skip
-        found: dict[str, Any] = {
-            "operationId": operation_id,
-            "summary": summary,
-            "security": _SECURITY,
-            "parameters": [_path_parameter(name) for name in params],
-            "responses": {
-                status: {"description": "Done", "content": _json(answer)},
-                **{code: _error(error) for code in ("400", "401", "403", "404", "503")},
-            },
-        }
-        if body is not None:
-            found["requestBody"] = {"required": True, "content": _json(body)}
-        return found
+    def set_override(operation_id: str, summary: str, body: str, target: str) -> Spec:
+        return change(
+            operation_id,
+            summary,
+            override,
+            status="201",
+            body=ref[body],
+            parameters=[parameter(target, "path")],
+        )
 
-    object_schema: dict[str, Any] = {"type": "object"}
-    paths = {
-        _BASE: {"get": operation("getRouting", "Routing in force: models, overrides, nodes",
-                                 view)},
-        f"{_BASE}/models/{{model}}/weights": {"put": operation(
-            "putRoutingWeights", "Set a model's pool weights", override, "201", weights,
-            ("model",))},
-        f"{_BASE}/models/{{model}}/pin": {"put": operation(
-            "putRoutingPin", "Restrict a model to nodes", override, "201", pin, ("model",))},
-        f"{_BASE}/nodes/{{node}}/drain": {"post": operation(
-            "drainNode", "Take no new jobs on a node", override, "201", drain, ("node",))},
-        f"{_BASE}/nodes/{{node}}/undrain": {"post": operation(
-            "undrainNode", "Remove a node's drain", object_schema, params=("node",))},
-        f"{_BASE}/overrides/{{override_id}}": {"delete": operation(
-            "deleteRoutingOverride", "Remove one override", object_schema,
-            params=("override_id",))},
-    }  # fmt: skip
-    return paths, schemas
-
-
-def _json(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"application/json": {"schema": schema}}
-
-
-def _error(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"description": "An error from the catalog", "content": _json(schema)}
-
-
-def _path_parameter(name: str) -> dict[str, Any]:
-    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+    return {
+        _BASE: {
+            "get": change(
+                "getRouting", "Routing in force: models, overrides, nodes", ref["admin.routing"]
+            )
+        },
+        f"{_BASE}/models/{{model}}/weights": {
+            "put": set_override(
+                "putRoutingWeights",
+                "Set a model's pool weights",
+                "admin.routing.weights.request",
+                "model",
+            )
+        },
+        f"{_BASE}/models/{{model}}/pin": {
+            "put": set_override(
+                "putRoutingPin", "Restrict a model to nodes", "admin.routing.pin.request", "model"
+            )
+        },
+        f"{_BASE}/nodes/{{node}}/drain": {
+            "post": set_override(
+                "drainNode", "Take no new jobs on a node", "admin.routing.drain.request", "node"
+            )
+        },
+        f"{_BASE}/nodes/{{node}}/undrain": {
+            "post": change(
+                "undrainNode",
+                "Remove a node's drain",
+                anything,
+                parameters=[parameter("node", "path")],
+            )
+        },
+        f"{_BASE}/overrides/{{override_id}}": {
+            "delete": change(
+                "deleteRoutingOverride",
+                "Remove one override",
+                anything,
+                parameters=[parameter("override_id", "path")],
+            )
+        },
+    }

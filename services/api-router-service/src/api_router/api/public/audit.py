@@ -16,9 +16,9 @@ from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import Response
 
-from api_router.api.errors import ApiError
 from api_router.api.json_response import json_response
 from api_router.api.request_context import context_of
+from api_router.errors import ApiError
 from api_router.services import services_of
 from api_router.usage.audit_store import AuditQuery
 from api_router.usage.record import AuditRecord, Status

@@ -26,7 +26,6 @@ from typing import Protocol
 
 from starlette.types import Receive, Scope, Send
 
-from api_router.api.errors import ApiError
 from api_router.api.limits import Admitted
 from api_router.api.public.inference_contract import StreamTimings
 from api_router.api.public.routed_chat import outcome_of
@@ -34,6 +33,7 @@ from api_router.api.request_context import RequestContext
 from api_router.chat import Completion, Usage
 from api_router.config.settings import StreamSettings
 from api_router.dispatch.streamed_job import Outcome, StreamedJob
+from api_router.errors import ApiError
 
 log = logging.getLogger(__name__)
 
@@ -144,16 +144,24 @@ class EventStreamResponse:
     async def _cut_off(self, send: Send, why: str) -> None:
         log.warning(
             "slow reader cut off",
-            extra={"reason": why, "node_id": self._streamed.node.node_id,
-                   "buffer_events": self._settings.buffer_events},
-        )  # fmt: skip
+            extra={
+                "reason": why,
+                "node_id": self._streamed.node.node_id,
+                "buffer_events": self._settings.buffer_events,
+            },
+        )
         error = ApiError("slow_reader", f"the client read the stream too slowly ({why})")
         self._context.error_code = error.code
         self._finish("cancelled")
         try:  # best effort: the client is, after all, not reading
             async with asyncio.timeout(_FAREWELL_S):
-                await send({"type": "http.response.body", "body": self._spelling.error(error),
-                            "more_body": False})  # fmt: skip
+                await send(
+                    {
+                        "type": "http.response.body",
+                        "body": self._spelling.error(error),
+                        "more_body": False,
+                    }
+                )
         except TimeoutError:
             pass
 

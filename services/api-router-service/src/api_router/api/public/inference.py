@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from api_router.api.body import read_json_body
-from api_router.api.errors import ApiError, error_body
+from api_router.api.error_responses import error_body
 from api_router.api.public import routed_chat
 from api_router.api.public.event_stream import EventStreamResponse
 from api_router.api.public.inference_contract import (
@@ -27,6 +27,7 @@ from api_router.api.request_context import RequestContext, context_of
 from api_router.chat import Completion
 from api_router.dispatch.dispatcher import Dispatched
 from api_router.dispatch.protocol import JobPayload
+from api_router.errors import ApiError
 from api_router.services import services_of
 
 _encode = msgspec.json.encode

@@ -14,7 +14,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from api_router.api.body import read_json_body
-from api_router.api.errors import ApiError
 from api_router.api.public import routed_chat
 from api_router.api.public.event_stream import EventStreamResponse
 from api_router.api.public.inference_contract import StreamTimings
@@ -35,6 +34,7 @@ from api_router.api.public.openai_contract import (
 from api_router.api.request_context import RequestContext, context_of
 from api_router.chat import Completion, Usage
 from api_router.dispatch.protocol import JobPayload
+from api_router.errors import ApiError
 from api_router.services import services_of
 
 _encode = msgspec.json.encode

@@ -15,9 +15,9 @@ from typing import Annotated, Final, Literal
 import msgspec
 
 from api_router.api.body import decode_body
-from api_router.api.errors import CATALOG, ApiError
 from api_router.api.public.inference_contract import ModelName
 from api_router.chat import ChatMessage, ChatOptions
+from api_router.errors import CATALOG, ApiError
 
 # Accepted and ignored; docs/api.md lists them with the reason.
 IGNORED: Final = ("user", "store", "metadata", "service_tier", "parallel_tool_calls", "name")
@@ -116,9 +116,10 @@ def _validation_error(message: str) -> ApiError:
     param = at[1] if at else None
     if param and ".content[" in param:  # a content part other than text (images, audio)
         return ApiError(
-            "unsupported_parameter", f"only text content parts are supported: {message}",
+            "unsupported_parameter",
+            f"only text content parts are supported: {message}",
             param=param,
-        )  # fmt: skip
+        )
     return ApiError("invalid_request", f"invalid request body: {message}", param=param)
 
 
@@ -128,9 +129,12 @@ def _refuse_unsupported(request: ChatCompletionRequest) -> None:
         ("frequency_penalty", request.frequency_penalty not in (None, 0), "only 0 is supported"),
         ("presence_penalty", request.presence_penalty not in (None, 0), "only 0 is supported"),
         ("logprobs", bool(request.logprobs), "log probabilities are not available"),
-        ("response_format", request.response_format not in (None, ResponseFormat("text")),
-         'only {"type": "text"} is supported'),
-    )  # fmt: skip
+        (
+            "response_format",
+            request.response_format not in (None, ResponseFormat("text")),
+            'only {"type": "text"} is supported',
+        ),
+    )
     for param, refused, why in refusals:
         if refused:
             raise ApiError("unsupported_parameter", f"{param}: {why}", param=param)

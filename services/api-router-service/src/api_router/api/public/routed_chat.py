@@ -9,13 +9,13 @@ usage and audit records; a stream leaves the rest when it ends (``event_stream``
 
 from __future__ import annotations
 
-from api_router.api.errors import ApiError
 from api_router.api.limits import Admitted, admit
 from api_router.api.request_context import RequestContext
 from api_router.dispatch.dispatcher import AttemptFailed, Dispatched
 from api_router.dispatch.failover import Trail
 from api_router.dispatch.protocol import Job, JobPayload
 from api_router.dispatch.streamed_job import Outcome, StreamedJob
+from api_router.errors import ApiError
 from api_router.routing.engine import RoutePlan
 from api_router.routing.node_health import NodeHealth
 from api_router.services import Services
@@ -90,9 +90,10 @@ def _job(
     if not services.usage.accepting:
         context.billable = False  # refused for want of room to keep usage: adds none either
         raise ApiError(
-            "usage_unavailable", "usage records cannot be kept right now, retry later",
+            "usage_unavailable",
+            "usage records cannot be kept right now, retry later",
             headers={"Retry-After": "5"},
-        )  # fmt: skip
+        )
     snapshot = services.health.snapshot
     context.telemetry.set_model(model, known=model in snapshot.known_models)
     context.usage.model = model

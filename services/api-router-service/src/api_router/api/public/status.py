@@ -9,7 +9,7 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from api_router.api.errors import StoreUnavailable
+from api_router.errors import StoreUnavailable
 from api_router.redis_store import store_errors
 from api_router.services import Services, services_of
 

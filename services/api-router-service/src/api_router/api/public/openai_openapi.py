@@ -1,0 +1,35 @@
+"""The OpenAPI paths of the OpenAI-compatible routes (errors in OpenAI's shape)."""
+
+from __future__ import annotations
+
+from api_router.api.openapi_operation import Refs, Spec, answer, errors, json_content, operation
+from api_router.api.public.inference_openapi import INFERENCE_ERRORS, event_stream
+
+
+def openai_paths(ref: Refs) -> Spec:
+    error = ref["openai.error"]
+    completion = {
+        "description": "The completion; with `stream: true`, `data:` "
+        "frames holding chat.completion.chunk, ending with `data: [DONE]`",
+        "content": {
+            **json_content(ref["chat.completion"]),
+            **event_stream(ref["chat.completion.chunk"]),
+        },
+    }
+    return {
+        "/v1/chat/completions": {
+            "post": operation(
+                "createChatCompletion",
+                "OpenAI-compatible chat completion (whole or streamed)",
+                {"200": completion, **errors(error, INFERENCE_ERRORS)},
+                body=ref["chat.completion.request"],
+            )
+        },
+        "/v1/models": {
+            "get": operation(
+                "listModels",
+                "OpenAI-compatible list of the models healthy nodes serve",
+                {"200": answer("The models", ref["model.list"]), **errors(error, ("401", "403"))},
+            )
+        },
+    }

@@ -1,0 +1,110 @@
+"""The error catalog and the exception tree: every error the gateway answers.
+
+Exception tree::
+
+    ApiError                    an answer to the client: code -> (HTTP status, type)
+     ├── raised by handlers and stages (auth, routing, dispatch) with a catalog code
+     └── StoreUnavailable       Redis could not be reached (translated at the adapter)
+
+The HTTP layer renders every error as ``{"error": {"type", "code", "message",
+"request_id"}}`` (``api/error_responses.py``); on the OpenAI-compatible routes the same
+error also carries OpenAI's ``param``. Messages say how to fix the request; they never
+carry a stack trace or a secret. Anything that is not an ``ApiError`` is a bug and is
+answered ``internal_error``.
+
+This module imports nothing of ours: every layer (auth, limiter, routing, dispatch, usage,
+the worker) raises these errors without depending on the HTTP package.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Final, NamedTuple
+
+
+class ErrorKind(NamedTuple):
+    status: int
+    type: str
+
+
+CATALOG: Final[Mapping[str, ErrorKind]] = {
+    # 400: the request cannot be understood; the message names the field path.
+    "invalid_request": ErrorKind(400, "invalid_request_error"),
+    # An OpenAI parameter the gateway cannot honour (the error's `param` names it).
+    "unsupported_parameter": ErrorKind(400, "invalid_request_error"),
+    # 401 / 403: who is calling, and may they.
+    "missing_credentials": ErrorKind(401, "authentication_error"),
+    "invalid_api_key": ErrorKind(401, "authentication_error"),
+    "key_revoked": ErrorKind(401, "authentication_error"),
+    "key_expired": ErrorKind(401, "authentication_error"),
+    # Signed requests (RFC 9421): the message names the component, parameter or clock skew.
+    "malformed_signature": ErrorKind(401, "authentication_error"),
+    "invalid_signature": ErrorKind(401, "authentication_error"),
+    "signature_expired": ErrorKind(401, "authentication_error"),
+    "replayed_request": ErrorKind(401, "authentication_error"),
+    "digest_mismatch": ErrorKind(401, "authentication_error"),
+    # The key (or its tenant) must sign; its API key alone is refused.
+    "signature_required": ErrorKind(401, "authentication_error"),
+    "insufficient_scope": ErrorKind(403, "permission_error"),
+    "forbidden": ErrorKind(403, "permission_error"),
+    # 402 / 429: limits and budgets (limiter/); 429s carry Retry-After.
+    "budget_exhausted": ErrorKind(402, "budget_error"),
+    "rate_limited": ErrorKind(429, "rate_limit_error"),
+    "concurrency_limited": ErrorKind(429, "rate_limit_error"),
+    # 404 / 405: what is being asked for does not exist.
+    "not_found": ErrorKind(404, "not_found_error"),
+    "model_not_found": ErrorKind(404, "not_found_error"),
+    "method_not_allowed": ErrorKind(405, "invalid_request_error"),
+    # 409: the change cannot be made in the resource's current state (admin API).
+    "conflict": ErrorKind(409, "invalid_request_error"),
+    # 408 / 413 / 415 / 431: how the request arrived.
+    "request_timeout": ErrorKind(408, "invalid_request_error"),
+    # Only ever an in-stream `error` event (the 200 has been sent): the client read a
+    # stream so slowly that the gateway's bounded buffer for it filled up.
+    "slow_reader": ErrorKind(408, "invalid_request_error"),
+    "payload_too_large": ErrorKind(413, "invalid_request_error"),
+    "unsupported_media_type": ErrorKind(415, "invalid_request_error"),
+    # 431: the request head is larger, or has more fields, than server.max_head_bytes /
+    # server.max_headers allow; refused before it is read whole.
+    "headers_too_large": ErrorKind(431, "invalid_request_error"),
+    # 5xx: the gateway or the nodes behind it.
+    "internal_error": ErrorKind(500, "api_error"),
+    "upstream_error": ErrorKind(502, "upstream_error"),
+    "no_capacity": ErrorKind(503, "overloaded_error"),
+    "service_unavailable": ErrorKind(503, "api_error"),
+    "usage_unavailable": ErrorKind(503, "api_error"),
+    "limiter_unavailable": ErrorKind(503, "api_error"),
+    "budget_unavailable": ErrorKind(503, "api_error"),
+    "upstream_timeout": ErrorKind(504, "upstream_error"),
+}
+
+
+class ApiError(Exception):
+    """An error answered to the client; ``code`` must be in :data:`CATALOG`."""
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        param: str | None = None,
+    ) -> None:
+        if code not in CATALOG:
+            raise ValueError(f"error code {code!r} is not in the catalog")
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.headers = dict(headers or {})
+        self.param = param  # the request field at fault, where one is (OpenAI's `param`)
+
+    @property
+    def status(self) -> int:
+        return CATALOG[self.code].status
+
+
+class StoreUnavailable(ApiError):
+    """Redis did not answer in time; raised only by the Redis adapter."""
+
+    def __init__(self, message: str = "a backing store is unavailable, retry shortly") -> None:
+        super().__init__("service_unavailable", message, headers={"Retry-After": "1"})
