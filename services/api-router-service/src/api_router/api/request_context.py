@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass, field
+from typing import Final
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.routing import BaseRoute, Route
@@ -61,6 +62,10 @@ class RequestContext:
 def context_of(scope: Scope) -> RequestContext:
     context: RequestContext = scope[CONTEXT_KEY]
     return context
+
+
+# Anchored for JSON Schema (the OpenAPI document states it); match with re.fullmatch.
+REQUEST_ID_PATTERN: Final = r"^req_[0-9a-f]{32}$"
 
 
 def new_request_id() -> str:
