@@ -107,7 +107,10 @@ def _timestamp_ms(text: str | None, name: str, default: int) -> int:
         if found is None:
             raise ValueError(text)
         year, month, day, hour, minute, second = (int(part) for part in found.groups()[:6])
-        offset = dt.timedelta(hours=int(found[9] or 0), minutes=int(found[10] or 0))
+        offset_hours, offset_minutes = int(found[9] or 0), int(found[10] or 0)
+        if offset_minutes > 59:
+            raise ValueError(text)
+        offset = dt.timedelta(hours=offset_hours, minutes=offset_minutes)
         zone = dt.timezone(-offset if found[8] == "-" else offset)
         moment = dt.datetime(year, month, day, hour, minute, min(second, 59), tzinfo=zone)
     except ValueError:

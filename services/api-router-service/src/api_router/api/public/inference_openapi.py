@@ -72,17 +72,10 @@ def event_stream(event: Spec) -> Spec:
 def sse_event(data: Spec, name: str | None = None) -> Spec:
     """An event whose ``data`` is JSON described by ``data`` (and whose ``event`` field is
     ``name``, where the stream names its events)."""
-    spec: Spec = {
-        "type": "object",
-        "properties": {"data": json_text(data)},
-        "required": ["data"],
-    }
+    # The data field is a string holding JSON (what `contentSchema` describes).
+    text = {"type": "string", "contentMediaType": "application/json", "contentSchema": data}
+    spec: Spec = {"type": "object", "properties": {"data": text}, "required": ["data"]}
     if name is not None:
         spec["properties"]["event"] = {"const": name}
         spec["required"].append("event")
     return spec
-
-
-def json_text(schema: Spec) -> Spec:
-    """A string holding JSON described by ``schema``."""
-    return {"type": "string", "contentMediaType": "application/json", "contentSchema": schema}

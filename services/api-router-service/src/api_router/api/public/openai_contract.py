@@ -134,10 +134,9 @@ def _validation_error(message: str) -> ApiError:
         )
     at = _AT_PATH.search(message)
     param = at[1] if at else None
-    only = ONLY_VALUE.get((param or "").partition(".")[0])
-    if param and only:
-        name = param.partition(".")[0]
-        return ApiError("unsupported_parameter", f"{name}: {only}", param=name)
+    name = (param or "").partition(".")[0]
+    if name in ONLY_VALUE:
+        return ApiError("unsupported_parameter", f"{name}: {ONLY_VALUE[name]}", param=name)
     if param and ".content[" in param:  # a content part other than text (images, audio)
         return ApiError(
             "unsupported_parameter",
