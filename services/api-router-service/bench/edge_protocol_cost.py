@@ -5,7 +5,10 @@ Two uvicorn servers serve the same trivial ASGI app, one with ``http="httptools"
 ``EdgeProtocol``, both pinned to one core (``taskset``). A paced open-loop client on another
 core alternates requests between them over keep-alive connections and reads each server's
 CPU time: CPU per request per server, and latency (medians over rounds that alternate
-which server is asked first).
+which server is asked first). CPU time comes in 10 ms ticks, so on a shared machine the
+difference is only as good as a few microseconds; ``--in-process`` adds a finer figure:
+both protocols in one event loop on socket pairs, a client on the same loop alternating
+between them, wall time per request (the difference is the protocol's own work).
 
     cd services/api-router-service && python -m bench.edge_protocol_cost [--requests N]
 """
@@ -13,6 +16,7 @@ which server is asked first).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import socket
@@ -20,6 +24,7 @@ import statistics
 import subprocess
 import sys
 import time
+from functools import partial
 
 import psutil
 from starlette.types import Receive, Scope, Send
@@ -40,6 +45,8 @@ async def _app(scope: Scope, receive: Receive, send: Send) -> None:
 def serve(kind: str, port: int) -> None:
     import uvicorn
 
+    # Imported by both servers, so both carry the gateway's modules (and their memory,
+    # which the garbage collector walks): the difference is the protocol alone.
     from api_router.api.edge_protocol import edge_protocol
     from api_router.config.settings import ServerSettings
 
@@ -134,18 +141,67 @@ def _round(targets: list[Target], requests: int, rate: float) -> None:
         target.cpu_us.append((target.cpu_s() - before) / requests * 1e6)
 
 
+def in_process(requests: int, rounds: int) -> dict[str, float]:
+    """Microseconds per request of each protocol, both in this process's event loop."""
+    import uvicorn
+    import uvloop
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+    from uvicorn.server import ServerState
+
+    from api_router.api.edge_protocol import edge_protocol
+    from api_router.config.settings import ServerSettings
+
+    protocols: dict[str, type[HttpToolsProtocol]] = {
+        "plain": HttpToolsProtocol,
+        "edge": edge_protocol(ServerSettings()),
+    }
+
+    async def run() -> dict[str, float]:
+        loop = asyncio.get_running_loop()
+        config = uvicorn.Config(_app, lifespan="off", log_config=None, access_log=False)
+        config.load()
+        state = ServerState()
+        clients: dict[str, socket.socket] = {}
+        for kind, protocol in protocols.items():
+            server_end, clients[kind] = socket.socketpair()
+            server_end.setblocking(False)
+            clients[kind].setblocking(False)
+            await loop.connect_accepted_socket(
+                partial(protocol, config=config, server_state=state, app_state={}), server_end
+            )
+        samples: dict[str, list[float]] = {kind: [] for kind in protocols}
+        for round_no in range(rounds):
+            for kind in list(protocols)[:: 1 if round_no % 2 else -1]:
+                started = time.perf_counter()
+                for _ in range(requests):
+                    await loop.sock_sendall(clients[kind], _REQUEST)
+                    answer = b""
+                    while not answer.endswith(b"ok"):
+                        answer += await loop.sock_recv(clients[kind], 4096)
+                samples[kind].append((time.perf_counter() - started) / requests * 1e6)
+        for client in clients.values():
+            client.close()
+        return {f"{kind}_us": round(statistics.median(v), 2) for kind, v in samples.items()}
+
+    return uvloop.run(run())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=4000, help="per server and round")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--rate", type=float, default=400.0, help="requests per second in all")
+    parser.add_argument("--in-process", action="store_true", help="also the in-process figure")
     parser.add_argument("--serve", choices=["plain", "edge"], help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         serve(args.serve, args.port)
         return
-    print(json.dumps(measure(args.requests, args.rate, args.rounds), indent=2))
+    report: dict[str, object] = {"over_sockets": measure(args.requests, args.rate, args.rounds)}
+    if args.in_process:
+        report["in_process_per_request"] = in_process(args.requests, args.rounds * 2)
+    print(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":
