@@ -78,6 +78,7 @@ def test_a_body_left_unread_after_its_answer_cannot_hold_the_connection(stack: S
         while time.monotonic() < until:
             conn.sendall(b" ")
             time.sleep(0.2)
+        # Times out (failing the test) unless the gateway closes the connection.
         answers = parse_answers(read_until_closed(conn))
     assert [a.status for a in answers] == [401]
 
