@@ -1,9 +1,12 @@
-"""What usage export and audit add to a request's path, per request, in microseconds.
+"""What usage export and audit add to a request's path, per request, in microseconds: the
+durable usage write (journal) next to the in-memory queueing it replaced, side by side.
 
-The request path only builds the records and queues them (Kafka, the spool and Redis are
-written by background loops), so this times exactly that work, as the request-context
-middleware does it, next to encoding the record once (the least any export must cost),
-alternating the two in one run.
+The request path builds the records, journals the usage record (one ``write(2)``, so it
+survives a kill of the process) and queues both for the background loops (the spool,
+Kafka and Redis are written there). This times that work as the request-context
+middleware does it, alternating in one run with the same work minus the journal write
+(the request path before the journal: encode and queue in memory only), and times the
+journal write alone.
 
     cd services/api-router-service && python -m bench.usage_record_cost [--requests N]
 """
@@ -15,6 +18,8 @@ import json
 import tempfile
 import time
 import uuid
+from collections import deque
+from pathlib import Path
 
 import msgspec
 
@@ -23,7 +28,15 @@ from api_router.keyspace import Keyspace
 from api_router.redis_store import Redis
 from api_router.usage.audit_store import AuditStore
 from api_router.usage.exporter import UsageExporter
-from api_router.usage.record import RouteAttempt, UsageFacts, build_records, usage_of
+from api_router.usage.journal import UsageJournal
+from api_router.usage.record import (
+    AuditRecord,
+    RouteAttempt,
+    UsageFacts,
+    UsageRecord,
+    build_records,
+    usage_of,
+)
 from bench.inference_latency import percentile
 
 
@@ -45,43 +58,59 @@ def facts() -> UsageFacts:
     )
 
 
+def records(started: float) -> AuditRecord:
+    return build_records(
+        facts(),
+        request_id=f"req_{uuid.uuid4().hex}",
+        http_status=200,
+        error_code=None,
+        started_at=started,
+        elapsed_s=0.251,
+        gateway_instance="bench",
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=20_000)
     args = parser.parse_args()
-    spool = tempfile.mkdtemp(prefix="api-router-bench-spool-")
-    exporter = UsageExporter(
-        KafkaSettings(), UsageSettings(spool_dir=spool, queue_max=10_000_000), "bench"
-    )
+    with tempfile.TemporaryDirectory(prefix="api-router-bench-") as workdir:
+        print(json.dumps(measure(Path(workdir), args.requests), indent=2))
+
+
+def measure(workdir: Path, requests: int) -> dict[str, object]:
+    settings = UsageSettings(spool_dir=str(workdir / "spool"), queue_max=10_000_000)
+    exporter = UsageExporter(KafkaSettings(), settings, "bench")
     audit = AuditStore(Redis(), Keyspace("bench"), AuditSettings())  # queued only, no I/O
+    journal = UsageJournal(workdir)
+    in_memory: deque[tuple[str, str]] = deque()
+
+    def queue_in_memory(record: UsageRecord) -> None:  # the request path without a journal
+        in_memory.append((record.record_id, msgspec.json.encode(record).decode()))
+
     started = time.time()
-    export_us: list[float] = []
-    encode_us: list[float] = []
-    for _ in range(args.requests):
-        request_id = f"req_{uuid.uuid4().hex}"
+    samples: dict[str, list[float]] = {"durable": [], "in_memory": [], "journal_write": []}
+    for _ in range(requests):
+        for name, record_usage in (("durable", exporter.record), ("in_memory", queue_in_memory)):
+            t0 = time.perf_counter()
+            record = records(started)
+            record_usage(usage_of(record))
+            audit.write(record)
+            samples[name].append((time.perf_counter() - t0) * 1e6)
+        line = msgspec.json.encode(usage_of(record)) + b"\n"
         t0 = time.perf_counter()
-        record = build_records(
-            facts(),
-            request_id=request_id,
-            http_status=200,
-            error_code=None,
-            started_at=started,
-            elapsed_s=0.251,
-            gateway_instance="bench",
-        )
-        exporter.record(usage_of(record))
-        audit.write(record)
-        t1 = time.perf_counter()
-        msgspec.json.encode(record)
-        t2 = time.perf_counter()
-        export_us.append((t1 - t0) * 1e6)
-        encode_us.append((t2 - t1) * 1e6)
-    report = {
-        "requests": args.requests,
-        "usage_and_audit_on_request_path_us": _summary(export_us),
-        "one_json_encode_of_the_record_us": _summary(encode_us),
+        journal.append(line)
+        samples["journal_write"].append((time.perf_counter() - t0) * 1e6)
+    p50 = {name: percentile(values, 0.5) for name, values in samples.items()}
+    return {
+        "requests": requests,
+        "usage_and_audit_on_request_path_us": {
+            "with_durable_journal_write": _summary(samples["durable"]),
+            "in_memory_only_as_before": _summary(samples["in_memory"]),
+            "added_at_p50": round(p50["durable"] - p50["in_memory"], 2),
+        },
+        "one_journal_write_us": _summary(samples["journal_write"]),
     }
-    print(json.dumps(report, indent=2))
 
 
 def _summary(samples: list[float]) -> dict[str, float]:

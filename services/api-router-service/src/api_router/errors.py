@@ -58,13 +58,16 @@ CATALOG: Final[Mapping[str, ErrorKind]] = {
     "method_not_allowed": ErrorKind(405, "invalid_request_error"),
     # 409: the change cannot be made in the resource's current state (admin API).
     "conflict": ErrorKind(409, "invalid_request_error"),
-    # 408 / 413 / 415: how the body arrived.
+    # 408 / 413 / 415 / 431: how the request arrived.
     "request_timeout": ErrorKind(408, "invalid_request_error"),
     # Only ever an in-stream `error` event (the 200 has been sent): the client read a
     # stream so slowly that the gateway's bounded buffer for it filled up.
     "slow_reader": ErrorKind(408, "invalid_request_error"),
     "payload_too_large": ErrorKind(413, "invalid_request_error"),
     "unsupported_media_type": ErrorKind(415, "invalid_request_error"),
+    # 431: the request head is larger, or has more fields, than server.max_head_bytes /
+    # server.max_headers allow; refused before it is read whole.
+    "headers_too_large": ErrorKind(431, "invalid_request_error"),
     # 5xx: the gateway or the nodes behind it.
     "internal_error": ErrorKind(500, "api_error"),
     "upstream_error": ErrorKind(502, "upstream_error"),

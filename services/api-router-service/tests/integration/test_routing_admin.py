@@ -115,35 +115,36 @@ async def test_drain_pin_and_weights_reach_another_gateway_and_expire(stack: Sta
     assert all(a.actor == admin.split("_")[1] for a in actions)
 
 
-async def test_invalid_overrides_are_400_with_a_reason(stack: Stack) -> None:
+async def test_invalid_overrides_are_400_and_unknown_targets_409(stack: Stack) -> None:
     stack.worker("node-a", pool="edge")
     admin = await stack.create_key(scopes=("admin",))
     user = await stack.create_key()
     async with stack.gateway() as gw:
         await gw.wait_for_model("llama3.2")
         path = "/v1/admin/routing/models/llama3.2/weights"
-        cases: list[tuple[dict[str, Any], str]] = [
-            ({"weights": {"edge": -1}, "reason": "r"}, ">= 0"),
-            ({"weights": {"nowhere": 1}, "reason": "r"}, "unknown pool"),
-            ({"weights": {"edge": 0}, "reason": "r"}, "all weights are zero"),
-            ({"weights": {"edge": 1}}, "reason"),
+        cases: list[tuple[dict[str, Any], int, str]] = [
+            ({"weights": {"edge": -1}, "reason": "r"}, 400, ">= 0"),
+            ({"weights": {"edge": 0}, "reason": "r"}, 400, "all weights are zero"),
+            ({"weights": {"edge": 1}}, 400, "reason"),
+            # Well formed, but no node or route has such a pool now.
+            ({"weights": {"nowhere": 1}, "reason": "r"}, 409, "unknown pool"),
         ]
-        for body, reason in cases:
+        for body, status, reason in cases:
             response = await put(gw, path, admin, body)
-            assert response.status_code == 400, body
+            assert response.status_code == status, body
             error = response.json()["error"]
-            assert error["code"] == "invalid_request"
+            assert error["code"] == ("invalid_request" if status == 400 else "conflict")
             assert reason in error["message"]
         pin = await put(
             gw, "/v1/admin/routing/models/llama3.2/pin", admin, {"nodes": ["ghost"], "reason": "r"}
         )
-        assert pin.status_code == 400 and "unknown node" in pin.json()["error"]["message"]
+        assert pin.status_code == 409 and "unknown node" in pin.json()["error"]["message"]
         drain = await gw.client.post(
             "/v1/admin/routing/nodes/ghost/drain",
             json={"reason": "r"},
             headers=bearer(admin),
         )
-        assert drain.status_code == 400
+        assert drain.status_code == 409
         forbidden = await gw.client.get("/v1/admin/routing", headers=bearer(user))
         assert forbidden.status_code == 403
         view = (await gw.client.get("/v1/admin/routing", headers=bearer(admin))).json()

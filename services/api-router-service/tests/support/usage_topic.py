@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,20 @@ class TopicReader:
 
     async def read_until(self, count: int, timeout_s: float = 20.0) -> list[dict[str, Any]]:
         """Read until ``count`` records in all have arrived (or the timeout passes)."""
+        return await self._read(lambda: len(self.records) >= count, timeout_s)
+
+    async def read_covering(
+        self, request_ids: set[str], timeout_s: float = 20.0
+    ) -> list[dict[str, Any]]:
+        """Read until every one of ``request_ids`` has a record (or the timeout passes);
+        a record delivered twice, as at-least-once delivery allows, counts once."""
+
+        def covered() -> bool:
+            return request_ids <= {record["request_id"] for record in self.records}
+
+        return await self._read(covered, timeout_s)
+
+    async def _read(self, done: Callable[[], bool], timeout_s: float) -> list[dict[str, Any]]:
         consumer = AIOKafkaConsumer(
             self.topic,
             bootstrap_servers=self.bootstrap,
@@ -33,7 +48,7 @@ class TopicReader:
         await consumer.start()
         try:
             deadline = time.monotonic() + timeout_s
-            while len(self.records) < count and time.monotonic() < deadline:
+            while not done() and time.monotonic() < deadline:
                 batches = await consumer.getmany(timeout_ms=200)
                 for messages in batches.values():
                     for message in messages:

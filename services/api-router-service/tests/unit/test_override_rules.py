@@ -34,10 +34,11 @@ POLICIES = Policies(models={"llama": ModelPolicy(routes=[{"edge": 1.0}, {"cloud"
 CHANGE = Change("kadmin", "maintenance")
 
 
-def refusal(call: Any, *args: Any) -> str:
+def refusal(call: Any, *args: Any, code: str = "conflict") -> str:
+    """The message of the refusal; unknown pools and nodes are conflicts with the registry."""
     with pytest.raises(ApiError) as raised:
         call(*args)
-    assert raised.value.code == "invalid_request"
+    assert raised.value.code == code
     return raised.value.message
 
 
@@ -68,7 +69,15 @@ def test_weights_on_unknown_pools_are_refused_naming_them() -> None:
 
 
 def test_all_weights_zero_is_refused() -> None:
-    message = refusal(weights_override, SNAPSHOT, None, "llama", {"edge": 0, "gpu": 0}, CHANGE)
+    message = refusal(
+        weights_override,
+        SNAPSHOT,
+        None,
+        "llama",
+        {"edge": 0, "gpu": 0},
+        CHANGE,
+        code="invalid_request",
+    )
     assert message == "all weights are zero: the model could go nowhere"
 
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import TypeVar
 
 import msgspec
 from starlette.requests import ClientDisconnect, Request
 
+from api_router.api.invalid_utf8 import invalid_utf8_error
 from api_router.api.request_context import CONTEXT_KEY
 from api_router.config.settings import ServerSettings
 from api_router.errors import ApiError
@@ -56,12 +58,23 @@ def _too_large(limit: int) -> ApiError:
     return ApiError("payload_too_large", f"the body exceeds the limit of {limit} bytes")
 
 
-def decode_body(body: bytes, decoder: msgspec.json.Decoder[T]) -> T:
-    """The body as ``decoder``'s type; a 400 whose message names the field path at fault
-    (``$.messages[0].role``)."""
+def invalid_body(message: str) -> ApiError:
+    return ApiError("invalid_request", f"invalid request body: {message}")
+
+
+def decode_body(
+    body: bytes,
+    decoder: msgspec.json.Decoder[T],
+    invalid: Callable[[str], ApiError] = invalid_body,
+) -> T:
+    """The body as ``decoder``'s type. Every failure is a 400 naming the field path at
+    fault where there is one: ``invalid`` turns a validation message
+    (``... - at `$.messages[0].role```) into the error."""
     try:
         return decoder.decode(body)
-    except msgspec.ValidationError as exc:
-        raise ApiError("invalid_request", f"invalid request body: {exc}") from None
+    except msgspec.ValidationError as exc:  # before DecodeError, its base class
+        raise invalid(str(exc)) from None
     except msgspec.DecodeError as exc:
         raise ApiError("invalid_request", f"the body is not valid JSON: {exc}") from None
+    except UnicodeDecodeError:  # msgspec's word for invalid UTF-8 inside a string
+        raise invalid_utf8_error(body) from None

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
 import msgspec
 
@@ -32,6 +32,7 @@ from api_router.api.public.inference_contract import (
     StreamDone,
 )
 from api_router.api.public.openai_contract import (
+    STREAM_OPTIONS_NEED_STREAM,
     ChatCompletion,
     ChatCompletionChunk,
     ChatCompletionRequest,
@@ -44,12 +45,14 @@ from api_router.routing.override_set import Override
 from api_router.routing.routing_view import RoutingView
 from api_router.usage.record import AuditRecord, UsageRecord
 
-CONTRACTS: Final[Mapping[str, type[msgspec.Struct]]] = {
+CONTRACTS: Final[Mapping[str, Any]] = {
     "inference.request": InferenceRequest,
     "inference.response": InferenceResponse,
     "inference.chunk": StreamDelta,
     "inference.done": StreamDone,
-    "chat.completion.request": ChatCompletionRequest,
+    "chat.completion.request": Annotated[
+        ChatCompletionRequest, msgspec.Meta(extra_json_schema=STREAM_OPTIONS_NEED_STREAM)
+    ],
     "chat.completion": ChatCompletion,
     "chat.completion.chunk": ChatCompletionChunk,
     "model.list": ModelList,

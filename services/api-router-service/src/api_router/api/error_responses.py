@@ -7,6 +7,7 @@ import msgspec
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Match, Route
 
 from api_router.api.public.openai_contract import OPENAI_PATHS, openai_error_body
 from api_router.errors import CATALOG, ApiError
@@ -55,6 +56,8 @@ async def render_error(request: Request, exc: Exception) -> Response:
     context = request.scope.get("api_router.context")
     request_id = context.request_id if context is not None else None
     headers = dict(error.headers)
+    if error.status == 405:
+        headers["Allow"] = _allowed_methods(request)
     if context is not None:
         context.error_code = error.code
         headers["x-request-id"] = context.request_id
@@ -65,3 +68,15 @@ async def render_error(request: Request, exc: Exception) -> Response:
         headers=headers,
         media_type="application/json",
     )
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method the path takes (RFC 9110 §15.5.6), over all of its routes: Starlette's
+    own ``Allow`` names only the methods of the first route that matched the path."""
+    methods: set[str] = set()
+    for route in request.app.routes:
+        if isinstance(route, Route) and route.methods:
+            match, _ = route.matches(request.scope)
+            if match is not Match.NONE:
+                methods |= route.methods
+    return ", ".join(sorted(methods))

@@ -63,11 +63,21 @@ def done_operation(
     status: str = "200",
     body: Spec | None = None,
     parameters: Iterable[Spec] = (),
+    links: Spec | None = None,
 ) -> Spec:
-    """An operation of the admin API: ``done`` with ``status``, else an error of
-    ``statuses`` shaped by ``error``."""
-    responses = {status: answer("Done", done), **errors(error, statuses)}
+    """An operation of the admin API: ``done`` with ``status`` (and ``links`` to what its
+    answer names), else an error of ``statuses`` shaped by ``error``."""
+    success = answer("Done", done)
+    if links is not None:
+        success["links"] = links
+    responses = {status: success, **errors(error, statuses)}
     return operation(operation_id, summary, responses, body=body, parameters=list(parameters))
+
+
+def link(operation_id: str, **parameters: str) -> Spec:
+    """An OpenAPI link: ``operation_id`` called with ``parameters`` (runtime expressions
+    such as ``$response.body#/id``)."""
+    return {"operationId": operation_id, "parameters": parameters}
 
 
 def answer(description: str, schema: Spec) -> Spec:
@@ -76,7 +86,7 @@ def answer(description: str, schema: Spec) -> Spec:
 
 def errors(schema: Spec, statuses: Iterable[str]) -> Spec:
     """The responses of ``statuses``, each an error from the catalog shaped by ``schema``."""
-    return {status: answer("An error from the catalog", schema) for status in statuses}
+    return {status: answer("An error from the catalog", schema) for status in sorted(statuses)}
 
 
 def json_content(schema: Spec) -> Spec:
@@ -84,11 +94,23 @@ def json_content(schema: Spec) -> Spec:
 
 
 def parameter(
-    name: str, where: str, description: str | None = None, *, required: bool = False
+    name: str,
+    where: str,
+    description: str | None = None,
+    *,
+    required: bool = False,
+    schema: Spec | None = None,
 ) -> Spec:
-    """A string parameter; path parameters are always required."""
+    """A parameter, a string unless ``schema`` says otherwise; path parameters are always
+    required."""
     spec: Spec = {"name": name, "in": where, "required": required or where == "path"}
     if description is not None:
         spec["description"] = description
-    spec["schema"] = {"type": "string"}
+    spec["schema"] = schema or {"type": "string"}
     return spec
+
+
+def matching(pattern: str) -> Spec:
+    """A string the server checks against ``pattern`` (anchored, valid in both Python and
+    JSON Schema)."""
+    return {"type": "string", "pattern": pattern}

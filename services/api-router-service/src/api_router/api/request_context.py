@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass, field
+from typing import Final
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.routing import BaseRoute, Route
@@ -63,6 +64,10 @@ def context_of(scope: Scope) -> RequestContext:
     return context
 
 
+# Anchored for JSON Schema (the OpenAPI document states it); match with re.fullmatch.
+REQUEST_ID_PATTERN: Final = r"^req_[0-9a-f]{32}$"
+
+
 def new_request_id() -> str:
     return f"req_{uuid.uuid4().hex}"
 
@@ -85,6 +90,13 @@ class RequestContextMiddleware:
         context = RequestContext(request_id, telemetry)
         scope[CONTEXT_KEY] = context
         status = 500
+        recorded = False
+
+        def record_usage() -> None:
+            nonlocal recorded
+            if not recorded and context.billable and context.usage.identified:
+                recorded = True
+                _record_usage(services, context, status)
 
         async def send_with_request_id(message: Message) -> None:
             nonlocal status
@@ -94,6 +106,10 @@ class RequestContextMiddleware:
                 response_headers["x-request-id"] = request_id
                 for name, value in context.response_headers.items():
                     response_headers.setdefault(name, value)
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                # The usage record is journaled before the last byte leaves: an answered
+                # request keeps its record even if the process is killed right after.
+                record_usage()
             await send(message)
 
         try:
@@ -101,13 +117,15 @@ class RequestContextMiddleware:
         finally:
             route = _route_name(scope.get("route"))
             telemetry.finish(status, route, context.error_code, context.usage)
-            if context.billable and context.usage.identified:
-                _record_usage(services, context, status)
-            request_id_var.reset(token)
+            record_usage()  # a request that ended without a last byte (a client gone, a bug)
+        # Reset only when nothing was raised: uvicorn logs a failure's traceback once this
+        # has returned, in this same task (one per request), and that line needs the id.
+        request_id_var.reset(token)
 
 
 def _record_usage(services: Services, context: RequestContext, status: int) -> None:
-    """Hand the request's records to the exporter and the audit store (both only queue)."""
+    """Hand the request's records to the exporter (one journal write) and the audit store
+    (queued)."""
     audit = build_records(
         context.usage,
         request_id=context.request_id,

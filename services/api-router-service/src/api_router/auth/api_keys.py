@@ -21,7 +21,9 @@ PREFIX: Final = "ark"
 _KEY = re.compile(r"^ark_(k[a-z2-7]{12})_([a-z2-7]{32})$")
 # Any real key fits in this; longer input is rejected before a regex ever sees it.
 MAX_KEY_LENGTH: Final = 64
-_KEY_ID = re.compile(r"^k[a-z2-7]{12}$")
+# Anchored for JSON Schema (the OpenAPI document states them); match with re.fullmatch.
+KEY_ID_PATTERN: Final = r"^k[a-z2-7]{12}$"
+SIGNING_SECRET_ID_PATTERN: Final = r"^s[a-z2-7]{8}$"
 
 
 class ParsedKey(NamedTuple):
@@ -50,7 +52,11 @@ def new_signing_secret() -> str:
 
 
 def is_key_id(text: str) -> bool:
-    return len(text) == 13 and _KEY_ID.match(text) is not None
+    return re.fullmatch(KEY_ID_PATTERN, text) is not None
+
+
+def is_signing_secret_id(text: str) -> bool:
+    return re.fullmatch(SIGNING_SECRET_ID_PATTERN, text) is not None
 
 
 def format_key(key_id: str, secret: str) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 
 import msgspec
 
@@ -11,7 +11,8 @@ from api_router.errors import ApiError
 
 Scope = Literal["inference", "audit:read", "admin"]
 SCOPES: tuple[Scope, ...] = ("inference", "audit:read", "admin")
-Tenant = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
+TENANT_PATTERN: Final = r"^[A-Za-z0-9._-]{1,64}$"
+Tenant = Annotated[str, msgspec.Meta(pattern=TENANT_PATTERN)]
 # signature_required: bearer use of the key is refused; signature_or_key: either works.
 AuthMode = Literal["signature_required", "signature_or_key"]
 

@@ -1,4 +1,5 @@
-"""``api-router serve``: the gateway on uvicorn (uvloop, httptools, factory mode)."""
+"""``api-router serve``: the gateway on uvicorn (uvloop, httptools with the edge's
+deadlines and limits, factory mode)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from api_router.config.loader import load_settings, require_kek, require_pepper
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from api_router.api.edge_protocol import edge_protocol
     from api_router.app import create_app
     from api_router.commands.gateway_server import AFTER_DRAIN_S, GatewayServer
     from api_router.config.policies import load_policies
@@ -36,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
         host=server.host,
         port=server.port,
         loop="uvloop",
-        http="httptools",
+        http=edge_protocol(server),  # httptools, with deadlines and limits on request heads
         lifespan="on",
         log_config=None,
         access_log=False,

@@ -26,6 +26,15 @@ class ServerSettings(_Section, frozen=True):
     max_body_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 1_048_576
     # A body that has not fully arrived by then is answered 408.
     receive_timeout_s: Seconds = 10.0
+    # Once its first byte has arrived, a request head has this long to be complete: 408
+    # and the connection closed after it (api/edge_protocol.py).
+    header_timeout_s: Seconds = 10.0
+    # A connection that sends nothing (new, or between requests) is closed after this long.
+    keep_alive_s: Seconds = 5.0
+    # A request head (request line and header fields) larger than this, or with more
+    # fields, is refused with 431 before more of it is read.
+    max_head_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 32_768
+    max_headers: Annotated[int, msgspec.Meta(ge=8)] = 100
     # On SIGTERM, in-flight requests get this long to finish (new ones are refused 503
     # shutting_down meanwhile); those still running then are answered shutting_down.
     graceful_shutdown_s: Seconds = 30.0
@@ -145,9 +154,11 @@ class KafkaSettings(_Section, frozen=True):
 
 
 class UsageSettings(_Section, frozen=True):
-    # Where the disk spool (SQLite, via sqlitedict) lives.
+    # Where the disk spool (SQLite, via sqlitedict, and its journal files) lives; one
+    # directory per gateway process.
     spool_dir: str = ".run/usage-spool"
-    # Records are committed to the spool at least this often: the most a SIGKILL can lose.
+    # Journaled records are committed to the spool's SQLite file this often (each one is
+    # on disk, in the journal, before its response's last byte: see usage/journal.py).
     batch_window_ms: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 100
     # Records waiting in memory for the next spool commit; beyond it the full policy applies.
     queue_max: Annotated[int, msgspec.Meta(ge=1)] = 10_000

@@ -216,5 +216,6 @@ def failed(job_id: str, attempt: int, node: str, seq: int, error: ErrorData) -> 
 def _decode(decoder: msgspec.json.Decoder[_T], data: bytes) -> _T:
     try:
         return decoder.decode(data)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+    # A worker's bytes: invalid UTF-8 (msgspec's UnicodeDecodeError) included.
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise ProtocolError(f"malformed event data: {exc}") from None

@@ -70,7 +70,8 @@ class HealthRegistry:
         for node_id, blob in raw.items():
             try:
                 nodes.append(health_decoder.decode(blob))
-            except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+            # Workers write these: invalid UTF-8 (msgspec's UnicodeDecodeError) included.
+            except (msgspec.DecodeError, UnicodeDecodeError) as exc:
                 log.warning(
                     "ignoring malformed health entry",
                     extra={"node_id": node_id.decode(errors="replace"), "reason": str(exc)},

@@ -1,9 +1,10 @@
 """What an admin may ask of routing, checked before it is stored.
 
 Shared by the admin API and ``api-router routing``, so both refuse the same overrides with
-the same reasons: unknown pools or nodes, all weights zero. (The request schema,
-``api/admin/routing_contract.py``, refuses negative weights, empty lists and reasons or
-TTLs out of bounds before these rules are asked.)
+the same reasons: all weights zero (400), and pools or nodes nobody has registered (409
+``conflict``: the request is well formed, the registry just does not hold them now). (The
+request schema, ``api/admin/routing_contract.py``, refuses negative weights, empty lists
+and reasons or TTLs out of bounds before these rules are asked.)
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def weights_override(
 ) -> Override:
     unknown = sorted(set(weights) - known_pools(snapshot, policies))
     if unknown:
-        raise ApiError("invalid_request", f"unknown pool(s): {', '.join(unknown)}")
+        raise ApiError("conflict", f"unknown pool(s): {', '.join(unknown)}")
     if not any(weight > 0 for weight in weights.values()):
         raise ApiError("invalid_request", "all weights are zero: the model could go nowhere")
     return _override("weights", model, change, weights=dict(weights))
@@ -71,7 +72,7 @@ def _check_nodes(snapshot: RoutingSnapshot, nodes: Iterable[str]) -> None:
     registered = {node.node_id for node in snapshot.nodes}
     unknown = sorted(set(nodes) - registered)
     if unknown:
-        raise ApiError("invalid_request", f"unknown node(s): {', '.join(unknown)}")
+        raise ApiError("conflict", f"unknown node(s): {', '.join(unknown)}")
 
 
 def _override(kind: OverrideKind, target: str, change: Change, **fields: Any) -> Override:

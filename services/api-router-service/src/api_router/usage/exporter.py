@@ -1,11 +1,13 @@
 """Usage records to Kafka, at least once, with the request path never waiting on Kafka.
 
-Write-ahead: the request path only appends to an in-memory batch. Every batch window the
-journal loop commits the batch to the disk spool; the ship loop sends the spool to Kafka,
+Write-ahead: the request path appends each record to the journal (one ``write(2)``, before
+the response's last byte: it survives a SIGKILL from then on, see ``journal.py``) and to an
+in-memory batch. Every batch window the commit loop rotates the journal, commits the batch
+to the disk spool and deletes the rotated file; the ship loop sends the spool to Kafka,
 oldest first, and deletes records only after Kafka acknowledged them. So at any moment a
-record is either in the last window's batch (the most a SIGKILL can lose) or on disk, and
-an outage of Kafka, a stalled producer or a restart of the gateway loses nothing: records
-wait in the spool and are re-sent, keeping their ``record_id`` for consumers to dedupe.
+record is in the journal or in the spool, and a kill of the process, an outage of Kafka, a
+stalled producer or a restart of the gateway loses nothing: records wait on disk and are
+re-sent, keeping their ``record_id`` for consumers to dedupe.
 """
 
 from __future__ import annotations
@@ -23,6 +25,13 @@ import msgspec
 
 from api_router.config.settings import KafkaSettings, UsageSettings
 from api_router.usage.blocking_calls import BlockingCalls
+from api_router.usage.journal import (
+    JournalError,
+    UsageJournal,
+    discard,
+    leftover_journals,
+    read_journal,
+)
 from api_router.usage.kafka_producer import KafkaUnavailable, UsageProducer
 from api_router.usage.record import UsageRecord
 from api_router.usage.spool import SpoolError, UsageSpool
@@ -58,7 +67,11 @@ class UsageExporter:
         self._batch: deque[tuple[str, str]] = deque()
         # Batches the spool failed to take: shipped straight from memory instead.
         self._unspooled: deque[tuple[str, str]] = deque()
-        self._spool = UsageSpool(Path(settings.spool_dir))
+        directory = Path(settings.spool_dir)
+        self._spool = UsageSpool(directory)
+        # Rotated journal files, deleted once nothing of theirs is only in memory.
+        self._finished: list[Path] = []
+        self._journal_failing = False
         self._calls = BlockingCalls("usage-spool")
         self._producer = UsageProducer(kafka, client_id)
         self._wake_shipper = asyncio.Event()
@@ -66,16 +79,36 @@ class UsageExporter:
         self._oldest_finished: float | None = None  # epoch s of the oldest unshipped record
         self.counts = ExportCounts()
         self.kafka_up = False
+        self._recover(leftover_journals(directory))
+        self._journal = UsageJournal(directory)
 
     # -- the request path --------------------------------------------------------------
 
     def record(self, record: UsageRecord) -> None:
-        """Queue one record; never blocks and never raises."""
+        """Journal one record and queue it for the spool: once this returns, the record
+        survives a kill of the process. One ``write(2)``, no wait; never raises."""
         if len(self._batch) >= self._settings.queue_max:
-            self._batch.popleft()  # the journal is stuck; keep the newest, count the loss
+            self._batch.popleft()  # the spool is stuck; keep the newest, count the loss
             self.counts.dropped += 1
             log.error("usage queue full, dropped the oldest record")
-        self._batch.append((record.record_id, msgspec.json.encode(record).decode()))
+        data = msgspec.json.encode(record)
+        try:
+            self._journal.append(data + b"\n")
+        except JournalError as exc:
+            self._journal_failed(exc)
+        else:
+            if self._journal_failing:
+                self._journal_failing = False
+                log.info("usage journal writable again")
+        self._batch.append((record.record_id, data.decode()))
+
+    def _journal_failed(self, exc: JournalError) -> None:
+        # The record lives in memory only until the next commit; logged once per outage.
+        self.counts.spool_errors += 1
+        if not self._journal_failing:
+            self._journal_failing = True
+            message = "usage journal not writable; records wait in memory for the spool"
+            log.error(message, extra={"error": str(exc)})
 
     @property
     def accepting(self) -> bool:
@@ -101,7 +134,7 @@ class UsageExporter:
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as group:
-            group.create_task(self._journal_loop())
+            group.create_task(self._commit_loop())
             group.create_task(self._ship_loop())
 
     async def aclose(self) -> None:
@@ -110,7 +143,7 @@ class UsageExporter:
         if self._step is not None:  # the step the stopped ship loop left running
             await asyncio.wait({self._step}, timeout=self._settings.shutdown_flush_s)
         await self._calls.settle(_SPOOL_TIMEOUT_S)  # calls the stopped loops left running
-        await self._journal()
+        await self._commit()
         try:
             async with asyncio.timeout(self._settings.shutdown_flush_s):
                 while (self._spool.depth or self._unspooled) and await self._ship_once():
@@ -122,17 +155,47 @@ class UsageExporter:
         await self._producer.close()
         await self._calls.settle(_SPOOL_TIMEOUT_S)
         self._spool.close()
+        self._journal.close()
+        if not self._unspooled:  # else the files carry those records to the next start
+            self._finished.append(self._journal.path)
+            self._discard_journals()
 
-    async def _journal_loop(self) -> None:
+    def _recover(self, leftovers: list[Path]) -> None:
+        """Commit the journal files a killed process left to the spool (at start-up, so
+        blocking is fine); what the spool cannot take is shipped from memory."""
+        for path in leftovers:
+            records = read_journal(path)
+            try:
+                self._spool.append(records)
+            except SpoolError as exc:
+                self._spool.reopen()
+                self.counts.spool_errors += 1
+                message = "usage spool write failed; shipping recovered records from memory"
+                log.error(message, extra={"error": str(exc)})
+                self._unspooled.extend(records)
+                self._finished.append(path)
+                continue
+            discard(path)
+            recovered = {"path": str(path), "records": len(records)}
+            log.info("recovered usage records from the journal", extra=recovered)
+
+    async def _commit_loop(self) -> None:
         while True:
             await asyncio.sleep(self._window_s)
-            await self._journal()
+            await self._commit()
 
-    async def _journal(self) -> None:
+    async def _commit(self) -> None:
         if not self._batch:
             return
         batch = list(self._batch)
         self._batch.clear()
+        # Together with taking the batch (no await between): the rotated file holds exactly
+        # the records of this batch (and of earlier ones if a rotation failed).
+        try:
+            finished: Path | None = self._journal.rotate()
+        except JournalError as exc:
+            finished = None  # its records stay in the current file, deleted at a later rotation
+            self._journal_failed(exc)
         try:
             await self._make_room(len(batch))
             await self._call_spool(self._spool.append, batch)
@@ -141,7 +204,18 @@ class UsageExporter:
             self.counts.spool_errors += 1
             log.error("usage spool write failed; shipping from memory", extra={"error": str(exc)})
             self._unspooled.extend(batch)
+        if finished is not None:
+            self._finished.append(finished)
+        self._discard_journals()
         self._wake_shipper.set()
+
+    def _discard_journals(self) -> None:
+        """Delete rotated journal files once every record of theirs is in the spool or
+        acknowledged by Kafka (none waits in memory)."""
+        if not self._unspooled:
+            for path in self._finished:
+                discard(path)
+            self._finished.clear()
 
     async def _make_room(self, incoming: int) -> None:
         if self._settings.on_spool_full != "drop_oldest":
@@ -205,6 +279,7 @@ class UsageExporter:
         if from_memory:
             for _ in batch:
                 self._unspooled.popleft()
+            self._discard_journals()
         elif batch:
             await self._call_spool(self._spool.delete, [rid for rid, _ in batch])
         self.counts.produced += len(batch)

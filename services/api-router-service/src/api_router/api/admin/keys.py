@@ -19,13 +19,11 @@ from api_router.api.admin.key_contract import (
 )
 from api_router.api.body import decode_body, read_json_body
 from api_router.api.json_response import json_response
-from api_router.auth.key_record import KeyRecord
+from api_router.auth.api_keys import is_key_id, is_signing_secret_id
+from api_router.auth.key_record import TENANT_PATTERN, KeyRecord
 from api_router.errors import ApiError
 from api_router.services import Services, services_of
 
-_KEY_ID = re.compile(r"k[a-z2-7]{12}")
-_SECRET_ID = re.compile(r"s[a-z2-7]{8}")
-_TENANT = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _decode_create = msgspec.json.Decoder(CreateKeyRequest)
 
 
@@ -66,7 +64,7 @@ async def create_key(request: Request) -> Response:
 
 async def list_keys(request: Request) -> Response:
     tenant = request.query_params.get("tenant")
-    if tenant is None or not _TENANT.fullmatch(tenant):
+    if tenant is None or not re.fullmatch(TENANT_PATTERN, tenant):
         raise ApiError("invalid_request", "tenant: required; letters, digits and . _ - only")
     store = services_of(request.scope).key_store
     records = await store.of_tenant(tenant)
@@ -108,7 +106,7 @@ async def delete_signing_secret(request: Request) -> Response:
     services = services_of(request.scope)
     key_id = _key_id(request)
     secret_id = request.path_params["secret_id"]
-    if not _SECRET_ID.fullmatch(secret_id):
+    if not is_signing_secret_id(secret_id):
         raise ApiError("invalid_request", "signing secret ids look like 's' and 8 characters")
     record = await services.key_store.remove_signing_secret(key_id, secret_id)
     record_action(
@@ -122,7 +120,7 @@ async def delete_signing_secret(request: Request) -> Response:
 
 def _key_id(request: Request) -> str:
     key_id: str = request.path_params["key_id"]
-    if not _KEY_ID.fullmatch(key_id):
+    if not is_key_id(key_id):
         raise ApiError("invalid_request", "key ids look like 'k' and 12 characters")
     return key_id
 

@@ -31,8 +31,15 @@ class _ChangeRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
         return Change(author, self.reason, self.ttl_s)
 
 
+# The schema's way of saying "not all zero" (weights_override refuses that with a 400).
+_SOME_WEIGHT_ABOVE_ZERO = {"not": {"additionalProperties": {"maximum": 0}}}
+
+
 class WeightsRequest(_ChangeRequest, frozen=True):
-    weights: Annotated[dict[str, Weight], msgspec.Meta(min_length=1)]
+    weights: Annotated[
+        dict[str, Weight],
+        msgspec.Meta(min_length=1, extra_json_schema=_SOME_WEIGHT_ABOVE_ZERO),
+    ]
 
     def override(
         self, snapshot: RoutingSnapshot, policies: Policies | None, model: str, author: str

@@ -4,18 +4,23 @@ from __future__ import annotations
 
 from functools import partial
 
-from api_router.api.openapi_operation import Refs, Spec, done_operation, parameter
+from api_router.api.admin.key_openapi import BODY_ERRORS, CALLER_ERRORS
+from api_router.api.openapi_operation import Refs, Spec, done_operation, link, parameter
 
 _BASE = "/v1/admin/routing"
-_ERRORS = ("400", "401", "403", "404", "503")
+# 409: the override names pools or nodes nobody has registered (see override_rules).
+_CHANGE_ERRORS = (*BODY_ERRORS, "409", *CALLER_ERRORS)
 
 
 def routing_paths(ref: Refs) -> Spec:
-    change = partial(done_operation, error=ref["error"], statuses=_ERRORS)
+    change = partial(done_operation, error=ref["error"])
     override = ref["admin.routing.override"]
     anything: Spec = {"type": "object"}
 
-    def set_override(operation_id: str, summary: str, body: str, target: str) -> Spec:
+    def set_override(
+        operation_id: str, summary: str, body: str, target: str, links: Spec | None = None
+    ) -> Spec:
+        delete = link("deleteRoutingOverride", override_id="$response.body#/id")
         return change(
             operation_id,
             summary,
@@ -23,12 +28,26 @@ def routing_paths(ref: Refs) -> Spec:
             status="201",
             body=ref[body],
             parameters=[parameter(target, "path")],
+            statuses=_CHANGE_ERRORS,
+            links={"DeleteOverride": delete, **(links or {})},
+        )
+
+    def remove(operation_id: str, summary: str, target: str) -> Spec:
+        return change(
+            operation_id,
+            summary,
+            anything,
+            parameters=[parameter(target, "path")],
+            statuses=("404", *CALLER_ERRORS),
         )
 
     return {
         _BASE: {
             "get": change(
-                "getRouting", "Routing in force: models, overrides, nodes", ref["admin.routing"]
+                "getRouting",
+                "Routing in force: models, overrides, nodes",
+                ref["admin.routing"],
+                statuses=CALLER_ERRORS,
             )
         },
         f"{_BASE}/models/{{model}}/weights": {
@@ -46,23 +65,17 @@ def routing_paths(ref: Refs) -> Spec:
         },
         f"{_BASE}/nodes/{{node}}/drain": {
             "post": set_override(
-                "drainNode", "Take no new jobs on a node", "admin.routing.drain.request", "node"
+                "drainNode",
+                "Take no new jobs on a node",
+                "admin.routing.drain.request",
+                "node",
+                {"UndrainNode": link("undrainNode", node="$request.path.node")},
             )
         },
         f"{_BASE}/nodes/{{node}}/undrain": {
-            "post": change(
-                "undrainNode",
-                "Remove a node's drain",
-                anything,
-                parameters=[parameter("node", "path")],
-            )
+            "post": remove("undrainNode", "Remove a node's drain (404: not drained)", "node")
         },
         f"{_BASE}/overrides/{{override_id}}": {
-            "delete": change(
-                "deleteRoutingOverride",
-                "Remove one override",
-                anything,
-                parameters=[parameter("override_id", "path")],
-            )
+            "delete": remove("deleteRoutingOverride", "Remove one override", "override_id")
         },
     }

@@ -15,7 +15,8 @@ An attempt lost before any text went out (its worker silent or its node gone) is
 to the next candidate of the route plan (``RoutedStream.take_over``) while the client's
 stream stays open: the client sees one answer. Whatever ends the stream early leaves the
 job's cancel mark (the worker aborts its backend call) and the outcome, tokens so far and
-time to first token on the ``RequestContext``.
+time to first token on the ``RequestContext``; every ending that sends a last frame leaves
+them before that frame (the usage record is journaled before the last byte).
 """
 
 from __future__ import annotations
@@ -75,6 +76,7 @@ class EventStreamResponse:
         self._context = context
         self._settings = settings
         self._completion: Completion | None = None
+        self._finished = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         outcome: Outcome = "cancelled"
@@ -119,12 +121,15 @@ class EventStreamResponse:
                     elapsed = time.perf_counter() - self._context.telemetry.started
                     self._context.usage.ttft_ms = _ms(elapsed)
                 frames = [self._frame(piece) for piece in pieces]
-                await self._send(send, b"".join(frames), more=self._completion is None)
-                last_sent = time.perf_counter()
                 if self._completion is not None:
+                    self._finish("ok")
+                    await self._send(send, b"".join(frames), more=False)
                     return "ok"
+                await self._send(send, b"".join(frames))
+                last_sent = time.perf_counter()
         except ApiError as exc:
             self._context.error_code = exc.code
+            self._finish(outcome_of(exc))
             await self._send(send, self._spelling.error(exc), more=False)
             return outcome_of(exc)
 
@@ -164,6 +169,7 @@ class EventStreamResponse:
         )
         error = ApiError("slow_reader", f"the client read the stream too slowly ({why})")
         self._context.error_code = error.code
+        self._finish("cancelled")
         try:  # best effort: the client is, after all, not reading
             async with asyncio.timeout(_FAREWELL_S):
                 await send(
@@ -192,6 +198,10 @@ class EventStreamResponse:
         )
 
     def _finish(self, outcome: Outcome) -> None:
+        """Close the job, settle the admission and leave the usage facts (once)."""
+        if self._finished:
+            return
+        self._finished = True
         context, streamed = self._context, self._routed.streamed
         streamed.close(outcome, context.telemetry.dispatched)
         facts = context.usage

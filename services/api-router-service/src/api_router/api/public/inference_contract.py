@@ -18,6 +18,7 @@ ModelName = Annotated[
     msgspec.Meta(
         pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,255}$",
         description="Model name as the nodes serve it, for example 'llama3.2' or 'qwen2.5:7b'",
+        examples=["llama3.2"],
     ),
 ]
 MetadataKey = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]

@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
-from api_router.api.openapi_operation import Refs, Spec, errors, json_content, operation
+from api_router.api.openapi_operation import Refs, Spec, errors, json_content, link, operation
 
-# Every status the inference routes answer besides 200 (both spellings).
-INFERENCE_ERRORS = ("400", "401", "403", "404", "408", "413", "415", "502", "503", "504")
+# Every status the inference routes answer besides 200 (both spellings): the request (400,
+# 408, 413, 415), the caller (401, 403), limits and budget (402, 429), the model (404) and
+# the nodes (502, 503, 504).
+INFERENCE_ERRORS = (
+    "400",
+    "401",
+    "402",
+    "403",
+    "404",
+    "408",
+    "413",
+    "415",
+    "429",
+    "502",
+    "503",
+    "504",
+)
 _STREAM_OF_INFERENCE = (
     "With `stream: true`: server-sent events `chunk` (data: inference.chunk), then `done` "
     "(data: inference.done) or `error` (data: the error shape); comment lines are heartbeats."
@@ -24,8 +39,17 @@ def inference_paths(ref: Refs) -> Spec:
         },
         "content": {
             **json_content(ref["inference.response"]),
-            **event_stream({"oneOf": [ref["inference.chunk"], ref["inference.done"], error]}),
+            **event_stream(
+                {
+                    "oneOf": [
+                        sse_event(ref["inference.chunk"], "chunk"),
+                        sse_event(ref["inference.done"], "done"),
+                        sse_event(error, "error"),
+                    ]
+                }
+            ),
         },
+        "links": {"GetAuditRecord": link("getAuditRecord", request_id="$response.body#/id")},
     }
     return {
         "/v1/inference": {
@@ -39,6 +63,19 @@ def inference_paths(ref: Refs) -> Spec:
     }
 
 
-def event_stream(schema: Spec) -> Spec:
-    """``text/event-stream``; ``schema`` describes the JSON in each ``data:`` line."""
-    return {"text/event-stream": {"schema": {"type": "string", "x-data-schema": schema}}}
+def event_stream(event: Spec) -> Spec:
+    """``text/event-stream``, each event (its ``event``, ``data``, ``id``, ``retry``
+    fields) described by ``event``, as OpenAPI 3.1 tools read an event stream's schema."""
+    return {"text/event-stream": {"schema": event}}
+
+
+def sse_event(data: Spec, name: str | None = None) -> Spec:
+    """An event whose ``data`` is JSON described by ``data`` (and whose ``event`` field is
+    ``name``, where the stream names its events)."""
+    # The data field is a string holding JSON (what `contentSchema` describes).
+    text = {"type": "string", "contentMediaType": "application/json", "contentSchema": data}
+    spec: Spec = {"type": "object", "properties": {"data": text}, "required": ["data"]}
+    if name is not None:
+        spec["properties"]["event"] = {"const": name}
+        spec["required"].append("event")
+    return spec

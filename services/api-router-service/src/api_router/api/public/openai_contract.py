@@ -14,6 +14,7 @@ from typing import Annotated, Final, Literal
 
 import msgspec
 
+from api_router.api.body import decode_body
 from api_router.api.public.inference_contract import ModelName
 from api_router.chat import ChatMessage, ChatOptions
 from api_router.errors import CATALOG, ApiError
@@ -27,7 +28,10 @@ FINISH_REASONS: Final = frozenset({"stop", "length", "content_filter", "tool_cal
 Stop = Annotated[str, msgspec.Meta(min_length=1)]
 
 
-class TextPart(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag="text"):
+class TextPart(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    # A field, not a struct tag: msgspec requires a tag only to tell union members apart,
+    # and a part without its type must be refused as the schema says.
+    type: Literal["text"]
     text: str
 
 
@@ -49,7 +53,7 @@ class StreamOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class ResponseFormat(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    type: str
+    type: Literal["text"]
 
 
 class ChatCompletionRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -63,12 +67,13 @@ class ChatCompletionRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=T
     max_completion_tokens: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] | None = None
     stop: Stop | Annotated[list[Stop], msgspec.Meta(max_length=8)] | None = None
     seed: int | None = None
-    # Accepted only at the value that asks for nothing we lack:
-    n: int | None = None  # 1
-    frequency_penalty: float | None = None  # 0
-    presence_penalty: float | None = None  # 0
-    logprobs: bool | None = None  # false
-    response_format: ResponseFormat | None = None  # {"type": "text"}
+    # Accepted only at the value that asks for nothing we lack (the types say which, so
+    # the schema does too); any other is unsupported_parameter (ONLY_VALUE says why).
+    n: Literal[1] | None = None
+    frequency_penalty: Annotated[float, msgspec.Meta(ge=0, le=0)] | None = None
+    presence_penalty: Annotated[float, msgspec.Meta(ge=0, le=0)] | None = None
+    logprobs: Literal[False] | None = None
+    response_format: ResponseFormat | None = None
     # Ignored (IGNORED):
     user: str | None = None
     store: bool | None = None
@@ -91,6 +96,19 @@ class ChatCompletionRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=T
         return self.stream_options is not None and self.stream_options.include_usage
 
 
+# A stream's options need a stream (the server refuses them otherwise, see
+# decode_chat_request); the OpenAPI document states it beside the struct's own schema.
+STREAM_OPTIONS_NEED_STREAM: Final = {
+    "if": {"properties": {"stream_options": {"type": "object"}}, "required": ["stream_options"]},
+    "then": {"properties": {"stream": {"const": True}}, "required": ["stream"]},
+}
+ONLY_VALUE: Final = {
+    "n": "only n=1 is supported",
+    "frequency_penalty": "only 0 is supported",
+    "presence_penalty": "only 0 is supported",
+    "logprobs": "log probabilities are not available",
+    "response_format": 'only {"type": "text"} is supported',
+}
 _decoder = msgspec.json.Decoder(ChatCompletionRequest)
 _UNKNOWN_FIELD = re.compile(r"unknown field `([^`]+)`(?: - at `\$\.?([^`]*)`)?")
 _AT_PATH = re.compile(r" - at `\$\.?([^`]*)`")
@@ -98,13 +116,11 @@ _AT_PATH = re.compile(r" - at `\$\.?([^`]*)`")
 
 def decode_chat_request(body: bytes) -> ChatCompletionRequest:
     """Decode and check; the error's ``param`` names the parameter at fault."""
-    try:
-        request = _decoder.decode(body)
-    except msgspec.ValidationError as exc:
-        raise _validation_error(str(exc)) from None
-    except msgspec.DecodeError as exc:
-        raise ApiError("invalid_request", f"the body is not valid JSON: {exc}") from None
-    _refuse_unsupported(request)
+    request = decode_body(body, _decoder, _validation_error)
+    if request.stream_options is not None and not request.stream:
+        raise ApiError(
+            "invalid_request", "stream_options needs stream: true", param="stream_options"
+        )
     return request
 
 
@@ -118,6 +134,9 @@ def _validation_error(message: str) -> ApiError:
         )
     at = _AT_PATH.search(message)
     param = at[1] if at else None
+    name = (param or "").partition(".")[0]
+    if name in ONLY_VALUE:
+        return ApiError("unsupported_parameter", f"{name}: {ONLY_VALUE[name]}", param=name)
     if param and ".content[" in param:  # a content part other than text (images, audio)
         return ApiError(
             "unsupported_parameter",
@@ -125,27 +144,6 @@ def _validation_error(message: str) -> ApiError:
             param=param,
         )
     return ApiError("invalid_request", f"invalid request body: {message}", param=param)
-
-
-def _refuse_unsupported(request: ChatCompletionRequest) -> None:
-    refusals = (
-        ("n", request.n not in (None, 1), "only n=1 is supported"),
-        ("frequency_penalty", request.frequency_penalty not in (None, 0), "only 0 is supported"),
-        ("presence_penalty", request.presence_penalty not in (None, 0), "only 0 is supported"),
-        ("logprobs", bool(request.logprobs), "log probabilities are not available"),
-        (
-            "response_format",
-            request.response_format not in (None, ResponseFormat("text")),
-            'only {"type": "text"} is supported',
-        ),
-    )
-    for param, refused, why in refusals:
-        if refused:
-            raise ApiError("unsupported_parameter", f"{param}: {why}", param=param)
-    if request.stream_options is not None and not request.stream:
-        raise ApiError(
-            "invalid_request", "stream_options needs stream: true", param="stream_options"
-        )
 
 
 # --- answers -----------------------------------------------------------------------

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 from api_router.api.openapi_operation import Refs, Spec, answer, errors, json_content, operation
-from api_router.api.public.inference_openapi import INFERENCE_ERRORS, event_stream
+from api_router.api.public.inference_openapi import (
+    INFERENCE_ERRORS,
+    event_stream,
+    sse_event,
+)
 
 
 def openai_paths(ref: Refs) -> Spec:
@@ -13,7 +17,19 @@ def openai_paths(ref: Refs) -> Spec:
         "frames holding chat.completion.chunk, ending with `data: [DONE]`",
         "content": {
             **json_content(ref["chat.completion"]),
-            **event_stream(ref["chat.completion.chunk"]),
+            **event_stream(
+                {
+                    "oneOf": [
+                        sse_event(ref["chat.completion.chunk"]),
+                        sse_event(error),  # a failure after the 200, in OpenAI's shape
+                        {
+                            "type": "object",
+                            "properties": {"data": {"const": "[DONE]"}},
+                            "required": ["data"],
+                        },
+                    ]
+                }
+            ),
         },
     }
     return {
@@ -29,7 +45,10 @@ def openai_paths(ref: Refs) -> Spec:
             "get": operation(
                 "listModels",
                 "OpenAI-compatible list of the models healthy nodes serve",
-                {"200": answer("The models", ref["model.list"]), **errors(error, ("401", "403"))},
+                {
+                    "200": answer("The models", ref["model.list"]),
+                    **errors(error, ("401", "403", "503")),
+                },
             )
         },
     }
