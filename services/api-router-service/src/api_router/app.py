@@ -54,8 +54,9 @@ from api_router.errors import ApiError, ShuttingDown, StoreUnavailable
 from api_router.graceful_shutdown import SHUTDOWN_STATE, GracefulShutdown
 from api_router.keyspace import Keyspace
 from api_router.limiter.admission import Admission
+from api_router.limiter.budget_usage import BudgetUsage
 from api_router.limiter.policy_source import PolicySource
-from api_router.redis_store import Redis, connect
+from api_router.redis_store import Redis, StoreErrors, connect
 from api_router.routing.health_registry import HealthRegistry
 from api_router.routing.override_store import OverrideStore
 from api_router.routing.router import Router
@@ -118,11 +119,17 @@ async def _open_services(
     stack: AsyncExitStack,
 ) -> Services:
     keys = Keyspace(settings.redis.key_prefix)
-    redis = connect(settings.redis)
+    store_errors = StoreErrors()
+    redis = connect(settings.redis, errors=store_errors)
     stack.push_async_callback(redis.aclose)
     health = HealthRegistry(redis, keys, settings.health)
     telemetry = Telemetry(settings.telemetry, lambda: health.snapshot)
     stack.callback(telemetry.shutdown)
+    telemetry.metrics.observe_store_errors(store_errors)
+    budgets = BudgetUsage(
+        redis, settings.telemetry.budget_refresh_s, settings.telemetry.max_tenants
+    )
+    telemetry.metrics.observe_budgets(budgets)
     replies = ReplyReader(redis, keys.reply_stream(instance_id))
     key_store = KeyStore(redis, keys, pepper, settings.auth.key_cache_ttl_s, box)
     key_events = KeyEventListener(redis, keys.key_events, key_store)
@@ -140,6 +147,7 @@ async def _open_services(
         lambda: overrides.current,
     )
     telemetry.metrics.observe_breakers(router.breakers.states)
+    telemetry.metrics.observe_drains(lambda: overrides.current)
     dispatcher = Dispatcher(
         redis, keys, replies, settings.dispatch, settings.stream, router.stream_ended
     )
@@ -153,7 +161,7 @@ async def _open_services(
     usage = UsageExporter(settings.kafka, settings.usage, client_id=instance_id)
     stack.push_async_callback(usage.aclose)
     telemetry.metrics.observe_usage_export(usage)
-    admission = await _open_admission(settings, redis, policies, stack)
+    admission = await _open_admission(settings, redis, policies, budgets, store_errors, stack)
     # Once the loops have stopped, what is pending for Redis (settlements, audit records,
     # cancel marks, last_used_at) is written at the same time, each step within its own
     # bound: a stalled Redis holds the exit for the longest bound, not for their sum.
@@ -205,6 +213,7 @@ async def _open_services(
         "policies_reload": policies.run(),
         "key_events": key_events.run(),
         "key_last_used": last_used.run(),
+        "budget_usage": budgets.run(),
     }
     for name, job in loops.items():
         task = asyncio.create_task(job, name=name)
@@ -223,14 +232,19 @@ def _tenant_auth(policies: PolicySource, tenant: str) -> AuthMode:
 
 
 async def _open_admission(
-    settings: Settings, redis: Redis, policies: PolicySource, stack: AsyncExitStack
+    settings: Settings,
+    redis: Redis,
+    policies: PolicySource,
+    budgets: BudgetUsage,
+    errors: StoreErrors,
+    stack: AsyncExitStack,
 ) -> Admission:
     # Admission has its own pool whose commands fail within limits.store_timeout_s, so a
     # slow Redis turns into the plan's on_store_error instead of a hanging request.
-    bounded = connect(settings.redis, bounded_s=settings.limits.store_timeout_s)
+    bounded = connect(settings.redis, bounded_s=settings.limits.store_timeout_s, errors=errors)
     stack.push_async_callback(bounded.aclose)
     lease_s = settings.dispatch.request_timeout_s + settings.limits.lease_grace_s
-    admission = Admission(bounded, redis, policies, int(lease_s * 1000))
+    admission = Admission(bounded, redis, policies, int(lease_s * 1000), budgets)
     # SIGHUP reloads the policies file (without a handler it would end the process).
     loop = asyncio.get_running_loop()
     try:

@@ -88,6 +88,15 @@ def _worker_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
     parser.add_argument("--reclaim-idle-s", type=float, default=15.0)
     parser.add_argument("--drain-grace-s", type=float, default=30.0)
     parser.add_argument("--backend-timeout-s", type=float, default=300.0)
+    parser.add_argument(
+        "--metrics-port", type=int, help="serve /metrics and /healthz on this port (default: off)"
+    )
+    parser.add_argument("--metrics-host", default="127.0.0.1", help="their address (127.0.0.1)")
+    parser.add_argument(
+        "--thermal-zones",
+        default="/sys/class/thermal",
+        help="where the node's thermal zones are read (a container may mount the host's elsewhere)",
+    )
     parser.set_defaults(handler=worker.run)
 
 

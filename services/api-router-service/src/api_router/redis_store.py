@@ -6,9 +6,11 @@ never ``redis.exceptions``.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
@@ -31,31 +33,78 @@ _UNAVAILABLE = (
 )
 
 
-def connect(settings: RedisSettings, *, bounded_s: float | None = None) -> Redis:
+class StoreErrors:
+    """Commands (and pipelines) that failed because Redis was unavailable, by command name:
+    what the ``redis_errors`` metric reads. One per process, shared by its clients."""
+
+    def __init__(self) -> None:
+        self.by_command: Counter[str] = Counter()
+
+
+def connect(
+    settings: RedisSettings, *, bounded_s: float | None = None, errors: StoreErrors | None = None
+) -> Redis:
     """A pooled client; connections are opened lazily on first use.
 
     ``bounded_s``: every command answers or fails within twice this long (connect and read
     timeouts of ``bounded_s``, one immediate retry so that a connection Redis closed, by a
     restart say, is replaced rather than failing a request), for callers that must decide
-    without Redis rather than wait.
+    without Redis rather than wait. ``errors``: where this client counts its failures.
     """
-    if bounded_s is None:
-        return aioredis.Redis.from_url(
+    options: dict[str, Any] = {
+        "socket_timeout": settings.socket_timeout_s,
+        "socket_connect_timeout": settings.connect_timeout_s,
+        "health_check_interval": 30,
+    }
+    if bounded_s is not None:
+        options = {
+            "socket_timeout": bounded_s,
+            "socket_connect_timeout": min(bounded_s, settings.connect_timeout_s),
+            "retry": Retry(NoBackoff(), 1),
+        }
+    client = cast(
+        _CountingRedis,
+        _CountingRedis.from_url(
             settings.url,
-            socket_timeout=settings.socket_timeout_s,
-            socket_connect_timeout=settings.connect_timeout_s,
             max_connections=settings.max_connections,
-            health_check_interval=30,
             decode_responses=False,
-        )
-    return aioredis.Redis.from_url(
-        settings.url,
-        socket_timeout=bounded_s,
-        socket_connect_timeout=min(bounded_s, settings.connect_timeout_s),
-        max_connections=settings.max_connections,
-        retry=Retry(NoBackoff(), 1),
-        decode_responses=False,
+            **options,
+        ),
     )
+    client.errors = errors or StoreErrors()
+    return client
+
+
+class _CountingRedis(aioredis.Redis):
+    """A client that counts the commands Redis failed to answer (after redis-py's own
+    retries), where every command passes: no call site has to remember to."""
+
+    errors: StoreErrors
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        try:
+            return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
+        except _UNAVAILABLE:
+            self.errors.by_command[str(args[0]).upper()] += 1
+            raise
+
+    def pipeline(self, transaction: bool = True, shard_hint: str | None = None) -> Any:
+        pipe = _CountingPipeline(
+            self.connection_pool, self.response_callbacks, transaction, shard_hint
+        )
+        pipe.errors = self.errors
+        return pipe
+
+
+class _CountingPipeline(aioredis.client.Pipeline):
+    errors: StoreErrors
+
+    async def execute(self, raise_on_error: bool = True) -> list[Any]:
+        try:
+            return await super().execute(raise_on_error)
+        except _UNAVAILABLE:
+            self.errors.by_command["MULTI" if self.is_transaction else "PIPELINE"] += 1
+            raise
 
 
 class MissingConsumerGroup(Exception):

@@ -31,7 +31,7 @@ from tests.support.containers import Image
 SERVICE = Path(__file__).parents[2]
 VALUE_SETS = [pytest.param([], id="default"), *(pytest.param([p], id=p.stem) for p in CI_VALUES)]
 # Custom resources of the Prometheus operator: kubernetes-validate has no schema for them.
-OPERATOR_KINDS = {"ServiceMonitor", "PrometheusRule"}
+OPERATOR_KINDS = {"ServiceMonitor", "PodMonitor", "PrometheusRule"}
 
 
 @pytest.mark.parametrize("values", VALUE_SETS)
@@ -140,7 +140,9 @@ def test_service_pdb_and_network_policy_select_the_gateway_port(values: list[Pat
         pdb = find(objects, "PodDisruptionBudget")
         assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
     if worker_workloads(objects):
-        assert find(objects, "NetworkPolicy", "-worker")["spec"]["ingress"] == []
+        # Workers take no connections but scrapes of their metrics port.
+        ingress = find(objects, "NetworkPolicy", "-worker")["spec"]["ingress"]
+        assert [[p["port"] for p in rule["ports"]] for rule in ingress] == [["metrics"]]
 
 
 def test_a_router_config_change_rolls_the_pods_and_a_policies_change_does_not() -> None:

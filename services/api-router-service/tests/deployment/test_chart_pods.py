@@ -37,6 +37,7 @@ MOCK_WORKER = {"name": "mock-0", "pool": "edge", "backend": "mock", "models": "m
 
 def local_values(redis: RedisServer, broker: TansuBroker, prefix: str) -> dict[str, Any]:
     return {
+        "metrics": {"workerPort": free_port()},
         "config": {
             "server": {"port": free_port()},
             "redis": {"url": redis.url, "key_prefix": prefix},
@@ -46,7 +47,7 @@ def local_values(redis: RedisServer, broker: TansuBroker, prefix: str) -> dict[s
                 "topic_replication": 1,
                 "enable_idempotence": False,  # Tansu has no idempotent producer
             },
-        }
+        },
     }
 
 
@@ -96,10 +97,15 @@ def test_the_rendered_gateway_and_workers_serve_and_answer_their_probes(
         overlay["workers"] = [MOCK_WORKER]
     objects = render(values, overlay)
     gateway, workers = containers(objects, tmp_path)
+    for worker in workers:  # each pod has its own network: here, each its own port
+        worker.args[worker.args.index("--metrics-port") + 1] = str(free_port())
     processes = [start(worker, tmp_path) for worker in workers]
     try:
         for worker in workers:
             wait_until(partial(registered, redis_server, prefix, node_of(worker)), 15, "worker")
+            metrics_port = worker.args[worker.args.index("--metrics-port") + 1]
+            url = f"http://127.0.0.1:{metrics_port}/healthz"
+            wait_until(partial(answers_ok, url), 15, f"worker {url}")
         processes.append(start(gateway, tmp_path))
         spec = gateway_workload(objects)["spec"]["template"]["spec"]["containers"][0]
         ports = {p["name"]: p["containerPort"] for p in spec["ports"]}

@@ -179,6 +179,7 @@ async def test_health_and_readiness_report_each_component(stack: Stack) -> None:
         "usage_exporter",
         "usage_export",
         "policies_reload",
+        "budget_usage",
         "key_events",
         "key_last_used",
         "routing_overrides",

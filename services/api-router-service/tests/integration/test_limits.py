@@ -26,10 +26,10 @@ def _limits(path: Path, **extra: Any) -> dict[str, Any]:
     return {"policies_file": str(path), **extra}
 
 
-def _decisions(metrics: str, outcome: str, limit: str) -> float:
+def _decisions(metrics: str, outcome: str, limit: str, tenant: str = "acme") -> float:
     found = re.search(
         rf'api_router_limit_decisions_total\{{limit="{re.escape(limit)}",'
-        rf'outcome="{outcome}"\}} (\S+)',
+        rf'outcome="{outcome}",tenant="{tenant}"\}} (\S+)',
         metrics,
     )
     return float(found.group(1)) if found else 0.0

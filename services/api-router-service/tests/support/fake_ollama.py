@@ -179,10 +179,13 @@ def fake_reply(messages: list[dict[str, str]]) -> str:
 
 
 def main() -> None:
-    """``python -m tests.support.fake_ollama PORT``: serve until killed (for benchmarks)."""
+    """``python -m tests.support.fake_ollama PORT [DELAY_S]``: serve until killed (for
+    benchmarks and drills), each answer after ``DELAY_S``."""
     import sys
 
-    FakeOllama(port=int(sys.argv[1])).serve_forever()
+    server = FakeOllama(port=int(sys.argv[1]))
+    server.delay_s = float(sys.argv[2]) if len(sys.argv) > 2 else 0.0
+    server.serve_forever()
 
 
 if __name__ == "__main__":

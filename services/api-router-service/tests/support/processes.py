@@ -89,8 +89,11 @@ class WorkerProcess(ServiceProcess):
 
 
 class GatewayProcess(ServiceProcess):
-    def __init__(self, env: Mapping[str, str], log_dir: Path, name: str = "gateway") -> None:
-        self.port = free_port()
+    def __init__(
+        self, env: Mapping[str, str], log_dir: Path, name: str = "gateway", port: int = 0
+    ) -> None:
+        """``port``: where to listen (0: a free one); a replacement reuses its predecessor's."""
+        self.port = port or free_port()
         argv = [sys.executable, "-m", "api_router", "serve", "--port", str(self.port)]
         super().__init__(name, argv, env, log_dir)
         self.url = f"http://127.0.0.1:{self.port}"

@@ -55,12 +55,32 @@ def port_open(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
-class RedisServer:
+class _ServerProcess:
+    """A server run as a child process, which tests may freeze, thaw and stop."""
+
+    _process: subprocess.Popen[bytes] | None = None
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            self._process.wait(10)
+            self._process = None
+
+    def pause(self) -> None:
+        """Freeze the server (SIGSTOP): connections stay open, nothing answers."""
+        assert self._process is not None
+        self._process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self._process is not None:
+            self._process.send_signal(signal.SIGCONT)
+
+
+class RedisServer(_ServerProcess):
     def __init__(self, workdir: Path, port: int | None = None) -> None:
         self.port = port or free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self._workdir = workdir
-        self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> RedisServer:
         self._workdir.mkdir(parents=True, exist_ok=True)
@@ -94,27 +114,11 @@ class RedisServer:
     def client(self) -> redis.Redis:
         return redis.Redis(port=self.port, socket_timeout=5)
 
-    def stop(self) -> None:
-        if self._process is not None:
-            self._process.terminate()
-            self._process.wait(10)
-            self._process = None
 
-    def pause(self) -> None:
-        """Freeze the server (SIGSTOP): connections stay open, nothing answers."""
-        assert self._process is not None
-        self._process.send_signal(signal.SIGSTOP)
-
-    def resume(self) -> None:
-        if self._process is not None:
-            self._process.send_signal(signal.SIGCONT)
-
-
-class TansuBroker:
+class TansuBroker(_ServerProcess):
     def __init__(self, port: int | None = None) -> None:
         self.port = port or free_port()
         self.bootstrap = f"127.0.0.1:{self.port}"
-        self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> TansuBroker:
         url = f"tcp://127.0.0.1:{self.port}"
@@ -132,9 +136,3 @@ class TansuBroker:
         )
         wait_until(lambda: port_open(self.port), what="tansu broker")
         return self
-
-    def stop(self) -> None:
-        if self._process is not None:
-            self._process.terminate()
-            self._process.wait(10)
-            self._process = None

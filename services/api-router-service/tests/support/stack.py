@@ -132,8 +132,20 @@ class Stack:
     def gateway_process(
         self, name: str = "gateway", check: str = "readyz", **sections: dict[str, Any]
     ) -> GatewayProcess:
-        sections = {"usage": {"spool_dir": str(self.tmp / f"{name}-spool")}, **sections}
-        gateway = GatewayProcess(self.env(**sections), self.tmp, name)
+        """A gateway process with its own spool (``name``'s: a restart keeps it)."""
+        return self._gateway(name, check, 0, sections)
+
+    def replace_gateway(self, old: GatewayProcess, **sections: dict[str, Any]) -> GatewayProcess:
+        """A new process for ``old`` (which has exited), on its port and spool: a restart,
+        with ``sections`` changed."""
+        return self._gateway(old.name, "readyz", old.port, sections)
+
+    def _gateway(
+        self, name: str, check: str, port: int, sections: dict[str, dict[str, Any]]
+    ) -> GatewayProcess:
+        spool = {"spool_dir": str(self.tmp / f"{name}-spool")}
+        sections = {**sections, "usage": {**spool, **sections.get("usage", {})}}
+        gateway = GatewayProcess(self.env(**sections), self.tmp, name, port)
         gateway.start()
         self._processes.append(gateway)
         gateway.wait_up(check)

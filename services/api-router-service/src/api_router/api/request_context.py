@@ -115,7 +115,8 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_with_request_id)
         finally:
-            telemetry.finish(status, _route_name(scope.get("route")), context.error_code)
+            route = _route_name(scope.get("route"))
+            telemetry.finish(status, route, context.error_code, context.usage)
             record_usage()  # a request that ended without a last byte (a client gone, a bug)
         # Reset only when nothing was raised: uvicorn logs a failure's traceback once this
         # has returned, in this same task (one per request), and that line needs the id.

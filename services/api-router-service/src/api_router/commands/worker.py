@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import signal
 import sys
+from pathlib import Path
 
 import msgspec
 
@@ -17,10 +18,13 @@ def run(args: argparse.Namespace) -> int:
 
     from api_router.backends import BackendSpec, build_backend
     from api_router.keyspace import Keyspace
-    from api_router.redis_store import connect
+    from api_router.redis_store import StoreErrors, connect
     from api_router.telemetry.logs import configure_logging
     from api_router.telemetry.tracing import build_tracer_provider
+    from api_router.telemetry.worker_metrics import WorkerMetrics
     from api_router.worker.agent import WorkerAgent, WorkerSettings
+    from api_router.worker.metered_backend import MeteredBackend
+    from api_router.worker.metrics_server import WorkerEndpoints
 
     settings = load_settings(args.config)
     redis_settings = settings.redis
@@ -42,29 +46,49 @@ def run(args: argparse.Namespace) -> int:
         reclaim_idle_s=args.reclaim_idle_s,
         drain_grace_s=args.drain_grace_s,
         backend_timeout_s=args.backend_timeout_s,
+        thermal_zones=Path(args.thermal_zones),
     )
 
     async def serve() -> None:
-        backend = build_backend(args.backend, spec)
-        redis = connect(redis_settings)
+        metrics = WorkerMetrics(args.node_id, service_name)
+        store_errors = StoreErrors()
+        metrics.observe_store_errors(store_errors)
+        backend = MeteredBackend(build_backend(args.backend, spec), metrics)
+        redis = connect(redis_settings, errors=store_errors)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
         tracing = build_tracer_provider(settings.telemetry, service_name)
         keys = Keyspace(redis_settings.key_prefix)
+        tracer = tracing.get_tracer(__name__)
+        agent = WorkerAgent(worker_settings, redis, keys, backend, tracer, metrics)
+        endpoints = None
         try:
-            agent = WorkerAgent(worker_settings, redis, keys, backend, tracing.get_tracer(__name__))
+            if args.metrics_port is not None:
+                endpoints = WorkerEndpoints(
+                    metrics, agent.status, args.metrics_host, args.metrics_port
+                )
+                await endpoints.start()
             await agent.run(stop)
         finally:
             # The agent has drained and left the registry by now; close the clients.
+            if endpoints is not None:
+                await endpoints.stop()
             await backend.aclose()
             await redis.aclose()
             tracing.shutdown()
+            metrics.shutdown()
 
     try:
         uvloop.run(serve())
     except ValueError as exc:  # a backend that needs --backend-url without one
         print(f"api-router worker: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # the metrics port is taken, or not ours to bind
+        where = f"{args.metrics_host}:{args.metrics_port}"
+        print(
+            f"api-router worker: cannot serve metrics on {where}: {exc.strerror}", file=sys.stderr
+        )
         return 2
     return 0

@@ -197,6 +197,13 @@ class TelemetrySettings(_Section, frozen=True):
     # Where spans go: nowhere, stderr, or an OTLP/HTTP collector at otlp_endpoint.
     traces_exporter: Literal["none", "console", "otlp"] = "none"
     otlp_endpoint: str = "http://127.0.0.1:4318/v1/traces"
+    # Per-tenant metrics carry a `tenant` label; off: they carry none (totals only). At
+    # most max_tenants distinct tenants get their own value per process, the rest `_other`,
+    # so metric series stay bounded however many tenants there are.
+    tenant_label: bool = True
+    max_tenants: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 100
+    # How often this month's spend of budgeted tenants is re-read for the metrics.
+    budget_refresh_s: Seconds = 15.0
 
 
 class Settings(_Section, frozen=True):

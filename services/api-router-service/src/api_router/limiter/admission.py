@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from api_router.chat import Usage
 from api_router.errors import ApiError, StoreUnavailable
 from api_router.keyspace import BUDGET_TTL_S
+from api_router.limiter.budget_usage import BudgetUsage
 from api_router.limiter.decision import LimitDecision, Outcome
 from api_router.limiter.denial import denial_error
 from api_router.limiter.limit_set import LimitSet, NoPlan
@@ -60,10 +61,16 @@ class Grant:
 
 class Admission:
     def __init__(
-        self, redis: Redis, settle_redis: Redis, policies: PolicySource, lease_ms: int
+        self,
+        redis: Redis,
+        settle_redis: Redis,
+        policies: PolicySource,
+        lease_ms: int,
+        budgets: BudgetUsage | None = None,
     ) -> None:
         """``redis`` answers within the store timeout (admission); ``settle_redis`` is the
-        ordinary client, since settlement is off the response path and may take longer."""
+        ordinary client, since settlement is off the response path and may take longer.
+        ``budgets`` is told the tenants with a budget, for the metrics."""
         script = lua_script(__package__, "calendar_month") + lua_script(__package__, "admit")
         self._admit = redis.register_script(script)
         self._settle = settle_redis.register_script(lua_script(__package__, "settle"))
@@ -71,6 +78,7 @@ class Admission:
         self._lease_ms = lease_ms
         self._local = LocalBuckets()
         self._settling: set[asyncio.Task[None]] = set()
+        self._budgets = budgets
 
     async def acquire(self, request: AdmissionRequest, record: DecisionSink) -> Grant:
         """Admit ``request`` (waiting in the queue if its plan allows) or raise the denial."""
@@ -80,6 +88,8 @@ class Admission:
             raise ApiError("forbidden", f"tenant {request.tenant!r} has no plan") from None
         if limits is None or limits.unlimited:
             return Grant(request, limits)
+        if limits.budget is not None and self._budgets is not None:
+            self._budgets.watch(request.tenant, limits)
         completion = request.max_tokens or limits.plan.default_reservation_tokens
         grant = Grant(
             request,

@@ -1,21 +1,28 @@
 """The gateway's metrics: OpenTelemetry instruments, exported in Prometheus text format.
 
-Each app owns its registry and meter provider (no process-wide globals), so several apps
-in one process (tests) do not collide.
+Each app owns its meter and registry (``PrometheusMeter``), so several apps in one process
+(tests) do not collide. Names are as the Prometheus exporter renders them
+(``api_router.request.duration`` in seconds is ``api_router_request_duration_seconds``);
+``docs/architecture.md`` lists them all.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.metrics import CallbackOptions, Observation
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.resources import Resource
-from prometheus_client import CollectorRegistry, generate_latest
 
+from api_router.config.settings import TelemetrySettings
+from api_router.limiter.budget_usage import BudgetUsage
+from api_router.redis_store import StoreErrors
 from api_router.routing.breaker import BreakerState
-from api_router.routing.snapshot import NodeState, RoutingSnapshot
+from api_router.routing.override_set import OverrideSet
+from api_router.routing.snapshot import RoutingSnapshot
+from api_router.telemetry import node_gauges
+from api_router.telemetry.genai_metrics import GenAiMetrics
+from api_router.telemetry.prometheus_meter import PrometheusMeter
+from api_router.telemetry.tenant_labels import TenantLabels
+from api_router.telemetry.usage_gauges import observe_usage_export
 from api_router.usage.exporter import UsageExporter
 
 # Seconds; from sub-millisecond gateway work up to the longest generations.
@@ -38,26 +45,17 @@ LATENCY_BUCKETS = (
     60.0,
     120.0,
 )
-NODE_STATES: tuple[NodeState, ...] = (
-    "healthy",
-    "stale",
-    "unavailable",
-    "too_hot",
-    "memory_pressure",
-)
 
 
 class GatewayMetrics:
-    def __init__(self, service_name: str, snapshot: Callable[[], RoutingSnapshot]) -> None:
+    def __init__(
+        self, settings: TelemetrySettings, snapshot: Callable[[], RoutingSnapshot]
+    ) -> None:
         self._snapshot = snapshot
-        self.registry = CollectorRegistry(auto_describe=True)
-        reader = PrometheusMetricReader(
-            registry=self.registry, disable_target_info=True, scope_info_enabled=False
-        )
-        self._provider = MeterProvider(
-            metric_readers=[reader], resource=Resource.create({"service.name": service_name})
-        )
-        meter = self._meter = self._provider.get_meter("api_router")
+        self._exported = PrometheusMeter(settings.service_name, "api_router")
+        meter = self._meter = self._exported.meter
+        self.tenants = TenantLabels(settings.tenant_label, settings.max_tenants)
+        self.genai = GenAiMetrics(meter, self.tenants)
         self.requests = meter.create_counter(
             "api_router.requests", unit="1", description="HTTP requests answered"
         )
@@ -76,7 +74,7 @@ class GatewayMetrics:
         self.limit_decisions = meter.create_counter(
             "api_router.limit_decisions",
             unit="1",
-            description="Admission decisions other than a plain admit, by outcome and limit",
+            description="Admission decisions other than a plain admit, by outcome, limit, tenant",
         )
         self.routing_decisions = meter.create_counter(
             "api_router.routing.decisions",
@@ -91,71 +89,57 @@ class GatewayMetrics:
             unit="1",
             description="Failures answered unretried because the retry budget was spent",
         )
-        meter.create_observable_gauge(
-            "api_router.nodes",
-            callbacks=[self._observe_nodes],
-            unit="1",
-            description="Nodes in the health registry by state",
-        )
+        node_gauges.observe_nodes(meter, snapshot)
 
     def observe_usage_export(self, exporter: UsageExporter) -> None:
         """Read the exporter's counters and backlog at every scrape."""
-        counts = exporter.counts
-        meter = self._meter
-        for name, read, description in (
-            ("produced", lambda: counts.produced, "Usage records acknowledged by Kafka"),
-            ("spooled", lambda: counts.spooled, "Usage records committed to the disk spool"),
-            ("dropped", lambda: counts.dropped, "Usage records dropped (queue or spool full)"),
-        ):
-            meter.create_observable_counter(
-                f"api_router.usage.records.{name}",
-                callbacks=[_observe(read)],
-                unit="1",
-                description=description,
-            )
-        meter.create_observable_counter(
-            "api_router.usage.spool.errors",
-            callbacks=[_observe(lambda: counts.spool_errors)],
-            unit="1",
-            description="Failed reads or writes of the usage spool",
-        )
-        meter.create_observable_gauge(
-            "api_router.usage.spool.depth",
-            callbacks=[_observe(lambda: exporter.depth)],
-            unit="1",
-            description="Usage records not yet acknowledged by Kafka",
-        )
-        meter.create_observable_gauge(
-            "api_router.usage.spool.oldest_age",
-            callbacks=[_observe(exporter.oldest_age_s)],
-            unit="s",
-            description="Age of the oldest usage record not yet acknowledged by Kafka",
-        )
+        observe_usage_export(self._meter, exporter)
 
     def observe_breakers(self, states: Callable[[], dict[str, BreakerState]]) -> None:
-        """Per node with a breaker that is not closed: 1 open, 2 half-open (absent: closed)."""
-        values = {"closed": 0, "open": 1, "half_open": 2}
+        node_gauges.observe_breakers(self._meter, self._snapshot, states)
 
+    def observe_drains(self, overrides: Callable[[], OverrideSet]) -> None:
+        node_gauges.observe_drains(self._meter, overrides)
+
+    def observe_store_errors(self, errors: StoreErrors) -> None:
         def observe(_options: CallbackOptions) -> Iterable[Observation]:
-            return [Observation(values[state], {"node": node}) for node, state in states().items()]
+            return [Observation(n, {"command": c}) for c, n in sorted(errors.by_command.items())]
 
-        self._meter.create_observable_gauge(
-            "api_router.routing.breaker_state",
-            callbacks=[observe],
+        self._meter.create_observable_counter(
+            "api_router.redis.errors",
+            [observe],
             unit="1",
-            description="Circuit breaker of a node on this replica: 0 closed, 1 open, 2 half-open",
+            description="Redis commands that failed because Redis was unavailable",
+        )
+
+    def observe_budgets(self, budgets: BudgetUsage) -> None:
+        """This month's spend and the monthly budget of each budgeted tenant (own label)."""
+
+        def spend(_options: CallbackOptions) -> Iterable[Observation]:
+            return [
+                Observation(s.spent, {"tenant": t, "month": s.month, "unit": s.unit})
+                for t, s in budgets.current.items()
+                if self.tenants.label(t) == t
+            ]
+
+        def limit(_options: CallbackOptions) -> Iterable[Observation]:
+            return [
+                Observation(s.limit, {"tenant": t, "unit": s.unit})
+                for t, s in budgets.current.items()
+                if self.tenants.label(t) == t
+            ]
+
+        if not self.tenants.enabled:
+            return  # a budget is a tenant's: without the label it means nothing
+        self._meter.create_observable_gauge(
+            "api_router.budget.spent", [spend], unit="1", description="Spend this month"
+        )
+        self._meter.create_observable_gauge(
+            "api_router.budget.limit", [limit], unit="1", description="Budget per month"
         )
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        return self._exported.render()
 
     def shutdown(self) -> None:
-        self._provider.shutdown()
-
-    def _observe_nodes(self, _options: CallbackOptions) -> Iterable[Observation]:
-        counts = self._snapshot().state_counts()
-        return [Observation(counts.get(state, 0), {"state": state}) for state in NODE_STATES]
-
-
-def _observe(read: Callable[[], float]) -> Callable[[CallbackOptions], Iterable[Observation]]:
-    return lambda _options: [Observation(read())]
+        self._exported.shutdown()

@@ -2,7 +2,8 @@
 
 ``Telemetry.start_request`` opens the server span; handlers call ``set_model``,
 ``set_principal``, ``limit_decision``, ``dispatched``; the request-context middleware calls
-``finish``, which records the metrics, ends the span and writes the access log line.
+``finish``, which records the metrics (the GenAI ones from the request's usage facts), ends
+the span and writes the access log line.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from api_router.config.settings import TelemetrySettings
 from api_router.routing.snapshot import RoutingSnapshot
 from api_router.telemetry.metrics import GatewayMetrics
 from api_router.telemetry.tracing import build_tracer_provider, parent_context, traceparent_of
+from api_router.usage.record import UsageFacts
 
 access_log = logging.getLogger("api_router.access")
 
@@ -28,7 +30,7 @@ class Telemetry:
     def __init__(
         self, settings: TelemetrySettings, snapshot: Callable[[], RoutingSnapshot]
     ) -> None:
-        self.metrics = GatewayMetrics(settings.service_name, snapshot)
+        self.metrics = GatewayMetrics(settings, snapshot)
         self._tracer_provider = build_tracer_provider(settings, settings.service_name)
         self._tracer = self._tracer_provider.get_tracer("api_router")
 
@@ -88,7 +90,8 @@ class RequestTelemetry:
 
     def limit_decision(self, outcome: str, limit: str) -> None:
         """Admission queued, denied or admitted this request without its store."""
-        self._metrics.limit_decisions.add(1, {"outcome": outcome, "limit": limit})
+        tenant = self._metrics.tenants.label(self.tenant)
+        self._metrics.limit_decisions.add(1, {"outcome": outcome, "limit": limit, "tenant": tenant})
         self._span.add_event("limit_decision", {"outcome": outcome, "limit": limit})
 
     def dispatched(self, node_id: str, outcome: str, seconds: float) -> None:
@@ -111,7 +114,15 @@ class RequestTelemetry:
         if budget_refused:
             self._metrics.retry_budget_rejections.add(1, {"model": self.model})
 
-    def finish(self, status: int, route: str | None, error_code: str | None = None) -> None:
+    def finish(
+        self,
+        status: int,
+        route: str | None,
+        error_code: str | None = None,
+        facts: UsageFacts | None = None,
+    ) -> None:
+        """The request is answered; ``facts``: what an inference request did (tokens,
+        node, time to first token), recorded as the GenAI metrics once it named a model."""
         elapsed = time.perf_counter() - self.started
         if route:
             self.route = route
@@ -123,6 +134,8 @@ class RequestTelemetry:
         }
         self._metrics.requests.add(1, labels)
         self._metrics.request_duration.record(elapsed, labels)
+        if facts is not None and facts.model:
+            self._metrics.genai.record(facts, self.model, status, error_code, elapsed)
         self._span.set_attribute("http.response.status_code", status)
         if status >= 500:
             self._span.set_status(Status(StatusCode.ERROR, error_code))

@@ -50,13 +50,14 @@ T = TypeVar("T")
 
 
 class ExportCounts:
-    """Plain counters, read by the metrics callbacks (see telemetry/usage_metrics.py)."""
+    """Plain counters, read by the metrics callbacks (see telemetry/usage_gauges.py)."""
 
     def __init__(self) -> None:
         self.produced = 0
         self.spooled = 0
         self.dropped = 0
         self.spool_errors = 0
+        self.export_errors = 0
 
 
 class UsageExporter:
@@ -258,6 +259,7 @@ class UsageExporter:
                 self._oldest_finished = _finished_at(batch[0][1])
                 await self._producer.send([_kafka_message(value) for _, value in batch])
         except KafkaUnavailable as exc:
+            self.counts.export_errors += 1
             if self.kafka_up:
                 log.warning(
                     "kafka unavailable, usage records wait in the spool", extra={"error": str(exc)}

@@ -16,6 +16,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
@@ -36,6 +37,8 @@ from api_router.keyspace import Keyspace
 from api_router.redis_store import MissingConsumerGroup, Redis
 from api_router.task_cancellation import stop_task
 from api_router.telemetry.tracing import parent_context
+from api_router.telemetry.worker_metrics import WorkerMetrics
+from api_router.worker import system_probe
 from api_router.worker.health_reporter import HealthReporter
 from api_router.worker.job_stream import Entry, JobStream
 from api_router.worker.streamed_answer import stream_answer
@@ -60,6 +63,7 @@ class WorkerSettings:
     drain_grace_s: float = 30.0
     backend_timeout_s: float = 300.0
     read_block_ms: int = 500
+    thermal_zones: Path = system_probe.THERMAL_ZONES
 
 
 class WorkerAgent:
@@ -70,18 +74,28 @@ class WorkerAgent:
         keys: Keyspace,
         backend: Backend,
         tracer: trace.Tracer | None = None,
+        metrics: WorkerMetrics | None = None,
     ) -> None:
         self._settings = settings
         self._backend = backend
         self._tracer = tracer or trace.NoOpTracer()
+        self.metrics = metrics or WorkerMetrics(settings.node_id, "api-router-worker")
         self.consumer = f"{settings.node_id}-{secrets.token_hex(4)}"
         self._jobs = JobStream(redis, keys, settings.node_id, self.consumer)
         self._health = HealthReporter(
-            redis, keys, settings.node_id, settings.pool, settings.max_concurrency, backend
+            redis,
+            keys,
+            settings.node_id,
+            settings.pool,
+            settings.max_concurrency,
+            backend,
+            thermal_zones=settings.thermal_zones,
         )
         self._inflight: dict[bytes, asyncio.Task[None]] = {}
         self._slot_freed = asyncio.Event()
         self._accepting = True
+        self._reported_at: float | None = None  # monotonic time of the last health beat
+        self.metrics.observe_inflight(lambda: len(self._inflight))
 
     async def run(self, stop: asyncio.Event) -> None:
         """Serve until ``stop`` is set, then drain and leave."""
@@ -119,6 +133,7 @@ class WorkerAgent:
                 entries: list[Entry] = []
                 if time.monotonic() >= next_reclaim:
                     entries = await self._jobs.claim_abandoned(free, reclaim_idle_ms)
+                    self.metrics.reclaimed(len(entries))
                     next_reclaim = time.monotonic() + self._settings.reclaim_idle_s / 3
                 if not entries:
                     entries = await self._jobs.read(free, self._settings.read_block_ms)
@@ -185,11 +200,14 @@ class WorkerAgent:
         outcome = await self._jobs.emit(job, accepted(job, node, self.consumer))
         if outcome != "written":
             log.info("job skipped", extra={"request_id": job.id, "outcome": outcome})
+            self.metrics.dropped(job.model, outcome)
             return
+        self.metrics.accepted(job.model)
         timeout_s = min(self._settings.backend_timeout_s, remaining_s)
         answer = stream_answer if job.stream else complete_answer
         event = await answer(job, node, self._backend, self._jobs, timeout_s)
         if event is None:  # cancelled by its gateway, or the gateway is gone
+            self.metrics.dropped(job.model, "cancelled")
             return
         await self._reply(job, event)
         log.info(
@@ -206,6 +224,9 @@ class WorkerAgent:
     async def _reply(self, job: Job, event: Event) -> None:
         if not await self._jobs.reply(job.reply_to, event):
             log.info("gateway gone; answer dropped", extra={"request_id": job.id})
+            self.metrics.dropped(job.model, "gateway_gone")
+            return
+        self.metrics.answered(job.model, event)
 
     async def _reject_malformed(
         self, entry_id: bytes, fields: dict[bytes, bytes], reason: str
@@ -216,6 +237,7 @@ class WorkerAgent:
             error = ErrorData("malformed_job", reason)
             event = failed(job_id, attempt, self._settings.node_id, 1, error)
             await self._jobs.reply(reply_to, event)
+            self.metrics.answered("", event)
         await self._jobs.ack(entry_id)
 
     async def _finish_shutting_down(self, entry_id: bytes, job: Job) -> None:
@@ -239,7 +261,25 @@ class WorkerAgent:
         # A node only advertises itself with a stream to receive on: Redis may have lost
         # the group (a restart without persistence) since the last beat.
         await self._jobs.open()
-        await self._health.publish(len(self._inflight), self._accepting)
+        health = await self._health.publish(len(self._inflight), self._accepting)
+        self._reported_at = time.monotonic()
+        self.metrics.published(health)
+        self.metrics.backlog(*await self._jobs.backlog())
+
+    def status(self) -> tuple[bool, dict[str, object]]:
+        """For ``/healthz``: reporting (its last health beat reached Redis within three
+        intervals) and accepting jobs."""
+        reported = self._reported_at
+        fresh_s = 3 * self._settings.health_interval_s
+        reporting = reported is not None and time.monotonic() - reported <= fresh_s
+        body: dict[str, object] = {
+            "status": "ok" if reporting and self._accepting else "degraded",
+            "node_id": self._settings.node_id,
+            "reporting": reporting,
+            "accepting": self._accepting,
+            "inflight": len(self._inflight),
+        }
+        return reporting and self._accepting, body
 
     async def _renew(self) -> None:
         await self._jobs.renew(list(self._inflight))

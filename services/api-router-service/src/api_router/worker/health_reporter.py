@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from api_router import __version__
 from api_router.backends.base import Backend, BackendError, ModelInventory
@@ -26,6 +27,7 @@ class HealthReporter:
         max_concurrency: int,
         backend: Backend,
         clock: Callable[[], float] = time.time,
+        thermal_zones: Path = system_probe.THERMAL_ZONES,
     ) -> None:
         self._redis = redis
         self._key = keys.health
@@ -34,6 +36,7 @@ class HealthReporter:
         self._max_concurrency = max_concurrency
         self._backend = backend
         self._clock = clock
+        self._thermal_zones = thermal_zones
         self._inventory = ModelInventory([], [])
         self._backend_reachable = True
 
@@ -47,7 +50,7 @@ class HealthReporter:
             models_available=self._inventory.available,
             ram_percent=system_probe.ram_percent(),
             cpu_percent=system_probe.cpu_percent(),
-            temp_celsius=system_probe.temp_celsius(),
+            temp_celsius=system_probe.temp_celsius(self._thermal_zones),
             inflight=inflight,
             max_concurrency=self._max_concurrency,
             available=accepting and self._backend_reachable,

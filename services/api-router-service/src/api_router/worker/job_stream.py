@@ -89,6 +89,16 @@ class JobStream:
         with store_errors("the job stream"):
             await self._ack_and_trim(keys=[self.stream], args=[WORKER_GROUP, entry_id])
 
+    async def backlog(self) -> tuple[int, int]:
+        """The group's pending jobs (delivered, not yet acknowledged) and its lag (not yet
+        delivered); Redis reports no lag after some deletions, read as 0 then."""
+        with store_errors("the job stream"):
+            groups = await self._redis.xinfo_groups(self.stream)
+        for group in groups:
+            if group["name"] in (WORKER_GROUP, WORKER_GROUP.encode()):
+                return int(group["pending"] or 0), int(group["lag"] or 0)
+        return 0, 0
+
     async def leave(self) -> None:
         """Remove this consumer from the group, unless it still owns unfinished jobs
         (deleting it would drop them; another worker of the node reclaims them instead)."""

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import psutil
 
-_THERMAL_ZONES = Path("/sys/class/thermal")
+# Where Linux lists the thermal zones; a containerised worker may see the host's elsewhere.
+THERMAL_ZONES = Path("/sys/class/thermal")
 
 
 def ram_percent() -> float:
@@ -18,7 +19,7 @@ def cpu_percent() -> float:
     return float(psutil.cpu_percent(interval=None))
 
 
-def temp_celsius(zones: Path = _THERMAL_ZONES) -> float | None:
+def temp_celsius(zones: Path = THERMAL_ZONES) -> float | None:
     """The hottest thermal zone (a Raspberry Pi has one, the SoC), or None without any."""
     readings = []
     for zone in sorted(zones.glob("thermal_zone*/temp")):

@@ -1,0 +1,37 @@
+"""An OpenTelemetry meter whose instruments are exported in Prometheus text format, with
+its own registry (no process-wide globals: several apps in one process do not collide)
+holding prometheus_client's standard process_*, python_gc_* and python_info series too."""
+
+from __future__ import annotations
+
+from opentelemetry.exporter.prometheus import PrometheusMetricReader
+from opentelemetry.metrics import Meter
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.resources import Resource
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    generate_latest,
+)
+
+
+class PrometheusMeter:
+    def __init__(self, service_name: str, scope: str) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+            self.registry.register(collector)
+        reader = PrometheusMetricReader(
+            registry=self.registry, disable_target_info=True, scope_info_enabled=False
+        )
+        self._provider = MeterProvider(
+            metric_readers=[reader], resource=Resource.create({"service.name": service_name})
+        )
+        self.meter: Meter = self._provider.get_meter(scope)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+    def shutdown(self) -> None:
+        self._provider.shutdown()
