@@ -1,4 +1,9 @@
-"""The conversation shapes shared by the public API, the stream protocol and the backends."""
+"""The conversation shapes shared by the public API, the stream protocol and the backends.
+
+Tool calling and output formats are in ``chat_tools.py``; ``ChatOptions.features`` names
+what a request asks of a backend beyond plain chat, so that the gateway sends it only to a
+kind of node that honours it (``backends/capabilities.py``).
+"""
 
 from __future__ import annotations
 
@@ -6,16 +11,36 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from api_router.chat_tools import (
+    JsonObjectFormat,
+    JsonSchemaFormat,
+    NamedToolChoice,
+    ResponseFormat,
+    Tool,
+    ToolCall,
+    ToolCallId,
+    ToolChoice,
+)
+
 Role = Literal["system", "user", "assistant", "tool"]
+# A token id of the model's tokenizer, as OpenAI's logit_bias keys are written.
+TokenId = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{1,10}$")]
+Penalty = Annotated[float, msgspec.Meta(ge=-2, le=2)]
 
 
-class ChatMessage(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class ChatMessage(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
+    """One message. ``tool_calls``: the calls an assistant message made; ``tool_call_id``:
+    the call a ``tool`` message answers. Both are left out of the wire when unset, so a
+    message without them reads as it did in protocol v1."""
+
     role: Role
     content: str
+    tool_calls: Annotated[list[ToolCall], msgspec.Meta(max_length=128)] | None = None
+    tool_call_id: ToolCallId | None = None
 
 
 class ChatOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
-    """Sampling options; a missing option means "the backend's default"."""
+    """How to answer; a missing option means "the backend's default"."""
 
     temperature: Annotated[float, msgspec.Meta(ge=0, le=2)] | None = None
     top_p: Annotated[float, msgspec.Meta(ge=0, le=1)] | None = None
@@ -25,6 +50,52 @@ class ChatOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_
         | None
     ) = None
     seed: int | None = None
+    # Protocol v2 (see dispatch/protocol.py): only nodes that honour them get them.
+    presence_penalty: Penalty | None = None
+    frequency_penalty: Penalty | None = None
+    logit_bias: (
+        Annotated[
+            dict[TokenId, Annotated[float, msgspec.Meta(ge=-100, le=100)]],
+            msgspec.Meta(max_length=1024),
+        ]
+        | None
+    ) = None
+    tools: Annotated[list[Tool], msgspec.Meta(max_length=128)] | None = None
+    tool_choice: ToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: ResponseFormat | None = None
+
+    def features(self) -> frozenset[str]:
+        """What these options ask of a backend beyond protocol v1's sampling options, by
+        the parameter's name (with the value where only some values are hard)."""
+        asked = {
+            name
+            for name in ("presence_penalty", "frequency_penalty", "logit_bias")
+            if getattr(self, name) is not None
+        }
+        if self.tools:
+            asked.add("tools")
+            if self.parallel_tool_calls is not None:
+                asked.add("parallel_tool_calls")
+        choice = self.tool_choice
+        if isinstance(choice, NamedToolChoice):
+            asked.add("tool_choice:function")
+        elif choice == "required":
+            asked.add("tool_choice:required")
+        if isinstance(self.response_format, JsonObjectFormat):
+            asked.add("response_format:json_object")
+        elif isinstance(self.response_format, JsonSchemaFormat):
+            asked.add("response_format:json_schema")
+        return frozenset(asked)
+
+
+def history_features(messages: list[ChatMessage]) -> frozenset[str]:
+    """A conversation that carries tool calls or tool results needs a node that knows
+    them (a worker of protocol v1 would refuse the job as malformed)."""
+    for message in messages:
+        if message.tool_calls is not None or message.tool_call_id is not None:
+            return frozenset({"tools"})
+    return frozenset()
 
 
 class Usage(msgspec.Struct, frozen=True):
@@ -37,7 +108,8 @@ class Usage(msgspec.Struct, frozen=True):
 
 
 class Completion(msgspec.Struct, frozen=True):
-    """What a backend answered: the assistant's message, why it stopped, and token counts."""
+    """What a backend answered: the assistant's message (text, tool calls or both), why it
+    stopped (``tool_calls`` when it wants tool results), and token counts."""
 
     message: ChatMessage
     finish_reason: str

@@ -78,6 +78,17 @@ def _worker_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
     parser.add_argument("--pool", required=True)
     parser.add_argument("--backend", choices=["ollama", "openai", "mock"], required=True)
     parser.add_argument("--backend-url")
+    key = parser.add_mutually_exclusive_group()
+    key.add_argument(
+        "--backend-api-key-env",
+        metavar="NAME",
+        help="the backend's API key is in this environment variable (sent only to --backend-url)",
+    )
+    key.add_argument(
+        "--backend-api-key-file",
+        metavar="PATH",
+        help="the backend's API key is in this file, read again when it changes",
+    )
     parser.add_argument("--redis-url", help="default: redis.url of --config / environment")
     parser.add_argument("--config", help="router YAML file, for redis and telemetry settings")
     parser.add_argument("--max-concurrency", type=int, default=2)

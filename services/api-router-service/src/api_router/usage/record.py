@@ -18,6 +18,8 @@ import msgspec
 SCHEMA_VERSION = 1
 
 Status = Literal["ok", "denied", "upstream_error", "timeout", "cancelled"]
+# What was asked of the model (OpenTelemetry's gen_ai.operation.name).
+Operation = Literal["chat", "embeddings"]
 AuthMethod = Literal["", "api_key", "signature"]
 
 
@@ -58,6 +60,8 @@ class UsageRecord(msgspec.Struct, frozen=True, kw_only=True):
     request_id: str
     tenant: str
     key_id: str
+    # Added with the embeddings routes; consumers that predate it read every record as a chat.
+    operation: Operation = "chat"
     model: str
     node_id: str
     pool: str
@@ -100,6 +104,7 @@ class UsageFacts:
     tenant: str = ""
     key_id: str = ""
     auth_method: AuthMethod = ""
+    operation: Operation = "chat"
     model: str = ""
     node_id: str = ""
     pool: str = ""
@@ -151,6 +156,7 @@ def build_records(
         request_id=request_id,
         tenant=facts.tenant,
         key_id=facts.key_id,
+        operation=facts.operation,
         model=facts.model,
         node_id=facts.node_id,
         pool=facts.pool,

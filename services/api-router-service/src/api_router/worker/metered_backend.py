@@ -7,8 +7,9 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import aclosing
 
-from api_router.backends.base import Backend, BackendError, ModelInventory
+from api_router.backends.base import Backend, BackendError, ModelInventory, StreamPiece
 from api_router.chat import ChatMessage, ChatOptions, Completion
+from api_router.embeddings import Embeddings
 from api_router.telemetry.worker_metrics import WorkerMetrics
 
 
@@ -40,14 +41,14 @@ class MeteredBackend:
         messages: Sequence[ChatMessage],
         options: ChatOptions,
         timeout_s: float,
-    ) -> AsyncIterator[str | Completion]:
+    ) -> AsyncIterator[StreamPiece]:
         started = time.perf_counter()
         first = True
         answer = self._backend.stream(model, messages, options, timeout_s)
         try:
             async with aclosing(answer):  # type: ignore[type-var]  # an async generator
                 async for piece in answer:
-                    if first and isinstance(piece, str) and piece:
+                    if first and not isinstance(piece, Completion) and piece:
                         first = False
                         ttft = time.perf_counter() - started
                         self._metrics.backend_ttft.record(ttft, self._labels(model))
@@ -57,6 +58,18 @@ class MeteredBackend:
         except BackendError as exc:
             self._failed(model, "stream", exc, started)
             raise
+
+    async def embed(
+        self, model: str, inputs: Sequence[str], dimensions: int | None, timeout_s: float
+    ) -> Embeddings:
+        started = time.perf_counter()
+        try:
+            embeddings = await self._backend.embed(model, inputs, dimensions, timeout_s)
+        except BackendError as exc:
+            self._failed(model, "embed", exc, started)
+            raise
+        self._ended(model, "ok", started)
+        return embeddings
 
     async def inventory(self) -> ModelInventory:
         try:
