@@ -91,11 +91,27 @@ class ChatOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_
 
 def history_features(messages: list[ChatMessage]) -> frozenset[str]:
     """A conversation that carries tool calls or tool results needs a node that knows
-    them (a worker of protocol v1 would refuse the job as malformed)."""
+    them (a worker of protocol v1 would refuse the job as malformed); one whose tool calls
+    have arguments that are not a JSON object, a node that takes them as text."""
+    asked: set[str] = set()
     for message in messages:
         if message.tool_calls is not None or message.tool_call_id is not None:
-            return frozenset({"tools"})
-    return frozenset()
+            asked.add("tools")
+        for call in message.tool_calls or ():
+            if not _is_json_object(call.function.arguments):
+                asked.add("tool_calls:text_arguments")
+    return frozenset(asked)
+
+
+def _is_json_object(text: str) -> bool:
+    """``text`` is a JSON object, or empty (no arguments, read as ``{}``)."""
+    try:
+        return isinstance(_json_value.decode(text.strip() or "{}"), dict)
+    except msgspec.DecodeError:
+        return False
+
+
+_json_value = msgspec.json.Decoder()
 
 
 class Usage(msgspec.Struct, frozen=True):

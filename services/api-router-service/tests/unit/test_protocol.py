@@ -3,9 +3,9 @@ and a job is written in the version its worker reads."""
 
 from __future__ import annotations
 
-import pytest
-
 import dataclasses
+
+import pytest
 
 from api_router.chat import ChatMessage, ChatOptions, Completion, Usage
 from api_router.chat_tools import (

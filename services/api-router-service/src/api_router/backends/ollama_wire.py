@@ -130,7 +130,7 @@ def _message(message: ChatMessage, history: Sequence[ChatMessage]) -> dict[str, 
 
 def _arguments(call: ToolCall) -> dict[str, Any]:
     try:
-        arguments = msgspec.json.decode(call.function.arguments or "{}")
+        arguments = msgspec.json.decode(call.function.arguments.strip() or "{}")
     except msgspec.DecodeError:
         arguments = None
     if not isinstance(arguments, dict):

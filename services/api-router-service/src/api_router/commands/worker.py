@@ -28,17 +28,17 @@ def run(args: argparse.Namespace) -> int:
     from api_router.worker.metered_backend import MeteredBackend
     from api_router.worker.metrics_server import WorkerEndpoints
 
+    try:
+        api_key = _api_key(args)
+    except ApiKeyError as exc:
+        print(f"api-router worker: {exc}", file=sys.stderr)
+        return 2
     settings = load_settings(args.config)
     redis_settings = settings.redis
     if args.redis_url:
         redis_settings = msgspec.structs.replace(redis_settings, url=args.redis_url)
     service_name = f"{settings.telemetry.service_name}-worker"
     configure_logging(settings.telemetry.log_level, service_name)
-    try:
-        api_key = _api_key(args)
-    except ApiKeyError as exc:
-        print(f"api-router worker: {exc}", file=sys.stderr)
-        return 2
     spec = BackendSpec(
         url=args.backend_url,
         models=[m for m in args.models.split(",") if m],
