@@ -39,7 +39,9 @@ class ChatMessage(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_
     tool_call_id: ToolCallId | None = None
 
 
-class ChatOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
+class ChatOptions(
+    msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True, kw_only=True
+):
     """How to answer; a missing option means "the backend's default"."""
 
     temperature: Annotated[float, msgspec.Meta(ge=0, le=2)] | None = None

@@ -18,8 +18,9 @@ class ApiKeyError(ValueError):
 
 
 class ApiKeyFile:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, recheck_s: float = _RECHECK_S) -> None:
         self._path = path
+        self._recheck_s = recheck_s
         self._key = ""
         self._seen: tuple[int, int] | None = None
         self._checked_at = 0.0
@@ -29,7 +30,7 @@ class ApiKeyFile:
 
     def __call__(self) -> str:
         now = time.monotonic()
-        if now - self._checked_at >= _RECHECK_S:
+        if now - self._checked_at >= self._recheck_s:
             self._checked_at = now
             try:
                 self._load()
