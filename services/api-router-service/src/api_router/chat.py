@@ -23,9 +23,18 @@ from api_router.chat_tools import (
 )
 
 Role = Literal["system", "user", "assistant", "tool"]
-# A token id of the model's tokenizer, as OpenAI's logit_bias keys are written.
-TokenId = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{1,10}$")]
+# The option types, with OpenAI's bounds (its chat API takes the same ones).
 Penalty = Annotated[float, msgspec.Meta(ge=-2, le=2)]
+# Token id of the model's tokenizer (as OpenAI writes logit_bias keys) -> bias.
+LogitBias = Annotated[
+    dict[
+        Annotated[str, msgspec.Meta(pattern=r"^[0-9]{1,10}$")],
+        Annotated[float, msgspec.Meta(ge=-100, le=100)],
+    ],
+    msgspec.Meta(max_length=1024),
+]
+Tools = Annotated[list[Tool], msgspec.Meta(max_length=128)]
+ToolCalls = Annotated[list[ToolCall], msgspec.Meta(max_length=128)]
 
 
 class ChatMessage(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
@@ -35,7 +44,7 @@ class ChatMessage(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_
 
     role: Role
     content: str
-    tool_calls: Annotated[list[ToolCall], msgspec.Meta(max_length=128)] | None = None
+    tool_calls: ToolCalls | None = None
     tool_call_id: ToolCallId | None = None
 
 
@@ -55,14 +64,8 @@ class ChatOptions(
     # Protocol v2 (see dispatch/protocol.py): only nodes that honour them get them.
     presence_penalty: Penalty | None = None
     frequency_penalty: Penalty | None = None
-    logit_bias: (
-        Annotated[
-            dict[TokenId, Annotated[float, msgspec.Meta(ge=-100, le=100)]],
-            msgspec.Meta(max_length=1024),
-        ]
-        | None
-    ) = None
-    tools: Annotated[list[Tool], msgspec.Meta(max_length=128)] | None = None
+    logit_bias: LogitBias | None = None
+    tools: Tools | None = None
     tool_choice: ToolChoice | None = None
     parallel_tool_calls: bool | None = None
     response_format: ResponseFormat | None = None

@@ -12,6 +12,7 @@ import pytest
 
 from api_router.cli import main
 from tests.support.fake_openai import FakeOpenAI
+from tests.support.processes import WorkerProcess
 from tests.support.servers import eventually, wait_until
 from tests.support.stack import Stack, bearer
 
@@ -26,6 +27,13 @@ def backend() -> Iterator[FakeOpenAI]:
     server.stop()
 
 
+def _openai_worker(stack: Stack, url: str, *key: str) -> WorkerProcess:
+    """node-a's worker on an OpenAI-compatible backend, its key given by ``key``'s flag
+    (``--backend-api-key-env`` names THE_KEY, which holds KEY)."""
+    args = ("--backend", "openai", "--backend-url", url, *key)
+    return stack.worker("node-a", *args, env={"THE_KEY": KEY})
+
+
 def _chat(content: str = "hi") -> dict[str, object]:
     return {"model": "gpt-fake", "messages": [{"role": "user", "content": content}]}
 
@@ -35,15 +43,7 @@ async def test_the_key_comes_from_a_file_and_a_rotated_one_is_used_without_a_res
 ) -> None:
     key_file = tmp_path / "backend.key"
     key_file.write_text(KEY + "\n")
-    stack.worker(
-        "node-a",
-        "--backend",
-        "openai",
-        "--backend-url",
-        backend.url,
-        "--backend-api-key-file",
-        str(key_file),
-    )
+    _openai_worker(stack, backend.url, "--backend-api-key-file", str(key_file))
     key = await stack.create_key()
     async with stack.gateway() as gw:
         await gw.wait_for_model("gpt-fake")
@@ -74,16 +74,7 @@ async def test_a_redirect_is_not_followed_so_the_key_stays_with_its_backend(
     elsewhere = FakeOpenAI().start()
     try:
         backend.redirect_to = elsewhere.url
-        worker = stack.worker(
-            "node-a",
-            "--backend",
-            "openai",
-            "--backend-url",
-            backend.url,
-            "--backend-api-key-env",
-            "THE_KEY",
-            env={"THE_KEY": KEY},
-        )
+        worker = _openai_worker(stack, backend.url, "--backend-api-key-env", "THE_KEY")
         wait_until(lambda: "redirect" in worker.log(), what="the refused redirect")
     finally:
         elsewhere.stop()
@@ -95,16 +86,7 @@ async def test_a_redirect_is_not_followed_so_the_key_stays_with_its_backend(
 async def test_a_backend_refusal_is_a_400_that_never_shows_the_key(
     stack: Stack, backend: FakeOpenAI
 ) -> None:
-    stack.worker(
-        "node-a",
-        "--backend",
-        "openai",
-        "--backend-url",
-        backend.url,
-        "--backend-api-key-env",
-        "THE_KEY",
-        env={"THE_KEY": KEY},
-    )
+    _openai_worker(stack, backend.url, "--backend-api-key-env", "THE_KEY")
     key = await stack.create_key()
     async with stack.gateway() as gw:
         await gw.wait_for_model("gpt-fake")

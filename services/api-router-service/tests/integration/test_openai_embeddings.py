@@ -6,33 +6,19 @@ from __future__ import annotations
 
 import base64
 import struct
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.support.fake_model import embedding
-from tests.support.fake_ollama import FakeOllama
-from tests.support.fleet import BY_KIND, Fleet, start_fleet
+from tests.support.fleet import BY_KIND, Fleet
 from tests.support.limits import write_policies
-from tests.support.servers import RedisServer, TansuBroker
 from tests.support.stack import bearer
 from tests.support.usage_topic import TopicReader
 
 KINDS = sorted(BY_KIND)
 TEXTS = ["the quick brown fox", "jumps"]
-
-
-@pytest.fixture(scope="module")
-def fleet(
-    redis_server: RedisServer,
-    broker: TansuBroker,
-    fake_ollama_server: FakeOllama,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Fleet]:
-    tmp: Path = tmp_path_factory.mktemp("openai-embeddings")
-    yield from start_fleet(redis_server, broker, fake_ollama_server, tmp)
 
 
 @pytest.mark.parametrize("kind", KINDS)

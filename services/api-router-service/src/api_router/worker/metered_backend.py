@@ -4,13 +4,16 @@ around whichever adapter the worker runs: the agent calls it like any backend.""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import aclosing
+from typing import TypeVar
 
 from api_router.backends.base import Backend, BackendError, ModelInventory, StreamPiece
 from api_router.chat import ChatMessage, ChatOptions, Completion
 from api_router.embeddings import Embeddings
 from api_router.telemetry.worker_metrics import WorkerMetrics
+
+T = TypeVar("T")
 
 
 class MeteredBackend:
@@ -26,14 +29,9 @@ class MeteredBackend:
         options: ChatOptions,
         timeout_s: float,
     ) -> Completion:
-        started = time.perf_counter()
-        try:
-            completion = await self._backend.chat(model, messages, options, timeout_s)
-        except BackendError as exc:
-            self._failed(model, "chat", exc, started)
-            raise
-        self._ended(model, "ok", started)
-        return completion
+        return await self._timed(
+            model, "chat", self._backend.chat(model, messages, options, timeout_s)
+        )
 
     async def stream(
         self,
@@ -62,14 +60,9 @@ class MeteredBackend:
     async def embed(
         self, model: str, inputs: Sequence[str], dimensions: int | None, timeout_s: float
     ) -> Embeddings:
-        started = time.perf_counter()
-        try:
-            embeddings = await self._backend.embed(model, inputs, dimensions, timeout_s)
-        except BackendError as exc:
-            self._failed(model, "embed", exc, started)
-            raise
-        self._ended(model, "ok", started)
-        return embeddings
+        return await self._timed(
+            model, "embed", self._backend.embed(model, inputs, dimensions, timeout_s)
+        )
 
     async def inventory(self) -> ModelInventory:
         try:
@@ -82,6 +75,16 @@ class MeteredBackend:
 
     async def aclose(self) -> None:
         await self._backend.aclose()
+
+    async def _timed(self, model: str, call: str, work: Awaitable[T]) -> T:
+        started = time.perf_counter()
+        try:
+            result = await work
+        except BackendError as exc:
+            self._failed(model, call, exc, started)
+            raise
+        self._ended(model, "ok", started)
+        return result
 
     def _failed(self, model: str, call: str, error: BackendError, started: float) -> None:
         labels = {"node": self._metrics.node, "kind": error.reason, "call": call}

@@ -18,8 +18,8 @@ import msgspec
 
 from api_router.api.body import decode_body
 from api_router.api.public.inference_contract import ModelName
-from api_router.chat import ChatMessage, ChatOptions, Penalty, TokenId
-from api_router.chat_tools import ResponseFormat, Tool, ToolCall, ToolCallId, ToolChoice
+from api_router.chat import ChatMessage, ChatOptions, LogitBias, Penalty, ToolCalls, Tools
+from api_router.chat_tools import ResponseFormat, ToolCallId, ToolChoice
 from api_router.errors import ApiError
 
 # Accepted and ignored; docs/api.md lists them with the reason.
@@ -70,7 +70,7 @@ class AssistantMessageParam(_Message, frozen=True, tag="assistant"):
     """An earlier answer: its text, or the tool calls it made, or both."""
 
     content: Content | None = None
-    tool_calls: Annotated[list[ToolCall], msgspec.Meta(max_length=128)] | None = None
+    tool_calls: ToolCalls | None = None
 
 
 class ToolMessage(_Message, frozen=True, tag="tool"):
@@ -113,15 +113,9 @@ class ChatCompletionRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=T
     seed: int | None = None
     frequency_penalty: Penalty | None = None
     presence_penalty: Penalty | None = None
-    logit_bias: (
-        Annotated[
-            dict[TokenId, Annotated[float, msgspec.Meta(ge=-100, le=100)]],
-            msgspec.Meta(max_length=1024),
-        ]
-        | None
-    ) = None
+    logit_bias: LogitBias | None = None
     response_format: ResponseFormat | None = None
-    tools: Annotated[list[Tool], msgspec.Meta(max_length=128)] | None = None
+    tools: Tools | None = None
     tool_choice: ToolChoice | None = None
     parallel_tool_calls: bool | None = None
     # Accepted only at the value that asks for nothing we lack (the types say which, so
