@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-from api_router.api.admin.key_contract import CreatedKey, NewSigningSecret
+from api_router.api.admin.key_contract import CreatedKey, created_key
 from api_router.auth.key_store import KeyStore
 from api_router.auth.secret_box import SecretBox
 from api_router.commands.cli_audit import record_cli_action
@@ -43,19 +43,7 @@ def create(args: argparse.Namespace, render: Callable[[dict[str, Any]], str]) ->
             record = issued.record
             details = {"tenant": record.tenant, "scopes": list(record.scopes)}
             record_cli_action(audit, "keys.create", record.id, details)
-            return CreatedKey(
-                id=record.id,
-                tenant=record.tenant,
-                name=record.name,
-                scopes=list(record.scopes),
-                auth=record.auth,
-                created_at=record.created_at,
-                expires_at=record.expires_at,
-                api_key=issued.api_key,
-                signing_secrets=[
-                    NewSigningSecret(s.id, s.secret, s.created_at) for s in issued.signing_secrets
-                ],
-            )
+            return created_key(issued)
         finally:
             await audit.aclose()  # writes the queued admin action
             await redis.aclose()

@@ -131,7 +131,12 @@ class Admission:
                 grant, "budget_exhausted", "tenant.budget", limits.budget_amount(), spent, None
             )
             record(decision)
-            raise denial_error(decision, {})
+            reserves = limits.amount_of(grant.budget_units)
+            hint = (
+                f"; this request reserves up to {reserves:g} (its prompt and max_tokens): "
+                "a lower max_tokens may fit"
+            )
+            raise denial_error(decision, {}, hint if spent < limits.budget_amount() else "")
         if code == _DENIED:
             check = limits.checks[index - 1]
             outcome: Outcome = "concurrency_limited" if check.kind == "lease" else "rate_limited"

@@ -65,6 +65,10 @@ async def test_the_request_that_would_cross_the_budget_is_denied_and_a_refund_re
         # 80 spent: a 40-token request would cross 100, a 20-token one lands exactly on it.
         crossing = await lim.try_acquire(request(prompt_tokens=20, max_tokens=20))
         assert isinstance(crossing, ApiError) and crossing.code == "budget_exhausted"
+        assert crossing.message.endswith(
+            "(limit 100, observed 80); this request reserves up to 40 (its prompt and "
+            "max_tokens): a lower max_tokens may fit"
+        )
         exact = await lim.acquire(request(prompt_tokens=10, max_tokens=10))
         assert _spent(stack, first.month) == 100
         tiny = await lim.try_acquire(request(prompt_tokens=0, max_tokens=1))
