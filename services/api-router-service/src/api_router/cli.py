@@ -217,7 +217,11 @@ def _request_parser(commands: Commands) -> None:
     parser.add_argument("path", help="e.g. /v1/inference or /v1/models")
     parser.add_argument("--sign", action="store_true", help="sign it (RFC 9421, hmac-sha256)")
     parser.add_argument("--data", help="the JSON body, or @file to read it from a file")
-    parser.add_argument("--url", help="gateway base URL (env API_ROUTER_URL)")
+    parser.add_argument(
+        "--url",
+        default=argparse.SUPPRESS,  # keeps a --url given before the command
+        help="gateway base URL (env API_ROUTER_URL)",
+    )
     parser.add_argument("--key-id", help="env API_ROUTER_KEY_ID (with --sign)")
     parser.add_argument("--signing-secret", help="env API_ROUTER_SIGNING_SECRET (with --sign)")
     parser.set_defaults(handler=request.send)
