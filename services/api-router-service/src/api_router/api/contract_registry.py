@@ -40,6 +40,7 @@ from api_router.api.public.openai_contract import (
     OpenAIError,
 )
 from api_router.api.public.status import StatusReport
+from api_router.api.public.usage_contract import TenantList, UsageReport
 from api_router.contracts import DRAFT, FOLDER
 from api_router.routing.override_set import Override
 from api_router.routing.routing_view import RoutingView
@@ -59,6 +60,7 @@ CONTRACTS: Final[Mapping[str, Any]] = {
     "error": ErrorResponse,
     "openai.error": OpenAIError,
     "status.report": StatusReport,
+    "usage.report": UsageReport,
     # Not an HTTP body: the Kafka messages of the usage topic.
     "usage.record": UsageRecord,
     "audit.record": AuditRecord,
@@ -73,6 +75,7 @@ CONTRACTS: Final[Mapping[str, Any]] = {
     "admin.routing.pin.request": PinRequest,
     "admin.routing.drain.request": DrainRequest,
     "admin.routing.override": Override,
+    "admin.tenant.list": TenantList,
 }
 
 
