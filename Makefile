@@ -10,7 +10,7 @@ PYTHON  ?= python3
 
 HELM    := $(VENV)/bin/helm
 
-.PHONY: run test lint typecheck pytest bench bootstrap redis-server systemd-analyze prometheus chart-schema dashboards drill-backend-failover drill-exporter-outage clean
+.PHONY: run test lint typecheck pytest bench bootstrap redis-server systemd-analyze prometheus curl chart-schema dashboards drill-backend-failover drill-exporter-outage clean
 
 # The stack's processes and the lines it prints find `api-router` on PATH; in another shell
 # use the full path or activate the venv.
@@ -33,7 +33,7 @@ pytest: bootstrap
 bench: bootstrap
 	cd $(SERVICE) && $(BIN)/python -m bench.inference_latency $(ARGS)
 
-bootstrap: $(STAMP) $(HELM) redis-server systemd-analyze prometheus
+bootstrap: $(STAMP) $(HELM) redis-server systemd-analyze prometheus curl
 
 $(STAMP): $(SERVICE)/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,10 @@ redis-server:
 
 systemd-analyze:
 	@scripts/ensure-command.sh systemd-analyze systemd
+
+# The lines `make run` prints are curl commands; a test runs them as a new user would.
+curl:
+	@scripts/ensure-command.sh curl curl
 
 # The dashboard test and the drills scrape a real stack; promtool checks the alert rules.
 prometheus:

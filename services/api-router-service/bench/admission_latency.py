@@ -52,7 +52,8 @@ POLICIES = {
 async def measure(redis_url: str, policies: Path, requests: int, warmup: int) -> dict[str, object]:
     settings = RedisSettings(url=redis_url, key_prefix="bench")
     bounded, plain = connect(settings, bounded_s=0.25), connect(settings)
-    admission = Admission(bounded, plain, PolicySource(Keyspace("bench"), str(policies)), 60_000)
+    keys = Keyspace("bench")
+    admission = Admission(bounded, plain, keys, PolicySource(keys, str(policies)), 60_000)
     cases = {
         "tenant_3_limits_and_budget": ("wide", "other-model"),
         "key_and_model_9_limits_and_budget": ("narrow", "llama3.2"),

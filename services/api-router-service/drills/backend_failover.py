@@ -104,6 +104,7 @@ def run(options: Options) -> DrillFigures:
                 # The runbook's mitigation: drain the node, time-boxed.
                 cli(
                     stack,
+                    gateway.url,
                     "routing",
                     "drain",
                     "node-a",

@@ -1,5 +1,6 @@
 """What both drills stand on: fake backends as processes, Prometheus with the rules, the
-routing CLI as an operator runs it, and the usage topic read back by its own consumer."""
+routing CLI as an operator runs it (against a gateway, with an admin key), and the usage
+topic read back by its own consumer."""
 
 from __future__ import annotations
 
@@ -48,10 +49,14 @@ def prometheus(stack: Stack, targets: dict[str, list[str]], for_s: float) -> Pro
     return server
 
 
-def cli(stack: Stack, *args: str) -> None:
-    """``api-router ARGS`` as an operator runs it, configured like the stack's gateways."""
-    command = [sys.executable, "-m", "api_router", *args]
-    done = subprocess.run(command, env=stack.env(), capture_output=True, text=True, timeout=60)
+def cli(stack: Stack, gateway_url: str, *args: str) -> None:
+    """``api-router ARGS`` as an operator runs it: against the gateway at ``gateway_url``,
+    with an admin key of its own."""
+    admin_key = asyncio.run(stack.create_key("ops", scopes=("admin",)))
+    command = [sys.executable, "-m", "api_router", "--url", gateway_url, "--admin-key", admin_key]
+    done = subprocess.run(
+        [*command, *args], env=stack.env(), capture_output=True, text=True, timeout=60
+    )
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(args)} failed: {done.stderr}")
 

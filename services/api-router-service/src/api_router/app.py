@@ -55,6 +55,7 @@ from api_router.graceful_shutdown import SHUTDOWN_STATE, GracefulShutdown
 from api_router.keyspace import Keyspace
 from api_router.limiter.admission import Admission
 from api_router.limiter.budget_usage import BudgetUsage
+from api_router.limiter.month_usage import MonthUsage
 from api_router.limiter.policy_source import PolicySource
 from api_router.redis_store import Redis, StoreErrors, connect
 from api_router.routing.health_registry import HealthRegistry
@@ -190,6 +191,7 @@ async def _open_services(
         shutdown=shutdown,
         policies=policies,
         admission=admission,
+        month_usage=MonthUsage(redis, keys),
         telemetry=telemetry,
         usage=usage,
         audit=audit,
@@ -199,10 +201,10 @@ async def _open_services(
         await replies.open()
         await health.refresh()
         await overrides.refresh()
-    except StoreUnavailable:
+    except StoreUnavailable as exc:
         # Serve anyway: /readyz says not ready and the background tasks catch up when
         # Redis comes back.
-        log.warning("redis unavailable at start-up; starting not ready")
+        log.warning("starting not ready: %s", exc.for_operators)
     loops = {
         "health_registry": health.run(),
         "routing_overrides": overrides.run(),
@@ -244,7 +246,8 @@ async def _open_admission(
     bounded = connect(settings.redis, bounded_s=settings.limits.store_timeout_s, errors=errors)
     stack.push_async_callback(bounded.aclose)
     lease_s = settings.dispatch.request_timeout_s + settings.limits.lease_grace_s
-    admission = Admission(bounded, redis, policies, int(lease_s * 1000), budgets)
+    keys = Keyspace(settings.redis.key_prefix)
+    admission = Admission(bounded, redis, keys, policies, int(lease_s * 1000), budgets)
     # SIGHUP reloads the policies file (without a handler it would end the process).
     loop = asyncio.get_running_loop()
     try:

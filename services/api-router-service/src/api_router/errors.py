@@ -26,6 +26,8 @@ from typing import Final, NamedTuple
 class ErrorKind(NamedTuple):
     status: int
     type: str
+    # Sent as Retry-After unless the error sets its own: how soon trying again makes sense.
+    retry_after_s: int | None = None
 
 
 CATALOG: Final[Mapping[str, ErrorKind]] = {
@@ -71,7 +73,9 @@ CATALOG: Final[Mapping[str, ErrorKind]] = {
     # 5xx: the gateway or the nodes behind it.
     "internal_error": ErrorKind(500, "api_error"),
     "upstream_error": ErrorKind(502, "upstream_error"),
-    "no_capacity": ErrorKind(503, "overloaded_error"),
+    # Every node that may take the model is drained, full, unhealthy or behind an open
+    # breaker; health and breakers move within seconds, so come back shortly.
+    "no_capacity": ErrorKind(503, "overloaded_error", retry_after_s=2),
     "service_unavailable": ErrorKind(503, "api_error"),
     "usage_unavailable": ErrorKind(503, "api_error"),
     "limiter_unavailable": ErrorKind(503, "api_error"),
@@ -94,12 +98,15 @@ class ApiError(Exception):
         headers: Mapping[str, str] | None = None,
         param: str | None = None,
     ) -> None:
-        if code not in CATALOG:
+        kind = CATALOG.get(code)
+        if kind is None:
             raise ValueError(f"error code {code!r} is not in the catalog")
         super().__init__(message)
         self.code = code
         self.message = message
         self.headers = dict(headers or {})
+        if kind.retry_after_s is not None:
+            self.headers.setdefault("Retry-After", str(kind.retry_after_s))
         self.param = param  # the request field at fault, where one is (OpenAI's `param`)
 
     @property
@@ -108,10 +115,24 @@ class ApiError(Exception):
 
 
 class StoreUnavailable(ApiError):
-    """Redis did not answer in time; raised only by the Redis adapter."""
+    """Redis did not answer in time; raised only by the Redis adapter. ``server`` (its URL
+    without credentials, when known) is for operators, in logs and the command line: the
+    message a client reads does not carry the gateway's internal addresses."""
 
-    def __init__(self, message: str = "a backing store is unavailable, retry shortly") -> None:
+    def __init__(
+        self,
+        message: str = "a backing store is unavailable, retry shortly",
+        server: str | None = None,
+    ) -> None:
         super().__init__("service_unavailable", message, headers={"Retry-After": "1"})
+        self.server = server
+
+    @property
+    def for_operators(self) -> str:
+        """The message with the Redis URL that was tried, and where it is configured."""
+        if self.server is None:
+            return self.message
+        return f"{self.message} (Redis at {self.server}: check it runs, or set redis.url)"
 
 
 class ShuttingDown(ApiError):

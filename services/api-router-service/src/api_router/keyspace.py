@@ -107,16 +107,28 @@ class Keyspace:
         return f"{self.prefix}:limit:{{{tenant}}}:{scope}:{kind}"
 
     def budget(self, tenant: str) -> str:
-        """Hash ``YYYY-MM`` (UTC, from Redis time) -> spend of that month, in tokens or in
-        millionths of the currency. Expires ``BUDGET_TTL_S`` after its last write: a month
-        ends at most 31 days after any write to it, so expiry never loses a live month.
-        Tagged by tenant, like the limits it is checked with."""
+        """Hash of one tenant's spend and usage per calendar month (UTC, from Redis time):
+        ``YYYY-MM`` -> the budget's spend (tokens, or millionths of the currency; the
+        counter the budget is enforced on, reservations of requests in flight included),
+        and ``YYYY-MM:<model>:<counter>`` -> requests, prompt_tokens, completion_tokens
+        and cost (millionths) of what that model was charged once settled. Fields of
+        months older than ``USAGE_MONTHS_KEPT`` are deleted when a new month's first
+        request is counted; the hash expires ``USAGE_TTL_S`` after its last write. Tagged
+        by tenant, like the limits it is checked with."""
         return f"{self.prefix}:budget:{{{tenant}}}"
+
+    @property
+    def tenants(self) -> str:
+        """Set of the tenants that have had a key (the admins' tenant listing, without a
+        scan). No TTL: one small member per tenant."""
+        return f"{self.prefix}:tenants"
 
 
 # A replica refreshes its reply stream's TTL on every read (at least once a second), so
 # the stream outlives any pause of the replica but vanishes soon after it is gone.
 REPLY_STREAM_TTL_S = 300
 
-# Longer than the longest month, so a budget hash outlives the month it was last written in.
-BUDGET_TTL_S = 35 * 86_400
+# The months a tenant's usage hash keeps: this one and the twelve before it.
+USAGE_MONTHS_KEPT = 13
+# A little over a year: an idle tenant's hash keeps its kept months, then goes away.
+USAGE_TTL_S = 400 * 86_400

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
 from typing import Any, cast
+from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
@@ -31,6 +32,15 @@ _UNAVAILABLE = (
     redis_errors.ReadOnlyError,
     OSError,
 )
+
+
+class RedisUnreachable(redis_errors.ConnectionError):
+    """Redis did not answer a command; ``server`` is its URL without credentials, so that
+    an operator reading the error knows which server was tried."""
+
+    def __init__(self, server: str, cause: Exception) -> None:
+        super().__init__(f"{server}: {cause}")
+        self.server = server
 
 
 class StoreErrors:
@@ -72,7 +82,14 @@ def connect(
         ),
     )
     client.errors = errors or StoreErrors()
+    client.server = shown_url(settings.url)
     return client
+
+
+def shown_url(url: str) -> str:
+    """``url`` without its user, password and query (which may carry a password)."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2], query=""))
 
 
 class _CountingRedis(aioredis.Redis):
@@ -80,31 +97,34 @@ class _CountingRedis(aioredis.Redis):
     retries), where every command passes: no call site has to remember to."""
 
     errors: StoreErrors
+    server: str
 
     async def execute_command(self, *args: Any, **options: Any) -> Any:
         try:
             return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
-        except _UNAVAILABLE:
+        except _UNAVAILABLE as exc:
             self.errors.by_command[str(args[0]).upper()] += 1
-            raise
+            raise RedisUnreachable(self.server, exc) from exc
 
     def pipeline(self, transaction: bool = True, shard_hint: str | None = None) -> Any:
         pipe = _CountingPipeline(
             self.connection_pool, self.response_callbacks, transaction, shard_hint
         )
         pipe.errors = self.errors
+        pipe.server = self.server
         return pipe
 
 
 class _CountingPipeline(aioredis.client.Pipeline):
     errors: StoreErrors
+    server: str
 
     async def execute(self, raise_on_error: bool = True) -> list[Any]:
         try:
             return await super().execute(raise_on_error)
-        except _UNAVAILABLE:
+        except _UNAVAILABLE as exc:
             self.errors.by_command["MULTI" if self.is_transaction else "PIPELINE"] += 1
-            raise
+            raise RedisUnreachable(self.server, exc) from exc
 
 
 class MissingConsumerGroup(Exception):
@@ -116,8 +136,9 @@ def store_errors(what: str) -> Iterator[None]:
     """Turn Redis being unreachable during ``what`` into ``StoreUnavailable``."""
     try:
         yield
-    except _UNAVAILABLE:
-        raise StoreUnavailable(f"{what} is unavailable, retry shortly") from None
+    except _UNAVAILABLE as exc:
+        server = exc.server if isinstance(exc, RedisUnreachable) else None
+        raise StoreUnavailable(f"{what} is unavailable, retry shortly", server=server) from None
     except redis_errors.ResponseError as exc:
         if str(exc).startswith("NOGROUP"):
             raise MissingConsumerGroup(str(exc)) from None

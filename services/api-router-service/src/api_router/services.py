@@ -16,6 +16,7 @@ from api_router.dispatch.reply_reader import ReplyReader
 from api_router.graceful_shutdown import GracefulShutdown
 from api_router.keyspace import Keyspace
 from api_router.limiter.admission import Admission
+from api_router.limiter.month_usage import MonthUsage
 from api_router.limiter.policy_source import PolicySource
 from api_router.redis_store import Redis
 from api_router.routing.health_registry import HealthRegistry
@@ -43,6 +44,7 @@ class Services:
     shutdown: GracefulShutdown
     policies: PolicySource
     admission: Admission
+    month_usage: MonthUsage
     telemetry: Telemetry
     usage: UsageExporter
     audit: AuditStore

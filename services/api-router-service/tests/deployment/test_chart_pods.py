@@ -186,7 +186,7 @@ def registered(redis: RedisServer, prefix: str, node: str) -> bool:
 
 def create_key(gateway: Container) -> str:
     """A key made the way the chart's NOTES say: the CLI inside the gateway container."""
-    create = ["keys", "create", "--tenant", "demo", "--scope", "inference", "--json"]
+    create = ["keys", "create", "--direct", "--tenant", "demo", "--scope", "inference", "--json"]
     result = gateway.run([*create, "--config", config_file_of(gateway.args)])
     assert result.returncode == 0, result.stderr
     key: str = json.loads(result.stdout)["api_key"]

@@ -164,7 +164,9 @@ def _drive(
     time.sleep(0.5)  # the gateway's snapshot has it
     statuses = [post("acme").status_code for _ in range(7)]
     assert statuses[0] == 200 and 504 in statuses, statuses
-    drain = [sys.executable, "-m", "api_router", "routing", "drain", "ghost", "--reason", "test"]
+    admin = asyncio.run(stack.create_key("ops", scopes=("admin",)))
+    cli = [sys.executable, "-m", "api_router", "--url", str(client.base_url), "--admin-key", admin]
+    drain = [*cli, "routing", "drain", "ghost", "--reason", "test"]
     assert subprocess.run(drain, env=stack.env(), capture_output=True, timeout=30).returncode == 0
     fake_ollama.fail_status = 500
     assert post("acme").status_code == 502

@@ -141,7 +141,7 @@ def test_the_installed_package_serves(
             process.start()
         ready = f"http://127.0.0.1:{port}/v1/status/readyz"
         wait_until(lambda: answers_ok(ready), 30, "readyz")
-        create = [cli, "keys", "create", "--tenant", "t", "--json"]
+        create = [cli, "keys", "create", "--direct", "--tenant", "t", "--json"]
         created = subprocess.run(create, env=env, capture_output=True, check=True, timeout=30)
         key = json.loads(created.stdout)["api_key"]
         reply = httpx.post(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shlex
 import signal
@@ -13,10 +14,12 @@ from pathlib import Path
 
 import httpx
 import psutil
+import pytest
 import redis
 
 from tests.support.fake_ollama import FakeOllama
 from tests.support.servers import free_port, port_open, wait_until
+from tests.support.sse import parse_sse
 from tests.support.usage_topic import read_usage
 
 REQUIRED = (
@@ -65,6 +68,7 @@ class DevRun:
         return children
 
 
+@pytest.mark.timeout(180)
 def test_the_stack_serves_and_ctrl_c_leaves_nothing_behind(tmp_path: Path) -> None:
     run = DevRun(tmp_path / ".run")
     try:
@@ -95,6 +99,7 @@ def test_the_stack_serves_and_ctrl_c_leaves_nothing_behind(tmp_path: Path) -> No
             headers={"Authorization": f"Bearer {values['API_ROUTER_ADMIN_KEY']}"},
         )
         assert admin.status_code == 403  # the admin key has the admin scope only
+        _the_printed_lines_do_what_they_promise(output, tmp_path, charged_before=1)
         children = run.stop()
         assert len(children) >= 5  # redis, broker, two workers, gateway
         wait_until(lambda: not any(c.is_running() for c in children), 10, "children to exit")
@@ -110,6 +115,54 @@ def test_the_stack_serves_and_ctrl_c_leaves_nothing_behind(tmp_path: Path) -> No
     finally:
         if run.process.poll() is None:
             run.process.kill()
+
+
+def _the_printed_lines_do_what_they_promise(output: str, cwd: Path, charged_before: int) -> None:
+    """Each command the stack printed, pasted into a shell in the directory that holds the
+    run dir (as `make run` users are, at the repository root). ``charged_before``: the
+    demo key's answered requests so far."""
+    commands = [line.strip() for line in output.splitlines() if line.startswith("  ")]
+    curls = [c for c in commands if c.startswith(("curl ", "seq "))]
+    answer, fields, burst, stream, usage = curls
+
+    def shell(command: str) -> str:
+        done = subprocess.run(
+            ["bash", "-c", command], capture_output=True, text=True, timeout=60, cwd=cwd
+        )
+        assert done.returncode == 0, f"{command}\n{done.stderr}"
+        return done.stdout
+
+    said = json.loads(shell(answer))
+    assert said["message"]["content"] == "mock reply from mock: Hello from the first hour"
+    policy, state = shell(fields).splitlines()
+    # The demo plan: a bucket of 5 refilled at 1/s, and a budget of 5.00 a month in
+    # millionths, the tightest rate limit first.
+    assert policy.startswith('ratelimit-policy: "tenant.requests";q=5;w=5, "tenant.budget";')
+    assert '"tenant.budget";q=5000000;w=' in policy
+    budget_left = int(state.split('"tenant.budget";r=')[1].split(";")[0])
+    assert state.startswith('ratelimit: "tenant.requests";r=') and 0 < budget_left < 5_000_000
+    counts = {code: int(n) for n, code in (line.split() for line in shell(burst).splitlines())}
+    assert counts["429"] >= 8 - 5 and counts.get("200", 0) + counts["429"] == 8
+    events, _ = parse_sse(shell(stream))
+    chunks = [e.json()["delta"] for e in events if e.event == "chunk"]
+    assert len(chunks) >= 3 and events[-1].event == "done"  # word by word, not at once
+    assert "".join(chunks) == said["message"]["content"]
+    # The answer, the fields' request, the burst's answered ones, the stream.
+    charged = charged_before + 3 + counts.get("200", 0)
+
+    def counted() -> bool:
+        return int(json.loads(shell(usage))["requests"]) == charged
+
+    wait_until(counted, 10, "the month's requests")
+    month = json.loads(shell(usage))
+    assert (month["tenant"], month["plan"], month["budget"]["unit"]) == ("demo", "demo", "cost")
+    assert month["cost"] == month["budget"]["spent"] > 0
+    for command in [c for c in commands if c.split()[0].endswith("/api-router")]:
+        if " request " in command:
+            continue  # needs dev.env sourced, as the printed line before it does
+        assert shell(command), command  # usage, tenants, routing, keys: from .run/dev.env
+    tenants = shell(f"{sys.executable} -m api_router --json tenants list")
+    assert {t["tenant"] for t in json.loads(tenants)["data"]} >= {"demo", "ops", "acme"}
 
 
 def test_the_stack_runs_with_a_config_file_and_ollama(

@@ -188,7 +188,7 @@ async def test_health_and_readiness_report_each_component(stack: Stack) -> None:
 
 
 async def test_redis_down_is_503_and_everything_recovers_when_it_returns(
-    own_redis_stack: Stack,
+    own_redis_stack: Stack, caplog: pytest.LogCaptureFixture
 ) -> None:
     stack, redis = own_redis_stack, own_redis_stack.redis
     stack.worker("node-a")
@@ -215,6 +215,10 @@ async def test_redis_down_is_503_and_everything_recovers_when_it_returns(
     assert down.status_code == 503
     assert down.json()["error"]["code"] == "service_unavailable"
     assert down.headers["retry-after"] == "1"
+    # The log names the Redis that was tried, for whoever can fix it; the client's answer
+    # does not carry the gateway's internal address.
+    assert f"(Redis at {redis.url}: check it runs, or set redis.url)" in caplog.text
+    assert redis.url not in down.text
     assert readyz.status_code == 503
     assert readyz.json()["components"]["redis"]["status"] == "failed"
     assert healthz.status_code == 200

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import re
 import signal
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -128,15 +129,21 @@ async def test_answers_carry_the_ratelimit_fields_and_settle_actual_usage(
                 headers={"X-API-Key": key},
             )
             assert response.status_code == 200, response.text
-            assert response.headers["ratelimit-policy"] == '"tenant.concurrency";q=1'
-            assert response.headers["ratelimit"] == '"tenant.concurrency";r=0'
+            # The tightest rate limit, then the month's budget (its reservation included).
+            policy, budget_policy = response.headers["ratelimit-policy"].split(", ")
+            state, budget_state = response.headers["ratelimit"].split(", ")
+            assert (policy, state) == ('"tenant.concurrency";q=1', '"tenant.concurrency";r=0')
+            assert budget_policy.startswith('"tenant.budget";q=100000;w=')
+            left = int(budget_state.removeprefix('"tenant.budget";r=').split(";")[0])
+            assert 100_000 - used - 50 - 16 < left < 100_000 - used - 50
             used += response.json()["usage"]["total_tokens"]
             await gw.services.admission.settled()
+    month = datetime.now(UTC).strftime("%Y-%m")
     with stack.redis.client() as client:
-        spend = client.hvals(stack.keys.budget("acme"))
+        spend = client.hget(stack.keys.budget("acme"), month)
         leases = client.zcard(stack.keys.limit("acme", "tenant", "lease"))
     # The budget holds what the backend reported, not the reservations.
-    assert [int(v) for v in spend] == [used]
+    assert spend is not None and int(spend) == used
     assert leases == 0
 
 

@@ -3,6 +3,7 @@ second (pub/sub, else the periodic re-read), and ended by their TTL."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -159,3 +160,33 @@ async def test_invalid_overrides_are_400_and_unknown_targets_409(stack: Stack) -
         "drained": False,
         "models_loaded": None,
     }
+
+
+async def test_every_node_drained_is_503_no_capacity_with_retry_after_and_audited_so(
+    stack: Stack,
+) -> None:
+    stack.worker("node-a")
+    admin = await stack.create_key(scopes=("admin", "inference"))
+    async with stack.gateway() as gw:
+        await gw.wait_for_model("llama3.2")
+        drained = await gw.client.post(
+            "/v1/admin/routing/nodes/node-a/drain", json={"reason": "all"}, headers=bearer(admin)
+        )
+        assert drained.status_code == 201
+        await eventually(lambda: "node-a" in gw.services.overrides.current.drained)
+        refused = await gw.client.post("/v1/inference", json=chat(), headers=bearer(admin))
+        request_id = refused.headers["x-request-id"]
+        record = None
+        for _ in range(100):  # written just after the answer, off the response path
+            record = await gw.services.audit.get(request_id)
+            if record is not None:
+                break
+            await asyncio.sleep(0.05)
+    assert (refused.status_code, refused.json()["error"]["code"]) == (503, "no_capacity")
+    assert refused.headers["retry-after"] == "2"
+    assert record is not None
+    assert (record.status, record.http_status, record.error_code) == (
+        "no_capacity",
+        503,
+        "no_capacity",
+    )

@@ -92,7 +92,7 @@ async def limiter(
     plain = connect(settings)
     try:
         source = PolicySource(keys, str(policies_file), reload_interval_s)
-        admission = Admission(bounded, plain, source, lease_ms)
+        admission = Admission(bounded, plain, keys, source, lease_ms)
         yield Limiter(admission, source, keys)
         await admission.aclose()
     finally:

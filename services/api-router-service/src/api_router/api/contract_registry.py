@@ -45,6 +45,7 @@ from api_router.api.public.openai_answers import (
 )
 from api_router.api.public.openai_contract import STREAM_OPTIONS_NEED_STREAM, ChatCompletionRequest
 from api_router.api.public.status import StatusReport
+from api_router.api.public.usage_contract import TenantList, UsageReport
 from api_router.contracts import DRAFT, FOLDER
 from api_router.dispatch.protocol_schema import event_schema, job_schema
 from api_router.routing.override_set import Override
@@ -69,6 +70,7 @@ CONTRACTS: Final[Mapping[str, Any]] = {
     "error": ErrorResponse,
     "openai.error": OpenAIError,
     "status.report": StatusReport,
+    "usage.report": UsageReport,
     # Not an HTTP body: the Kafka messages of the usage topic.
     "usage.record": UsageRecord,
     "audit.record": AuditRecord,
@@ -83,6 +85,7 @@ CONTRACTS: Final[Mapping[str, Any]] = {
     "admin.routing.pin.request": PinRequest,
     "admin.routing.drain.request": DrainRequest,
     "admin.routing.override": Override,
+    "admin.tenant.list": TenantList,
 }
 
 

@@ -3,6 +3,8 @@ as the one JSON error shape, registered as Starlette's exception handlers."""
 
 from __future__ import annotations
 
+import logging
+
 import msgspec
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -10,7 +12,9 @@ from starlette.responses import Response
 from starlette.routing import Match, Route
 
 from api_router.api.public.openai_answers import OPENAI_PATHS, openai_error_body
-from api_router.errors import CATALOG, ApiError
+from api_router.errors import CATALOG, ApiError, StoreUnavailable
+
+log = logging.getLogger(__name__)
 
 
 class ErrorBody(msgspec.Struct, frozen=True):
@@ -47,6 +51,8 @@ async def render_error(request: Request, exc: Exception) -> Response:
     a bug, answered ``internal_error`` without details (the server log has them). The
     OpenAI-compatible routes get the same error in OpenAI's shape (with ``param``).
     """
+    if isinstance(exc, StoreUnavailable):
+        log.warning(exc.for_operators)  # the client's answer does not name the server
     if isinstance(exc, ApiError):
         error = exc
     elif isinstance(exc, HTTPException):

@@ -37,12 +37,11 @@ class Admitted:
             self._note(usage)
 
     def _note(self, usage: Usage) -> None:
-        """Actual tokens and their cost (at the model's prices), for the usage record."""
+        """Actual tokens and what they were charged (at the model's prices), for the usage
+        record: the same charge as the budget's and the month's counters."""
         facts = self._context.usage
         facts.prompt_tokens, facts.completion_tokens = usage.prompt_tokens, usage.completion_tokens
-        limits = self._grant.limits
-        if limits is not None:
-            facts.cost = round(limits.prices.cost(usage.prompt_tokens, usage.completion_tokens), 9)
+        facts.cost = self._grant.cost(usage)
 
 
 async def admit(

@@ -18,11 +18,20 @@ from api_router.api.public.audit_openapi import audit_paths
 from api_router.api.public.inference_openapi import inference_paths
 from api_router.api.public.openai_openapi import openai_paths
 from api_router.api.public.status_openapi import status_paths
+from api_router.api.public.usage_openapi import usage_paths
 from api_router.errors import CATALOG
 from api_router.services import services_of
 
 _REF = "#/components/schemas/{name}"
-_AREAS = (inference_paths, openai_paths, audit_paths, key_paths, routing_paths, status_paths)
+_AREAS = (
+    inference_paths,
+    openai_paths,
+    usage_paths,
+    audit_paths,
+    key_paths,
+    routing_paths,
+    status_paths,
+)
 # What the edge (api/edge_protocol.py) answers to any request, before it reaches a route, in
 # the gateway's own error shape: a malformed request (400), a head not complete within
 # server.header_timeout_s (408), a head over the size or field limits (431).

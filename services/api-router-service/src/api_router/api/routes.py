@@ -18,6 +18,7 @@ from starlette.routing import Route
 
 from api_router.api.admin import keys as admin_keys
 from api_router.api.admin import routing as admin_routing
+from api_router.api.admin import tenants as admin_tenants
 from api_router.api.auth_middleware import AuthMiddleware
 from api_router.api.openapi import openapi_document
 from api_router.api.public.audit import audit_request, audit_requests
@@ -26,6 +27,7 @@ from api_router.api.public.inference import inference
 from api_router.api.public.metrics import metrics
 from api_router.api.public.openai_chat import chat_completions, models
 from api_router.api.public.status import healthz, readyz
+from api_router.api.public.usage import own_usage
 from api_router.auth.key_record import Scope
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -60,6 +62,12 @@ def routes() -> list[Route]:
             middleware=_auth("audit:read", "admin"),
         ),
         Route("/v1/audit/requests", audit_requests, methods=["GET"], middleware=_auth("admin")),
+        Route(
+            "/v1/usage",
+            own_usage,
+            methods=["GET"],
+            middleware=_auth("inference", "audit:read", "admin"),
+        ),
         *_admin(
             ("POST", "/keys", admin_keys.create_key),
             ("GET", "/keys", admin_keys.list_keys),
@@ -77,6 +85,8 @@ def routes() -> list[Route]:
             ("POST", "/routing/nodes/{node}/drain", admin_routing.drain),
             ("POST", "/routing/nodes/{node}/undrain", admin_routing.undrain),
             ("DELETE", "/routing/overrides/{override_id}", admin_routing.delete_override),
+            ("GET", "/tenants", admin_tenants.list_tenants),
+            ("GET", "/tenants/{tenant}/usage", admin_tenants.tenant_usage),
         ),
         *(Route(path, handler, methods=["GET"]) for path, handler in _OPERATIONAL),
     ]

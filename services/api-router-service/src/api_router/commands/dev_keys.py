@@ -23,7 +23,7 @@ async def demo_keys(settings: Settings, dev_env: Path) -> tuple[DemoKey, DemoKey
     Redis still has them, else new ones."""
     pepper = require_pepper(settings)
     box = SecretBox(require_kek(settings))
-    previous = _read_env(dev_env)
+    previous = read_env_file(dev_env)
     client = connect(settings.redis)
     try:
         store = KeyStore(client, Keyspace(settings.redis.key_prefix), pepper, 0, box)
@@ -63,7 +63,8 @@ async def _reuse_or_create(
     return issued.api_key, issued.signing_secrets[0].secret
 
 
-def _read_env(path: Path) -> dict[str, str]:
+def read_env_file(path: Path) -> dict[str, str]:
+    """The ``NAME=value`` lines of a file like ``dev.env`` (values quoted as a shell would)."""
     try:
         lines = path.read_text().splitlines()
     except OSError:

@@ -1,166 +1,123 @@
-"""``api-router keys create|list|show|revoke|rotate``: the admin key API against Redis
-directly, for bootstrapping the first admin key. Changes are audited as ``cli:<user>``."""
+"""``api-router keys create|list|show|revoke|rotate``: API keys through the admin API of a
+running gateway (``keys create --direct`` writes to Redis itself, for the first admin key:
+``keys_direct.py``)."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
-import sys
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import quote
 
-import msgspec
+from api_router.commands import keys_direct
+from api_router.commands.admin_api import AdminApi, run_admin
+from api_router.commands.table import fields, table, when
 
-from api_router.api.admin.key_contract import key_info
-from api_router.auth.key_record import KeyRecord
-from api_router.auth.key_store import KeyStore
-from api_router.auth.secret_box import SecretBox
-from api_router.commands.cli_audit import record_cli_action
-from api_router.config.loader import load_settings, require_kek, require_pepper
-from api_router.errors import ApiError
-from api_router.keyspace import Keyspace
-from api_router.redis_store import connect
-from api_router.usage.audit_store import AuditStore
-
-Action = Callable[[KeyStore, AuditStore], Awaitable[int]]
+_ONCE = "The API key and the signing secret are shown once: store them now."
 
 
 def create(args: argparse.Namespace) -> int:
-    async def create_key(store: KeyStore, audit: AuditStore) -> int:
-        expires = time.time() + args.expires_in_days * 86_400 if args.expires_in_days else None
-        issued = await store.create(
-            args.tenant, args.scope or ["inference"], args.name, expires, args.auth
-        )
-        record = issued.record
-        _audit(audit, "keys.create", record.id, tenant=record.tenant, scopes=list(record.scopes))
-        summary = {
-            "id": record.id,
-            "tenant": record.tenant,
-            "name": record.name,
-            "scopes": list(record.scopes),
-            "auth": record.auth,
-            "api_key": issued.api_key,
-            "signing_secrets": [{"id": s.id, "secret": s.secret} for s in issued.signing_secrets],
-        }
-        if args.json:
-            print(json.dumps(summary))
-            return 0
-        secret = issued.signing_secrets[0]
-        for label in ("id", "tenant", "name", "scopes", "auth", "api_key"):
-            value = summary[label]
-            print(f"{label + ':':16}{' '.join(value) if isinstance(value, list) else value}")
-        print(f"{'signing secret:':16}{secret.secret}   (id {secret.id})")
-        print("The API key and the signing secret are shown once; store them now.")
-        return 0
-
-    return _run(args, create_key)
+    if args.direct:
+        return keys_direct.create(args, render_created)
+    body: dict[str, Any] = {
+        "tenant": args.tenant,
+        "name": args.name,
+        "scopes": args.scope or ["inference"],
+        "auth": args.auth,
+    }
+    if args.expires_in_days:
+        body["expires_at"] = time.time() + args.expires_in_days * 86_400
+    return run_admin(
+        args, lambda api: api.call("POST", "/v1/admin/keys", json=body), render_created
+    )
 
 
 def list_keys(args: argparse.Namespace) -> int:
-    async def listing(store: KeyStore, audit: AuditStore) -> int:
-        records = await store.of_tenant(args.tenant)
-        used = await store.last_used([r.id for r in records])
-        infos = [key_info(r, used.get(r.id)) for r in records]
-        if args.json:
-            print(msgspec.json.encode(infos).decode())
-        for info in [] if args.json else infos:
-            print(f"{info.id}  {info.status:8} {' '.join(info.scopes):24} {info.name}")
-        return 0
-
-    return _run(args, listing)
+    return run_admin(args, lambda api: api.get("/v1/admin/keys", tenant=args.tenant), _key_table)
 
 
 def show(args: argparse.Namespace) -> int:
-    async def show_key(store: KeyStore, audit: AuditStore) -> int:
-        record = await store.read(args.key_id)
-        if record is None:
-            raise ApiError("not_found", f"no key {args.key_id}")
-        _print_record(store, record, args.json, await store.last_used([record.id]))
-        return 0
-
-    return _run(args, show_key)
+    return run_admin(args, lambda api: api.get(_path(args.key_id)), render_key)
 
 
 def revoke(args: argparse.Namespace) -> int:
-    async def revoke_key(store: KeyStore, audit: AuditStore) -> int:
-        record = await store.revoke(args.key_id)
-        _audit(audit, "keys.revoke", record.id, tenant=record.tenant)
-        _print_record(store, record, args.json, {})
-        return 0
-
-    return _run(args, revoke_key)
+    return run_admin(args, lambda api: api.call("POST", _path(args.key_id, "revoke")), render_key)
 
 
 def rotate(args: argparse.Namespace) -> int:
-    async def rotate_secret(store: KeyStore, audit: AuditStore) -> int:
-        if args.retire:
-            record = await store.remove_signing_secret(args.key_id, args.retire)
-            _audit(
-                audit,
-                "keys.signing_secret.delete",
-                record.id,
-                tenant=record.tenant,
-                signing_secret=args.retire,
-            )
-            _print_record(store, record, args.json, {})
-            return 0
-        record, shown = await store.add_signing_secret(args.key_id)
-        _audit(
-            audit,
-            "keys.signing_secret.add",
-            record.id,
-            tenant=record.tenant,
-            signing_secret=shown.id,
+    if args.retire:
+        retire = _path(args.key_id, "signing-secrets", args.retire)
+        return run_admin(args, lambda api: api.call("DELETE", retire), render_key)
+
+    def add(api: AdminApi) -> Any:
+        return api.call("POST", _path(args.key_id, "signing-secrets"))
+
+    def shown(secret: dict[str, Any]) -> str:
+        return (
+            f"new signing secret {secret['id']}: {secret['secret']}   (shown once)\n"
+            "once every signer uses it, retire the old one: "
+            f"api-router keys rotate {args.key_id} --retire <old secret id>"
         )
-        if args.json:
-            print(json.dumps({"id": shown.id, "secret": shown.secret}))
-        else:
-            print(f"new signing secret {shown.id}: {shown.secret}   (shown once)")
-            print(
-                f"once every signer uses it: api-router keys rotate {record.id} --retire <old id>"
-            )
-        return 0
 
-    return _run(args, rotate_secret)
+    return run_admin(args, add, shown)
 
 
-def _print_record(
-    store: KeyStore, record: KeyRecord, as_json: bool, used: dict[str, float]
-) -> None:
-    info = key_info(record, used.get(record.id))
-    if as_json:
-        print(msgspec.json.encode(info).decode())
-        return
-    for name, value in msgspec.structs.asdict(info).items():
-        print(f"{name + ':':16}{value}")
+def render_created(key: dict[str, Any]) -> str:
+    secret = key["signing_secrets"][0]
+    details = fields(
+        [
+            *_identity(key),
+            ("api key", key["api_key"]),
+            ("signing secret", f"{secret['secret']}   (id {secret['id']})"),
+        ]
+    )
+    return f"{details}\n{_ONCE}"
 
 
-def _audit(audit: AuditStore, action: str, target: str, **details: Any) -> None:
-    record_cli_action(audit, action, target, details)
+def render_key(key: dict[str, Any]) -> str:
+    secrets = ", ".join(
+        f"{s['id']} (created {when(s['created_at'])})" for s in key["signing_secrets"]
+    )
+    return fields(
+        [
+            *_identity(key),
+            ("status", key["status"]),
+            ("revoked at", when(key["revoked_at"])),
+            ("last used at", when(key["last_used_at"], "never")),
+            ("signing secrets", secrets or "none"),
+        ]
+    )
 
 
-def _run(args: argparse.Namespace, action: Action) -> int:
-    settings = load_settings(args.config)
-    pepper = require_pepper(settings)
-    box = SecretBox(require_kek(settings))
+def _identity(key: dict[str, Any]) -> list[tuple[str, str]]:
+    return [
+        ("id", key["id"]),
+        ("tenant", key["tenant"]),
+        ("name", key["name"] or "-"),
+        ("scopes", ", ".join(key["scopes"])),
+        ("auth", key["auth"]),
+        ("created at", when(key["created_at"])),
+        ("expires at", when(key["expires_at"], "never")),
+    ]
 
-    async def run() -> int:
-        redis = connect(settings.redis)
-        keys = Keyspace(settings.redis.key_prefix)
-        audit = AuditStore(redis, keys, settings.audit)
-        try:
-            return await action(KeyStore(redis, keys, pepper, 0.0, box), audit)
-        finally:
-            await audit.aclose()  # writes the queued admin action
-            await redis.aclose()
 
-    try:
-        return asyncio.run(run())
-    except msgspec.ValidationError as exc:
-        print(f"api-router keys: {exc}", file=sys.stderr)
-        return 2
-    except ApiError as exc:
-        print(f"api-router keys: {exc.message}", file=sys.stderr)
-        return 1
+def _key_table(listing: dict[str, Any]) -> str:
+    rows = [
+        (
+            key["id"],
+            key["name"] or "-",
+            key["status"],
+            ",".join(key["scopes"]),
+            key["auth"],
+            when(key["created_at"]),
+            when(key["expires_at"], "never"),
+            when(key["last_used_at"], "never"),
+        )
+        for key in listing["data"]
+    ]
+    headers = ("ID", "NAME", "STATUS", "SCOPES", "AUTH", "CREATED", "EXPIRES", "LAST USED")
+    return table(headers, rows) if rows else "no keys"
+
+
+def _path(key_id: str, *rest: str) -> str:
+    return "/".join(["/v1/admin/keys", *(quote(part, safe="") for part in (key_id, *rest))])

@@ -1,101 +1,55 @@
-"""``api-router routing show|weights|drain|undrain|pin|unpin``: the admin overrides from
-the command line, straight against Redis (no gateway needed), audited as ``cli:<user>``.
-
-The checks are the admin API's (``routing_contract``, ``override_rules``); the nodes and
-pools are read from the health registry and the policies file, as a gateway would see them.
-"""
+"""``api-router routing show|weights|pin|unpin|drain|undrain|remove``: the routing in force
+and the admins' overrides, through a gateway's admin API (``/v1/admin/routing``). Each
+change is checked, stored and audited by the gateway, under the admin key's id."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import sys
-import time
 from typing import Any
+from urllib.parse import quote
 
-import msgspec
+from api_router.client.client import GatewayError
+from api_router.commands.admin_api import AdminApi, CommandError, run_admin
+from api_router.commands.table import fields, table, text, when
 
-from api_router.api.admin.routing_contract import (
-    DrainRequest,
-    OverrideRequest,
-    PinRequest,
-    WeightsRequest,
-)
-from api_router.commands.cli_audit import cli_actor, record_cli_action
-from api_router.config.loader import load_settings
-from api_router.config.policies import Policies, load_policies
-from api_router.errors import ApiError
-from api_router.keyspace import Keyspace
-from api_router.redis_store import Redis, connect, store_errors
-from api_router.routing.node_health import health_decoder
-from api_router.routing.override_set import Override
-from api_router.routing.override_store import OverrideStore
-from api_router.routing.routing_view import routing_view
-from api_router.routing.snapshot import RoutingSnapshot
-from api_router.usage.audit_store import AuditStore
+_BASE = "/v1/admin/routing"
 
 
 def run(args: argparse.Namespace) -> int:
-    return asyncio.run(_run(args))
-
-
-async def _run(args: argparse.Namespace) -> int:
-    settings = load_settings(args.config)
-    keys = Keyspace(settings.redis.key_prefix)
-    redis = connect(settings.redis)
-    audit = AuditStore(redis, keys, settings.audit)
-    try:
-        store = OverrideStore(redis, keys)
-        await store.refresh()
-        policies = _policies(settings.limits.policies_file)
-        snapshot = await _snapshot(redis, keys, settings.health)
-        if args.action == "show":
-            view = routing_view(snapshot, policies, store.current, None)
-            sys.stdout.write(msgspec.json.format(msgspec.json.encode(view)).decode() + "\n")
-            return 0
-        done = await _change(args, store, snapshot, policies)
-        for action, target, details in done:
-            record_cli_action(audit, action, target, details)
-        return 0
-    except ApiError as exc:
-        sys.stderr.write(f"api-router routing {args.action}: {exc.message}\n")
-        return 1 if exc.code == "not_found" else 2
-    finally:
-        await audit.aclose()
-        await redis.aclose()
-
-
-async def _change(
-    args: argparse.Namespace,
-    store: OverrideStore,
-    snapshot: RoutingSnapshot,
-    policies: Policies | None,
-) -> list[tuple[str, str, dict[str, Any]]]:
-    """Apply the command; what was done, for the audit store."""
     action = args.action
-    if action in ("undrain", "unpin"):
-        kind, target = ("drain", args.node) if action == "undrain" else ("pin", args.model)
-        found = [o.id for o in await store.read() if o.kind == kind and o.target == target]
-        if not found:
-            raise ApiError("not_found", f"no {kind} override for {target!r}")
-        await store.delete(*found)
-        sys.stdout.write(f"{action}: removed {', '.join(found)}\n")
-        return [(f"routing.{action}", target, {"override_ids": found})]
-    fields: dict[str, Any] = {"reason": args.reason, "ttl_s": args.ttl_s}
-    wanted: type[OverrideRequest] = DrainRequest
-    if action == "weights":
-        wanted, fields["weights"] = WeightsRequest, dict(_weight(item) for item in args.weights)
-    elif action == "pin":
-        wanted, fields["nodes"] = PinRequest, args.nodes
-    try:
-        body = msgspec.convert(fields, wanted)
-    except msgspec.ValidationError as exc:
-        raise ApiError("invalid_request", str(exc)) from None
-    target = args.node if action == "drain" else args.model
-    override = body.override(snapshot, policies, target, cli_actor())
-    await store.put(override)
-    sys.stdout.write(f"{action}: {override.id}\n")
-    return [(f"routing.{action}", override.target, _details(override))]
+    if action == "show":
+        return run_admin(args, lambda api: api.get(_BASE), render_routing)
+    if action in ("undrain", "unpin", "remove"):
+        return run_admin(args, lambda api: _remove(api, args), _removed)
+    return run_admin(args, lambda api: _change(api, args), render_override)
+
+
+def _change(api: AdminApi, args: argparse.Namespace) -> Any:
+    body: dict[str, Any] = {"reason": args.reason}
+    if args.ttl_s is not None:
+        body["ttl_s"] = args.ttl_s
+    if args.action == "drain":
+        return api.call("POST", _path("nodes", args.node, "drain"), json=body)
+    if args.action == "pin":
+        body["nodes"] = args.nodes
+        return api.call("PUT", _path("models", args.model, "pin"), json=body)
+    body["weights"] = dict(_weight(item) for item in args.weights)
+    return api.call("PUT", _path("models", args.model, "weights"), json=body)
+
+
+def _remove(api: AdminApi, args: argparse.Namespace) -> Any:
+    if args.action == "undrain":
+        return api.call("POST", _path("nodes", args.node, "undrain"))
+    if args.action == "remove":
+        return api.call("DELETE", _path("overrides", args.override_id))
+    # A model's pin is an override like any other: find it, then delete it by its id.
+    overrides = api.get(_BASE)["overrides"]
+    found = [o["id"] for o in overrides if o["kind"] == "pin" and o["target"] == args.model]
+    if not found:
+        raise GatewayError(404, "not_found", f"model {args.model!r} is not pinned")
+    for override_id in found:
+        api.call("DELETE", _path("overrides", override_id))
+    return {"unpinned": args.model, "override_ids": found}
 
 
 def _weight(item: str) -> tuple[str, float]:
@@ -103,25 +57,79 @@ def _weight(item: str) -> tuple[str, float]:
     try:
         return pool, float(weight)
     except ValueError:
-        raise ApiError("invalid_request", f"weights are POOL=NUMBER, not {item!r}") from None
+        raise CommandError(f"weights are POOL=NUMBER, not {item!r}") from None
 
 
-def _details(override: Override) -> dict[str, Any]:
-    details: dict[str, Any] = msgspec.to_builtins(override)
-    return details
+def _path(*parts: str) -> str:
+    return "/".join([_BASE, *(quote(part, safe="") for part in parts)])
 
 
-def _policies(path: str | None) -> Policies | None:
-    return load_policies(path) if path is not None else None
+def render_routing(view: dict[str, Any]) -> str:
+    nodes = table(
+        ("NODE", "POOL", "STATE", "BREAKER", "INFLIGHT", "DRAINED", "MODELS LOADED"),
+        (
+            (
+                n["node_id"],
+                n["pool"],
+                n["state"],
+                n["breaker"],
+                f"{n['inflight']}/{n['max_concurrency']}",
+                "yes" if n["drained"] else "no",
+                ",".join(n["models_loaded"]) or "-",
+            )
+            for n in view["nodes"]
+        ),
+    )
+    models = table(
+        ("MODEL", "TIERS (FAILOVER ORDER)", "PINNED TO"),
+        (
+            (name, _tiers(m["tiers"]), ",".join(m["pinned"]) if m["pinned"] else None)
+            for name, m in view["models"].items()
+        ),
+    )
+    overrides = table(
+        ("OVERRIDE", "KIND", "TARGET", "SETTING", "AUTHOR", "REASON", "EXPIRES"),
+        (
+            (o["id"], o["kind"], o["target"], _setting(o), o["author"], o["reason"], _expiry(o))
+            for o in view["overrides"]
+        ),
+    )
+    return "\n\n".join([nodes, models, overrides if view["overrides"] else "no overrides"])
 
 
-async def _snapshot(redis: Redis, keys: Keyspace, limits: Any) -> RoutingSnapshot:
-    with store_errors("the health registry"):
-        raw = await redis.hgetall(keys.health)
-    nodes = []
-    for blob in raw.values():
-        try:
-            nodes.append(health_decoder.decode(blob))
-        except (msgspec.ValidationError, msgspec.DecodeError):
-            continue
-    return RoutingSnapshot.build(nodes, time.time(), limits)
+def render_override(override: dict[str, Any]) -> str:
+    return fields(
+        [
+            ("override", override["id"]),
+            ("kind", override["kind"]),
+            ("target", override["target"]),
+            ("setting", _setting(override)),
+            ("author", override["author"]),
+            ("reason", override["reason"]),
+            ("created at", when(override["created_at"])),
+            ("expires at", _expiry(override)),
+        ]
+    )
+
+
+def _removed(answer: dict[str, Any]) -> str:
+    if "deleted" in answer:
+        return f"removed override {answer['deleted']}"
+    target = answer.get("undrained") or answer.get("unpinned")
+    return f"{target}: removed {', '.join(answer['override_ids'])}"
+
+
+def _tiers(tiers: list[dict[str, float]]) -> str:
+    return " > ".join(",".join(f"{p}={text(w)}" for p, w in tier.items()) for tier in tiers)
+
+
+def _setting(override: dict[str, Any]) -> str:
+    if override["kind"] == "weights":
+        return _tiers([override["weights"]])
+    if override["kind"] == "pin":
+        return ",".join(override["nodes"])
+    return "drained"
+
+
+def _expiry(override: dict[str, Any]) -> str:
+    return when(override["expires_at"], "never")

@@ -1,5 +1,7 @@
 """Admission: ``acquire`` checks and debits every limit in one script and one round trip;
-``settle`` replaces the reservations with actual usage once the request has ended.
+``settle`` replaces the reservations with actual usage once the request has ended, and
+counts what the request was charged in its tenant's month (``keyspace.budget``: the hash
+the budget is enforced on, so ``GET /v1/usage`` reads the very figures admission checks).
 
 When Redis cannot be asked within ``limits.store_timeout_s``: budgets fail closed (503
 ``budget_unavailable``); rate and concurrency limits follow the plan's ``on_store_error``
@@ -9,20 +11,21 @@ When Redis cannot be asked within ``limits.store_timeout_s``: budgets fail close
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from api_router.chat import Usage
 from api_router.errors import ApiError, StoreUnavailable
-from api_router.keyspace import BUDGET_TTL_S
+from api_router.keyspace import USAGE_MONTHS_KEPT, USAGE_TTL_S, Keyspace
 from api_router.limiter.budget_usage import BudgetUsage
 from api_router.limiter.decision import LimitDecision, Outcome
 from api_router.limiter.denial import denial_error
-from api_router.limiter.limit_set import LimitSet, NoPlan
+from api_router.limiter.limit_set import COST_UNIT, LimitSet, NoPlan, cost_units
 from api_router.limiter.local_bucket import LocalBuckets
 from api_router.limiter.policy_source import PolicySource
-from api_router.limiter.rate_limit_headers import rate_limit_headers, tightest
+from api_router.limiter.rate_limit_headers import rate_limit_headers, tightest, with_budget
 from api_router.redis_store import Redis, lua_script, store_errors
 
 log = logging.getLogger(__name__)
@@ -58,12 +61,23 @@ class Grant:
     def plan(self) -> str | None:
         return self.limits.plan_name if self.limits is not None else None
 
+    def charge(self, usage: Usage) -> int:
+        """What ``usage`` costs at the model's prices, in millionths of the currency."""
+        if self.limits is None:
+            return 0
+        return cost_units(self.limits.prices, usage.prompt_tokens, usage.completion_tokens)
+
+    def cost(self, usage: Usage) -> float:
+        """The same charge in the currency, as the usage record carries it."""
+        return self.charge(usage) / COST_UNIT
+
 
 class Admission:
     def __init__(
         self,
         redis: Redis,
         settle_redis: Redis,
+        keys: Keyspace,
         policies: PolicySource,
         lease_ms: int,
         budgets: BudgetUsage | None = None,
@@ -71,9 +85,10 @@ class Admission:
         """``redis`` answers within the store timeout (admission); ``settle_redis`` is the
         ordinary client, since settlement is off the response path and may take longer.
         ``budgets`` is told the tenants with a budget, for the metrics."""
-        script = lua_script(__package__, "calendar_month") + lua_script(__package__, "admit")
-        self._admit = redis.register_script(script)
-        self._settle = settle_redis.register_script(lua_script(__package__, "settle"))
+        month = lua_script(__package__, "calendar_month")
+        self._admit = redis.register_script(month + lua_script(__package__, "admit"))
+        self._settle = settle_redis.register_script(month + lua_script(__package__, "settle"))
+        self._keys = keys
         self._policies = policies
         self._lease_ms = lease_ms
         self._local = LocalBuckets()
@@ -118,7 +133,12 @@ class Admission:
                 grant, "budget_exhausted", "tenant.budget", limits.budget_amount(), spent, None
             )
             record(decision)
-            raise denial_error(decision, {})
+            reserves = limits.amount_of(grant.budget_units)
+            hint = (
+                f"; this request reserves up to {reserves:g} (its prompt and max_tokens): "
+                "a lower max_tokens may fit"
+            )
+            raise denial_error(decision, {}, hint if spent < limits.budget_amount() else "")
         if code == _DENIED:
             check = limits.checks[index - 1]
             outcome: Outcome = "concurrency_limited" if check.kind == "lease" else "rate_limited"
@@ -127,8 +147,9 @@ class Admission:
             record(decision)
             raise denial_error(decision, rate_limit_headers(check, 0, retry or 0))
         grant.in_store = True
-        pairs = [(int(result[i]), int(result[i + 1])) for i in range(5, len(result), 2)]
-        grant.headers = tightest(limits.checks, pairs)
+        pairs = [(int(result[i]), int(result[i + 1])) for i in range(6, len(result), 2)]
+        now = dt.datetime.now(dt.UTC)
+        grant.headers = with_budget(tightest(limits.checks, pairs), limits, int(result[5]), now)
         if code == _QUEUED:
             check = limits.checks[index - 1]
             record(
@@ -146,10 +167,17 @@ class Admission:
     def settle(self, grant: Grant, usage: Usage | None, *, accepted: bool) -> None:
         """Replace the reservations with ``usage`` (None: nothing was generated), off the
         response path. ``accepted``: a worker took the job (else the request slot is given
-        back too)."""
-        if not grant.in_store or grant.limits is None:
-            return
-        keys, args = self._settlement(grant, grant.limits, usage, accepted)
+        back too). A request that was charged tokens is counted in its tenant's month,
+        whatever its limits."""
+        keys: list[str] = []
+        args: list[str | int] = [USAGE_TTL_S, USAGE_MONTHS_KEPT]
+        if grant.in_store and grant.limits is not None:
+            self._settlement(grant, grant.limits, usage, accepted, keys, args)
+        if usage is not None:
+            request = grant.request
+            keys.append(self._keys.budget(request.tenant))
+            counts = f"{usage.prompt_tokens} {usage.completion_tokens} {grant.charge(usage)}"
+            args += ["u", grant.month, request.model, counts]
         if not keys:
             return
         task = asyncio.create_task(self._run_settle(grant.request.request_id, keys, args))
@@ -174,7 +202,7 @@ class Admission:
             limits.plan.queue_max_wait_ms,
             limits.budget_limit_units(),
             grant.budget_units,
-            BUDGET_TTL_S,
+            USAGE_TTL_S,
         ]
         for check in limits.checks:
             if check.kind == "lease":
@@ -185,11 +213,16 @@ class Admission:
         return args
 
     def _settlement(
-        self, grant: Grant, limits: LimitSet, usage: Usage | None, accepted: bool
-    ) -> tuple[list[str], list[str | int]]:
+        self,
+        grant: Grant,
+        limits: LimitSet,
+        usage: Usage | None,
+        accepted: bool,
+        keys: list[str],
+        args: list[str | int],
+    ) -> None:
+        """Add the adjustments of the reservations to ``keys`` and ``args``."""
         used = usage.total_tokens if usage is not None else 0
-        keys: list[str] = []
-        args: list[str | int] = []
         for check in limits.checks:
             if check.kind == "lease":
                 keys.append(check.key)
@@ -208,8 +241,7 @@ class Admission:
                 spent = limits.budget_units(usage.prompt_tokens, usage.completion_tokens)
             if spent != grant.budget_units:
                 keys.append(limits.budget_key)
-                args += ["g", grant.month, spent - grant.budget_units, BUDGET_TTL_S]
-        return keys, args
+                args += ["g", grant.month, spent - grant.budget_units, "-"]
 
     async def _run_settle(self, request_id: str, keys: list[str], args: list[str | int]) -> None:
         try:

@@ -4,10 +4,11 @@
 -- ARGV[1] request id (lease member)   ARGV[2] lease ms   ARGV[3] longest queue wait ms
 -- ARGV[4] budget limit (0: none)      ARGV[5] budget reservation   ARGV[6] budget TTL s
 -- ARGV[7..] per check: kind ("b" bucket | "l" lease), capacity, refill per second, cost
--- Returns {code, check index, ms, observed, month, r1, t1, r2, t2, ...}:
+-- Returns {code, check index, ms, observed, month, budget spent, r1, t1, r2, t2, ...}:
 --   code 0 admitted; 1 admitted after waiting `ms` for check `index` (the debit is taken
 --   now, so the wait is a reservation of the bucket's future tokens); 2 denied by check `index`, retry after
 --   `ms` (-1: never fits); 3 denied by the budget. `observed` is the level that denied it.
+--   `budget spent`: the month's spend with this request's reservation (admitted only).
 --   r/t per check: remaining and seconds until full (for the RateLimit header).
 local time = redis.call('TIME')
 local now_us = tonumber(time[1]) * 1000000 + tonumber(time[2])
@@ -18,8 +19,9 @@ local max_wait_us = tonumber(ARGV[3]) * 1000
 
 local budget_limit = tonumber(ARGV[4])
 local budget_cost = tonumber(ARGV[5])
+local spent = 0
 if budget_limit > 0 then
-  local spent = tonumber(redis.call('HGET', KEYS[n + 1], month) or '0')
+  spent = tonumber(redis.call('HGET', KEYS[n + 1], month) or '0')
   if spent >= budget_limit or spent + budget_cost > budget_limit then
     return {3, 0, 0, spent, month}
   end
@@ -74,7 +76,8 @@ if denied ~= nil then
 end
 
 local observed = waited > 0 and math.floor(levels[waited]) or 0
-local result = {wait_us > 0 and 1 or 0, waited, math.ceil(wait_us / 1000), observed, month}
+local result = {wait_us > 0 and 1 or 0, waited, math.ceil(wait_us / 1000), observed, month,
+  spent + budget_cost}
 for i = 1, n do
   local base = 6 + (i - 1) * 4
   local capacity, rate, cost = tonumber(ARGV[base + 2]), tonumber(ARGV[base + 3]),

@@ -20,12 +20,13 @@ _WHAT = {
 }
 
 
-def denial_error(decision: LimitDecision, headers: Mapping[str, str]) -> ApiError:
+def denial_error(decision: LimitDecision, headers: Mapping[str, str], hint: str = "") -> ApiError:
+    """``hint``: what the client can change, appended to the message."""
     code = decision.outcome
     message = f"{_WHAT[code]}: {decision.limit}"
     if code in ("rate_limited", "concurrency_limited", "budget_exhausted"):
         limit, observed = _number(decision.limit_value), _number(decision.observed)
-        message += f" (limit {limit}, observed {observed})"
+        message += f" (limit {limit}, observed {observed}){hint}"
     all_headers = dict(headers)
     if decision.retry_after_s is not None:
         all_headers["Retry-After"] = str(decision.retry_after_s)

@@ -6,6 +6,7 @@ lookup before its one Redis round trip.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
@@ -52,8 +53,7 @@ class LimitSet:
             return 0
         if self.budget.unit == "tokens":
             return prompt_tokens + completion_tokens
-        cost = self.prices.cost(prompt_tokens, completion_tokens)
-        return -int(-cost * COST_UNIT // 1)
+        return cost_units(self.prices, prompt_tokens, completion_tokens)
 
     def budget_limit_units(self) -> int:
         return int(self.budget_amount() * self._scale())
@@ -68,6 +68,13 @@ class LimitSet:
 
     def _scale(self) -> int:
         return COST_UNIT if self.budget is not None and self.budget.unit == "cost" else 1
+
+
+def cost_units(prices: ModelPolicy, prompt_tokens: int, completion_tokens: int) -> int:
+    """What these tokens cost at ``prices`` in millionths of the currency, rounded up: the
+    one charge that a cost budget, the month's usage counters and the usage record carry."""
+    # Rounded first to shed float noise (0.0016 * 1e6 is 1600.0000000000002), then up.
+    return math.ceil(round(prices.cost(prompt_tokens, completion_tokens) * COST_UNIT, 6))
 
 
 class NoPlan(Exception):

@@ -1,5 +1,6 @@
-"""The read model of routing: what ``GET /v1/admin/routing`` and ``api-router routing
-show`` print (each model's effective tiers and pin, the overrides in force, every node)."""
+"""The read model of routing: what ``GET /v1/admin/routing`` answers and ``api-router
+routing show`` prints (each model's effective tiers and pin, the overrides in force, every
+node with the answering replica's breaker)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ class NodeView(msgspec.Struct, frozen=True):
     node_id: str
     pool: str
     state: str  # health: healthy, stale, unavailable, too_hot, memory_pressure
-    breaker: str  # this replica's breaker: closed, open, half_open (CLI: unknown)
+    breaker: str  # the answering replica's breaker: closed, open, half_open
     inflight: int
     max_concurrency: int
     drained: bool
@@ -39,7 +40,7 @@ def routing_view(
     snapshot: RoutingSnapshot,
     policies: Policies | None,
     overrides: OverrideSet,
-    breakers: Breakers | None,
+    breakers: Breakers,
 ) -> RoutingView:
     models: dict[str, ModelView] = {}
     names = set(snapshot.known_models)
@@ -58,7 +59,7 @@ def routing_view(
             node.node_id,
             node.pool,
             snapshot.states.get(node.node_id, "stale"),
-            breakers.state(node.node_id) if breakers is not None else "unknown",
+            breakers.state(node.node_id),
             node.inflight,
             node.max_concurrency,
             node.node_id in overrides.drained,

@@ -17,7 +17,8 @@ import msgspec
 
 SCHEMA_VERSION = 1
 
-Status = Literal["ok", "denied", "upstream_error", "timeout", "cancelled"]
+# no_capacity: refused because no node could take the job (drained, full, unhealthy).
+Status = Literal["ok", "denied", "no_capacity", "upstream_error", "timeout", "cancelled"]
 # What was asked of the model (OpenTelemetry's gen_ai.operation.name).
 Operation = Literal["chat", "embeddings"]
 AuthMethod = Literal["", "api_key", "signature"]
@@ -128,9 +129,11 @@ class UsageFacts:
         return bool(self.tenant)
 
 
-def status_of(http_status: int) -> Status:
+def status_of(http_status: int, error_code: str | None = None) -> Status:
     if http_status < 400:
         return "ok"
+    if error_code == "no_capacity":
+        return "no_capacity"
     if http_status == 504:
         return "timeout"
     if http_status >= 500:
@@ -160,7 +163,7 @@ def build_records(
         model=facts.model,
         node_id=facts.node_id,
         pool=facts.pool,
-        status=facts.status or status_of(http_status),
+        status=facts.status or status_of(http_status, error_code),
         streamed=facts.streamed,
         http_status=http_status,
         error_code=error_code,

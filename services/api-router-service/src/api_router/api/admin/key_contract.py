@@ -7,7 +7,7 @@ from typing import Annotated
 
 import msgspec
 
-from api_router.auth.key_record import AuthMode, KeyRecord, Scope, Tenant
+from api_router.auth.key_record import AuthMode, IssuedKey, KeyRecord, Scope, Tenant
 
 
 class CreateKeyRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -78,4 +78,22 @@ def key_info(record: KeyRecord, last_used_at: float | None) -> KeyInfo:
         revoked_at=record.revoked_at,
         last_used_at=last_used_at,
         signing_secrets=[SigningSecretInfo(s.id, s.created_at) for s in record.signing_secrets],
+    )
+
+
+def created_key(issued: IssuedKey) -> CreatedKey:
+    """A new key as shown once: its record with the API key and the signing secret."""
+    record = issued.record
+    return CreatedKey(
+        id=record.id,
+        tenant=record.tenant,
+        name=record.name,
+        scopes=list(record.scopes),
+        auth=record.auth,
+        created_at=record.created_at,
+        expires_at=record.expires_at,
+        api_key=issued.api_key,
+        signing_secrets=[
+            NewSigningSecret(s.id, s.secret, s.created_at) for s in issued.signing_secrets
+        ],
     )

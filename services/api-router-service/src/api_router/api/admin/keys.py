@@ -11,10 +11,10 @@ from starlette.responses import Response
 
 from api_router.api.admin.audit_trail import record_action
 from api_router.api.admin.key_contract import (
-    CreatedKey,
     CreateKeyRequest,
     KeyList,
     NewSigningSecret,
+    created_key,
     key_info,
 )
 from api_router.api.body import decode_body, read_json_body
@@ -46,20 +46,7 @@ async def create_key(request: Request) -> Response:
             "signing_secret": issued.signing_secrets[0].id,
         },
     )
-    created = CreatedKey(
-        id=record.id,
-        tenant=record.tenant,
-        name=record.name,
-        scopes=list(record.scopes),
-        auth=record.auth,
-        created_at=record.created_at,
-        expires_at=record.expires_at,
-        api_key=issued.api_key,
-        signing_secrets=[
-            NewSigningSecret(s.id, s.secret, s.created_at) for s in issued.signing_secrets
-        ],
-    )
-    return json_response(created, 201)
+    return json_response(created_key(issued), 201)
 
 
 async def list_keys(request: Request) -> Response:
