@@ -18,6 +18,7 @@ from api_router.chat_tools import (
     ResponseFormat,
     Tool,
     ToolCall,
+    ToolCallDelta,
     ToolCallId,
     ToolChoice,
 )
@@ -137,3 +138,8 @@ class Completion(msgspec.Struct, frozen=True):
     usage: Usage
     # Free-form string pairs from the backend (the mock backend marks itself here).
     metadata: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+# What a streamed answer is made of, from a backend to the client: text, pieces of tool
+# calls, and last the whole Completion.
+StreamPiece = str | ToolCallDelta | Completion

@@ -41,8 +41,3 @@ def unpack(packed: str) -> list[float]:
     if sys.byteorder == "big":
         values.byteswap()
     return values.tolist()
-
-
-def dimensions_of(packed: str) -> int:
-    """The length of a packed vector, without unpacking it."""
-    return len(base64.b64decode(packed)) // 4

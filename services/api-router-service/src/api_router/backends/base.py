@@ -6,16 +6,12 @@ from collections.abc import AsyncIterator, Sequence
 from typing import NamedTuple, Protocol
 
 from api_router.backends.capabilities import lacking
-from api_router.chat import ChatMessage, ChatOptions, Completion
-from api_router.chat_tools import ToolCallDelta
+from api_router.chat import ChatMessage, ChatOptions, Completion, StreamPiece
 from api_router.dispatch.protocol import ErrorReason
 from api_router.embeddings import Embeddings
 
 # How long a health beat waits for a backend to list its models.
 INVENTORY_TIMEOUT_S = 5.0
-
-# What a streamed answer yields: text, pieces of tool calls, then one Completion.
-StreamPiece = str | ToolCallDelta | Completion
 
 
 class ModelInventory(NamedTuple):

@@ -11,7 +11,6 @@ from api_router.backends.base import (
     INVENTORY_TIMEOUT_S,
     BackendError,
     ModelInventory,
-    StreamPiece,
     checked_vectors,
     refuse_unhonoured,
 )
@@ -23,7 +22,7 @@ from api_router.backends.ollama_wire import (
     chat_body,
     tool_calls,
 )
-from api_router.chat import ChatMessage, ChatOptions, Completion, Usage
+from api_router.chat import ChatMessage, ChatOptions, Completion, StreamPiece, Usage
 from api_router.chat_tools import FunctionCallDelta, ToolCall, ToolCallDelta
 from api_router.embeddings import Embeddings, pack
 

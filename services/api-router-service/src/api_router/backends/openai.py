@@ -12,7 +12,6 @@ from api_router.backends.base import (
     INVENTORY_TIMEOUT_S,
     BackendError,
     ModelInventory,
-    StreamPiece,
     checked_vectors,
 )
 from api_router.backends.http_client import JsonHttpClient
@@ -23,7 +22,7 @@ from api_router.backends.openai_wire import (
     StreamChunk,
     ToolCallAssembly,
 )
-from api_router.chat import ChatMessage, ChatOptions, Completion, Usage
+from api_router.chat import ChatMessage, ChatOptions, Completion, StreamPiece, Usage
 from api_router.embeddings import Embeddings, pack
 
 

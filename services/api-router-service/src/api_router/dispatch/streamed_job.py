@@ -16,8 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Literal
 
-from api_router.chat import Completion
-from api_router.chat_tools import ToolCallDelta
+from api_router.chat import StreamPiece
 from api_router.dispatch.attempt_failure import AttemptFailed, upstream_error
 from api_router.dispatch.protocol import Event, Job, ProtocolError
 from api_router.dispatch.reply_reader import ReplyWaiter
@@ -28,8 +27,6 @@ from api_router.routing.node_health import NodeHealth
 Outcome = Literal["ok", "cancelled", "upstream_error", "timeout"]
 # Told how each dispatch ended: (node id, outcome, seconds from submit to last event).
 DispatchObserver = Callable[[str, str, float], None]
-# What a stream hands its relay: text, a piece of a tool call, and at last the completion.
-Piece = str | ToolCallDelta | Completion
 
 
 class StreamedJob:
@@ -62,7 +59,7 @@ class StreamedJob:
     def finished(self) -> bool:
         return self.done_at is not None
 
-    async def next(self, wait_s: float) -> list[Piece]:
+    async def next(self, wait_s: float) -> list[StreamPiece]:
         """What arrived next: text deltas and tool-call pieces, ending with the
         ``Completion`` when the job is done. An empty list means nothing came within
         ``wait_s`` (time for a heartbeat).
@@ -82,7 +79,7 @@ class StreamedJob:
             return []
         except AttemptFailed as lost:
             raise self._after_text(lost) from None
-        pieces: list[Piece] = []
+        pieces: list[StreamPiece] = []
         for event in (first, *self._waiter.ready()):
             try:
                 pieces.extend(self._pieces(event))
@@ -101,7 +98,7 @@ class StreamedJob:
             return failure
         return ApiError(failure.code, failure.message)
 
-    def _pieces(self, event: Event) -> list[Piece]:
+    def _pieces(self, event: Event) -> list[StreamPiece]:
         node = self.node.node_id
         if event.type == "accepted":
             if not self.text_out:  # taken over by another worker before any text: harmless

@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import aclosing
 from typing import TypeVar
 
-from api_router.backends.base import Backend, BackendError, ModelInventory, StreamPiece
-from api_router.chat import ChatMessage, ChatOptions, Completion
+from api_router.backends.base import Backend, BackendError, ModelInventory
+from api_router.chat import ChatMessage, ChatOptions, Completion, StreamPiece
 from api_router.embeddings import Embeddings
 from api_router.telemetry.worker_metrics import WorkerMetrics
 

@@ -20,8 +20,8 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 
-from api_router.backends.base import Backend, BackendError, StreamPiece
-from api_router.chat import Completion
+from api_router.backends.base import Backend, BackendError
+from api_router.chat import Completion, StreamPiece
 from api_router.chat_tools import ToolCallDelta
 from api_router.dispatch.protocol import (
     KEEPALIVE_S,

@@ -31,11 +31,11 @@ from starlette.types import Receive, Scope, Send
 from api_router.api.public.inference_contract import StreamTimings
 from api_router.api.public.routed_chat import RoutedStream, outcome_of
 from api_router.api.request_context import RequestContext
-from api_router.chat import Completion, Usage
+from api_router.chat import Completion, StreamPiece, Usage
 from api_router.chat_tools import ToolCallDelta
 from api_router.config.settings import StreamSettings
 from api_router.dispatch.attempt_failure import AttemptFailed
-from api_router.dispatch.streamed_job import Outcome, Piece
+from api_router.dispatch.streamed_job import Outcome
 from api_router.errors import ApiError
 
 log = logging.getLogger(__name__)
@@ -147,7 +147,7 @@ class EventStreamResponse:
         lost_job.close(outcome_of(lost), self._context.telemetry.dispatched)
         await self._routed.take_over(lost)
 
-    def _frame(self, piece: Piece) -> bytes:
+    def _frame(self, piece: StreamPiece) -> bytes:
         if isinstance(piece, str):
             return self._spelling.delta(piece)
         if isinstance(piece, ToolCallDelta):
