@@ -23,6 +23,9 @@ from api_router.chat import Usage
 # Inputs per request: OpenAI's own limit.
 MAX_INPUTS = 2048
 EmbeddingInput = Annotated[str, msgspec.Meta(min_length=1)]
+# `dimensions` only shortens a model's vectors, and no model we know of makes more than
+# this many; the bound also keeps one answer's stream event within reason.
+Dimensions = Annotated[int, msgspec.Meta(ge=1, le=16_384)]
 
 
 class Embeddings(msgspec.Struct, frozen=True):

@@ -32,7 +32,7 @@ import msgspec
 
 from api_router.chat import ChatMessage, ChatOptions, Completion, history_features
 from api_router.chat_tools import ToolCallDelta
-from api_router.embeddings import MAX_INPUTS, EmbeddingInput, Embeddings
+from api_router.embeddings import MAX_INPUTS, Dimensions, EmbeddingInput, Embeddings
 
 # The versions a worker of this release reads; it writes the latest into its health entry.
 PROTOCOL_VERSIONS: Final = (1, 2)
@@ -82,7 +82,7 @@ class EmbedPayload(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit
     """An embeddings job (v2): one vector per input, ``dimensions`` long if given."""
 
     input: Annotated[list[EmbeddingInput], msgspec.Meta(min_length=1, max_length=MAX_INPUTS)]
-    dimensions: Annotated[int, msgspec.Meta(ge=1, le=65_536)] | None = None
+    dimensions: Dimensions | None = None
 
     def features(self) -> frozenset[str]:
         return frozenset({"embeddings"} | ({"dimensions"} if self.dimensions else set()))

@@ -15,11 +15,10 @@ from api_router.api.public.inference_contract import (
     ModelName,
     Timings,
 )
-from api_router.embeddings import MAX_INPUTS, EmbeddingInput
+from api_router.embeddings import MAX_INPUTS, Dimensions, EmbeddingInput
 from api_router.errors import ApiError
 
 EncodingFormat = Literal["float", "base64"]
-Dimensions = Annotated[int, msgspec.Meta(ge=1, le=65_536)]
 Inputs = (
     EmbeddingInput
     | Annotated[list[EmbeddingInput], msgspec.Meta(min_length=1, max_length=MAX_INPUTS)]
