@@ -165,6 +165,17 @@ def _worker_parser(commands: Commands) -> None:
         "--backend", choices=["ollama", "openai", "mock"], required=True, help="what answers"
     )
     parser.add_argument("--backend-url", help="the backend's base URL (ollama, openai)")
+    key = parser.add_mutually_exclusive_group()
+    key.add_argument(
+        "--backend-api-key-env",
+        metavar="NAME",
+        help="the backend's API key is in this environment variable (sent only to --backend-url)",
+    )
+    key.add_argument(
+        "--backend-api-key-file",
+        metavar="PATH",
+        help="the backend's API key is in this file, read again when it changes",
+    )
     parser.add_argument("--redis-url", help="default: redis.url of --config / environment")
     parser.add_argument("--config", help="router YAML file, for redis and telemetry settings")
     parser.add_argument("--max-concurrency", type=int, default=2, help="jobs at once (2)")

@@ -107,16 +107,14 @@ async def test_the_openapi_document_is_valid_and_uses_the_contract_schemas(stack
 
 
 def _with_component_refs(schema: Any) -> Any:
-    """The same schema with ``#/$defs/X`` references spelled as OpenAPI components."""
+    """The same schema with ``#/$defs/X`` references (``$ref``, and a discriminator's
+    mapping) spelled as OpenAPI components."""
     if isinstance(schema, dict):
-        return {
-            key: value.replace("#/$defs/", "#/components/schemas/")
-            if key == "$ref"
-            else _with_component_refs(value)
-            for key, value in schema.items()
-        }
+        return {key: _with_component_refs(value) for key, value in schema.items()}
     if isinstance(schema, list):
         return [_with_component_refs(item) for item in schema]
+    if isinstance(schema, str) and schema.startswith("#/$defs/"):
+        return schema.replace("#/$defs/", "#/components/schemas/")
     return schema
 
 
@@ -176,6 +174,9 @@ async def test_openai_answers_match_their_contracts(stack: Stack) -> None:
     assert errors[1].json()["error"]["param"] == "n"
 
 
+_CALL = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+
+
 @pytest.mark.parametrize(
     "body",
     [
@@ -184,7 +185,19 @@ async def test_openai_answers_match_their_contracts(stack: Stack) -> None:
         chat(messages=[{"role": "developer", "content": [{"type": "text", "text": "hi"}]}]),
         chat(stream=True, stream_options={"include_usage": True}),
         {"model": "m", "messages": []},
-        {"model": "m", "messages": [{"role": "user", "content": "x"}], "tools": []},
+        chat(tools=[{"type": "function", "function": {"name": "f"}}], tool_choice="required"),
+        chat(response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": {}}}),
+        chat(logit_bias={"42": 1.5}, presence_penalty=-2, frequency_penalty=2),
+        chat(
+            messages=[
+                {"role": "assistant", "tool_calls": [_CALL]},
+                {"role": "tool", "tool_call_id": "c1", "content": "42"},
+            ]
+        ),
+        {"model": "m", "messages": [{"role": "user", "content": "x"}], "tools": [{"type": "x"}]},
+        chat(messages=[{"role": "tool", "content": "no call id"}]),
+        chat(logit_bias={"token": 1}),
+        chat(response_format={"type": "json_schema"}),
         {"model": "m"},
     ],
 )
@@ -197,4 +210,25 @@ async def test_the_chat_request_schema_and_the_decoder_agree(
         response = await gw.client.post(
             "/v1/chat/completions", json=body, headers={"X-API-Key": key}
         )
+    assert (response.status_code != 400) == schema_ok, response.text
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"model": "m", "input": "a"},
+        {"model": "m", "input": ["a", "b"], "encoding_format": "base64", "dimensions": 8},
+        {"model": "m", "input": []},
+        {"model": "m", "input": [1, 2]},
+        {"model": "m", "input": "a", "encoding_format": "int8"},
+        {"model": "m", "input": ""},
+    ],
+)
+async def test_the_embedding_request_schema_and_the_decoder_agree(
+    stack: Stack, body: dict[str, Any]
+) -> None:
+    schema_ok = validator("embedding.request").is_valid(body)
+    key = await stack.create_key()
+    async with stack.gateway() as gw:
+        response = await gw.client.post("/v1/embeddings", json=body, headers={"X-API-Key": key})
     assert (response.status_code != 400) == schema_ok, response.text

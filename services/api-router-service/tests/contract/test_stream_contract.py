@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 from jsonschema import Draft202012Validator
 
@@ -19,7 +20,7 @@ EVENT = load_contract("stream.event")
 EVENT_DATA = {
     "accepted": "AcceptedData",
     "chunk": "ChunkData",
-    "done": "DoneData",
+    "done": "Completion",
     "error": "ErrorData",
 }
 
@@ -30,13 +31,16 @@ def decoded(fields: dict[bytes, bytes]) -> dict[str, str]:
 
 def check_job(fields: dict[str, str]) -> None:
     Draft202012Validator(JOB).validate(fields)
-    payload = {"$defs": JOB["$defs"], **JOB["$defs"]["JobPayload"]}
+    kind = "EmbedPayload" if fields.get("op") == "embed" else "JobPayload"
+    payload = {"$defs": JOB["$defs"], **JOB["$defs"][kind]}
     Draft202012Validator(payload).validate(json.loads(fields["payload"]))
 
 
-def check_event(fields: dict[str, str]) -> None:
+def check_event(fields: dict[str, str], done: str = "Completion") -> None:
+    """``done``: the data of a done event (``Embeddings`` for an embeddings job)."""
     Draft202012Validator(EVENT).validate(fields)
-    data_schema = EVENT["$defs"][EVENT_DATA[fields["type"]]]
+    name = done if fields["type"] == "done" else EVENT_DATA[fields["type"]]
+    data_schema = {"$defs": EVENT["$defs"], **EVENT["$defs"][name]}
     Draft202012Validator(data_schema).validate(json.loads(fields["data"]))
 
 
@@ -60,12 +64,60 @@ async def test_a_job_the_gateway_writes_follows_stream_job(stack: Stack) -> None
     }
     assert job["tenant"] == "acme" and job["stream"] == "0" and job["attempt"] == "1"
     assert int(job["deadline_ms"]) > time.time() * 1000
+    assert job["v"] == "1"  # the ghost's entry names no protocol: a worker of before v2
 
 
-def job_fields(attempt: int = 1, stream: bool = False, deadline_s: float = 30.0) -> dict[str, str]:
-    """A job as a gateway writes it, by hand (``submit`` adds its ``reply_to``)."""
+async def test_a_job_is_written_in_the_version_its_worker_reads(stack: Stack) -> None:
+    """Plain chats go to every node, in v1 to an older worker and in v2 to a newer one;
+    tools only to the newer one, and to no node when only older ones serve the model."""
+    for node, extra in (("old", {}), ("new", {"backend": "ollama", "protocol": 2})):
+        stack.put_health(node_health(node, models_loaded=["llama3.2", "m"], **extra))
+        with stack.redis.client() as client:
+            client.xgroup_create(stack.keys.job_stream(node), WORKER_GROUP, id="0", mkstream=True)
+    stack.put_health(node_health("old-only", models_loaded=["legacy"]))
+    key = await stack.create_key()
+    tool = {"type": "function", "function": {"name": "f"}}
+    async with stack.gateway(dispatch={"accept_timeout_s": 0.05}) as gw:
+        await gw.wait_for_model("llama3.2", nodes=2)
+        # No worker accepts it in time: the job is tried on both ghosts.
+        await gw.client.post("/v1/inference", json=chat(), headers={"X-API-Key": key})
+        await gw.client.post(
+            "/v1/inference", json=chat(options={"tools": [tool]}), headers={"X-API-Key": key}
+        )
+        refused = await gw.client.post(
+            "/v1/inference",
+            json=chat("legacy", options={"tools": [tool]}),
+            headers={"X-API-Key": key},
+        )
+    with stack.redis.client() as client:
+        old = [decoded(f) for _, f in client.xrange(stack.keys.job_stream("old"))]
+        new = [decoded(f) for _, f in client.xrange(stack.keys.job_stream("new"))]
+    for job in old + new:
+        check_job(job)
+    assert [job["v"] for job in old] == ["1"]
+    assert [job["v"] for job in new] == ["2", "2"]
+    assert not any("tools" in job["payload"] for job in old)
+    assert sum("tools" in job["payload"] for job in new) == 1
+    assert refused.status_code == 400
+    error = refused.json()["error"]
+    assert error["code"] == "unsupported_parameter"
+    assert error["message"] == (
+        "tools is not supported by the nodes serving model 'legacy' "
+        "(workers older than protocol v2)"
+    )
+
+
+def job_fields(
+    attempt: int = 1,
+    stream: bool = False,
+    deadline_s: float = 30.0,
+    payload: dict[str, Any] | None = None,
+    **v2: str,
+) -> dict[str, str]:
+    """A job as a gateway writes it, by hand (``submit`` adds its ``reply_to``); with
+    ``v2`` fields (``op``) it is a version 2 job."""
     return {
-        "v": "1",
+        "v": "2" if v2 or payload else "1",
         "id": f"req_{attempt:032x}",
         "attempt": str(attempt),
         "deadline_ms": str(int((time.time() + deadline_s) * 1000)),
@@ -73,7 +125,8 @@ def job_fields(attempt: int = 1, stream: bool = False, deadline_s: float = 30.0)
         "stream": "1" if stream else "0",
         "tenant": "acme",
         "traceparent": "",
-        "payload": json.dumps({"messages": [{"role": "user", "content": "a b c"}]}),
+        "payload": json.dumps(payload or {"messages": [{"role": "user", "content": "a b c"}]}),
+        **v2,
     }
 
 
@@ -147,3 +200,34 @@ def test_the_events_of_a_streamed_job_follow_stream_event(
     text = "".join(c["delta"] for c in chunks)
     assert text == json.loads(events[-1]["data"])["message"]["content"]
     assert sum(c["tokens"] for c in chunks) == len(text.split())
+
+
+def test_version_2_jobs_and_their_events_follow_the_contracts(
+    stack: Stack, fake_ollama: FakeOllama
+) -> None:
+    tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+    tools = {"messages": [{"role": "user", "content": "go"}], "options": {"tools": [tool]}}
+    jobs = [
+        job_fields(1, stream=True, payload=tools),
+        job_fields(2, payload={"input": ["a b", "c"], "dimensions": 4}, op="embed"),
+    ]
+    for job in jobs:
+        check_job({**job, "reply_to": "r"})
+    stack.worker("node-a")
+    reply_to = submit(stack, *jobs)
+    wait_until(
+        lambda: sum(e["type"] == "done" for e in answered(stack, reply_to)) == 2, what="both"
+    )
+    events = answered(stack, reply_to)
+    streamed = [e for e in events if e["attempt"] == "1"]
+    embedded = [e for e in events if e["attempt"] == "2"]
+    for event in streamed:
+        check_event(event)
+    for event in embedded:
+        check_event(event, done="Embeddings")
+    assert [e["type"] for e in streamed] == ["accepted", "chunk", "done"]
+    (piece,) = json.loads(streamed[1]["data"])["tool_calls"]
+    assert (piece["index"], piece["function"]["name"]) == (0, "f")
+    assert json.loads(streamed[2]["data"])["finish_reason"] == "tool_calls"
+    assert [e["type"] for e in embedded] == ["accepted", "done"]
+    assert len(json.loads(embedded[1]["data"])["vectors"]) == 2

@@ -25,13 +25,17 @@ from tests.support.cli_checks import (
     config_file_of,
 )
 from tests.support.containers import Container, pod_container, update_config_map
+from tests.support.fake_openai import FakeOpenAI
 from tests.support.processes import ServiceProcess
 from tests.support.servers import RedisServer, TansuBroker, answers_ok, free_port, wait_until
 from tests.support.stack import KEK, PEPPER, bearer
 
 VALUE_SETS = [pytest.param([], id="default"), *(pytest.param([p], id=p.stem) for p in CI_VALUES)]
 # Secrets the production example expects to exist already (made outside the chart).
-CLUSTER_SECRETS = {"api-router-secrets": {"pepper": PEPPER, "kek": KEK}}
+CLUSTER_SECRETS = {
+    "api-router-secrets": {"pepper": PEPPER, "kek": KEK},
+    "vllm-api-key": {"api-key": "sk-vllm-0123456789"},
+}
 MOCK_WORKER = {"name": "mock-0", "pool": "edge", "backend": "mock", "models": "mock"}
 
 
@@ -131,6 +135,32 @@ def test_the_rendered_gateway_and_workers_serve_and_answer_their_probes(
     finally:
         for process in reversed(processes):
             process.stop()
+
+
+def test_a_worker_with_an_api_key_secret_reads_it_from_its_mounted_file(
+    redis_server: RedisServer, broker: TansuBroker, tmp_path: Path
+) -> None:
+    backend = FakeOpenAI(models=["served"], api_key="sk-vllm-0123456789").start()
+    worker_values = {
+        "name": "vllm-0",
+        "pool": "gpu",
+        "backend": "openai",
+        "backendUrl": backend.url,
+        "apiKeySecret": {"name": "vllm-api-key"},
+    }
+    overlay = {**local_values(redis_server, broker, "chart-key"), "workers": [worker_values]}
+    _, (worker,) = containers(render([], overlay), tmp_path)
+    process = start(worker, tmp_path)
+    try:
+        wait_until(partial(registered, redis_server, "chart-key", "vllm-0"), 15, "the worker")
+        with redis_server.client() as client:
+            health = json.loads(client.hget(Keyspace("chart-key").health, "vllm-0") or "{}")
+    finally:
+        process.stop()
+        backend.stop()
+    assert health["models_available"] == ["served"]  # listed with the key
+    assert set(backend.authorizations) == {"Bearer sk-vllm-0123456789"}
+    assert "sk-vllm" not in " ".join(worker.argv())  # a file's path, never the key
 
 
 def start(container: Container, log_dir: Path) -> ServiceProcess:

@@ -124,6 +124,8 @@ def test_keys_create_list_show_rotate_and_revoke(admin: Admin) -> None:
     assert again.status_code == 401
     # Each change is audited under the admin key, not a local user.
     actor = admin.admin_key.split("_")[1]
+    # Admin actions are written just after the answer (in batches of 0.1 s).
+    wait_until(lambda: admin.actions()[-1]["action"] == "keys.revoke", 5, "the revoke audited")
     actions = admin.actions()
     assert [a["action"] for a in actions][-2:] == ["keys.signing_secret.add", "keys.revoke"]
     assert {a["actor"] for a in actions} == {actor}

@@ -174,6 +174,10 @@ def pod_container(
         container.mounts.append(Mount(mount["mountPath"], host, writable))
         if "configMap" in source:
             filled.append((host, config_maps[source["configMap"]["name"]]))
+        elif "secret" in source:
+            data = all_secrets[source["secret"]["secretName"]]
+            items = source["secret"].get("items") or [{"key": k, "path": k} for k in data]
+            _write_like_the_kubelet(host, {item["path"]: data[item["key"]] for item in items})
     # Mounted files name container paths too (router.yaml's policies_file, spool_dir).
     for host, files in filled:
         _write_like_the_kubelet(host, {k: _map_paths(v, container) for k, v in files.items()})

@@ -104,12 +104,14 @@ class Stack:
         pool: str = "edge",
         backend_url: str | None = None,
         wait: bool = True,
+        env: dict[str, str] | None = None,
         **sections: dict[str, Any],
     ) -> WorkerProcess:
-        """A worker process with the ollama backend against the fake Ollama by default."""
+        """A worker process with the ollama backend against the fake Ollama by default;
+        ``env``: variables of its own (a backend's key)."""
         if "--backend" not in args:
             args = ("--backend", "ollama", "--backend-url", backend_url or self.ollama_url, *args)
-        env = self.env(**sections)
+        env = {**self.env(**sections), **(env or {})}
         worker = WorkerProcess(node_id, env, self.tmp, ["--pool", pool, *args])
         worker.start()
         self._processes.append(worker)

@@ -7,9 +7,29 @@ from typing import Any
 
 import pytest
 
-from api_router.api.public.openai_contract import decode_chat_request, finish_reason
+from api_router.api.public.openai_answers import finish_reason
+from api_router.api.public.openai_contract import decode_chat_request
 from api_router.chat import ChatMessage, ChatOptions
+from api_router.chat_tools import (
+    FunctionCall,
+    FunctionDefinition,
+    JsonSchemaFormat,
+    JsonSchemaSpec,
+    NamedFunction,
+    NamedToolChoice,
+    Tool,
+    ToolCall,
+)
 from api_router.errors import ApiError
+
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "The weather in a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+    },
+}
 
 
 def body(**fields: Any) -> bytes:
@@ -26,11 +46,78 @@ def refusal(content: bytes) -> ApiError:
 
 def test_sampling_parameters_become_our_options() -> None:
     request = decode_chat_request(
-        body(temperature=0.3, top_p=0.9, max_tokens=10, stop="END", seed=4)
+        body(
+            temperature=0.3,
+            top_p=0.9,
+            max_tokens=10,
+            stop="END",
+            seed=4,
+            presence_penalty=-1.5,
+            frequency_penalty=2,
+            logit_bias={"50256": -100},
+        )
     )
     assert request.options() == ChatOptions(
-        temperature=0.3, top_p=0.9, max_tokens=10, stop=["END"], seed=4
+        temperature=0.3,
+        top_p=0.9,
+        max_tokens=10,
+        stop=["END"],
+        seed=4,
+        presence_penalty=-1.5,
+        frequency_penalty=2,
+        logit_bias={"50256": -100},
     )
+    assert request.options().features() == {"presence_penalty", "frequency_penalty", "logit_bias"}
+
+
+def test_tools_tool_choice_and_response_format_become_our_options() -> None:
+    request = decode_chat_request(
+        body(
+            tools=[WEATHER],
+            tool_choice={"type": "function", "function": {"name": "get_weather"}},
+            parallel_tool_calls=False,
+            response_format={
+                "type": "json_schema",
+                "json_schema": {"name": "w", "schema": {"type": "object"}, "strict": True},
+            },
+        )
+    )
+    options = request.options()
+    assert options.tools == [
+        Tool(
+            "function",
+            FunctionDefinition(
+                "get_weather",
+                "The weather in a city",
+                {"type": "object", "properties": {"city": {"type": "string"}}},
+            ),
+        )
+    ]
+    assert options.tool_choice == NamedToolChoice("function", NamedFunction("get_weather"))
+    assert options.response_format == JsonSchemaFormat(
+        JsonSchemaSpec("w", schema={"type": "object"}, strict=True)
+    )
+    assert options.features() == {
+        "tools",
+        "parallel_tool_calls",
+        "tool_choice:function",
+        "response_format:json_schema",
+    }
+
+
+def test_a_tool_exchange_becomes_messages_with_calls_and_results() -> None:
+    call = {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    messages = [
+        {"role": "user", "content": "go"},
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "call_1", "content": [{"type": "text", "text": "ok"}]},
+    ]
+    request = decode_chat_request(json.dumps({"model": "m", "messages": messages}).encode())
+    assert request.chat_messages() == [
+        ChatMessage("user", "go"),
+        ChatMessage("assistant", "", tool_calls=[ToolCall("call_1", FunctionCall("f", "{}"))]),
+        ChatMessage("tool", "ok", tool_call_id="call_1"),
+    ]
 
 
 def test_max_completion_tokens_wins_over_the_older_max_tokens() -> None:
@@ -48,7 +135,7 @@ def test_developer_messages_and_text_parts_become_plain_messages() -> None:
         {"role": "assistant", "content": None},
     ]
     request = decode_chat_request(json.dumps({"model": "m", "messages": messages}).encode())
-    assert [m.to_chat() for m in request.messages] == [
+    assert request.chat_messages() == [
         ChatMessage("system", "be brief"),
         ChatMessage("user", "a b"),
         ChatMessage("assistant", ""),
@@ -62,36 +149,36 @@ def test_developer_messages_and_text_parts_become_plain_messages() -> None:
         {"store": False},
         {"metadata": {"k": "v"}},
         {"service_tier": "auto"},
-        {"parallel_tool_calls": False},
+        {"safety_identifier": "s"},
+        {"prompt_cache_key": "k"},
+        {"parallel_tool_calls": False},  # without tools: nothing to call in parallel
+        {"tools": []},
+        {"tool_choice": "auto"},
         {"n": 1},
-        {"frequency_penalty": 0},
-        {"presence_penalty": 0.0},
         {"logprobs": False},
         {"response_format": {"type": "text"}},
     ],
 )
 def test_parameters_that_cannot_change_the_answer_are_accepted(ignored: dict[str, Any]) -> None:
-    assert decode_chat_request(body(**ignored)).model == "m"
+    request = decode_chat_request(body(**ignored))
+    assert request.options().features() == frozenset()
 
 
 @pytest.mark.parametrize(
     ("fields", "param"),
     [
-        ({"tools": []}, "tools"),
-        ({"tool_choice": "auto"}, "tool_choice"),
-        ({"logit_bias": {"1": 2}}, "logit_bias"),
+        ({"functions": [{"name": "f"}]}, "functions"),
         ({"top_logprobs": 2}, "top_logprobs"),
         ({"n": 2}, "n"),
-        ({"frequency_penalty": 0.5}, "frequency_penalty"),
-        ({"presence_penalty": -1}, "presence_penalty"),
         ({"logprobs": True}, "logprobs"),
-        ({"response_format": {"type": "json_object"}}, "response_format"),
+        ({"reasoning_effort": "low"}, "reasoning_effort"),
+        ({"tools": [{"type": "custom", "custom": {"name": "x"}}]}, "tools[0].type"),
         (
             {"stream": True, "stream_options": {"include_obfuscation": True}},
             "stream_options.include_obfuscation",
         ),
         (
-            {"messages": [{"role": "assistant", "content": "x", "tool_calls": []}]},
+            {"messages": [{"role": "user", "content": "x", "tool_calls": []}]},
             "messages[0].tool_calls",
         ),
         (
@@ -106,9 +193,24 @@ def test_unsupported_parameters_are_refused_by_name(fields: dict[str, Any], para
     assert param.split(".")[-1].split("[")[0] in error.message
 
 
-def test_a_wrong_value_is_invalid_request_naming_the_field() -> None:
-    error = refusal(body(temperature=3))
-    assert (error.code, error.param) == ("invalid_request", "temperature")
+@pytest.mark.parametrize(
+    ("fields", "param"),
+    [
+        ({"temperature": 3}, "temperature"),
+        ({"presence_penalty": 2.5}, "presence_penalty"),
+        ({"logit_bias": {"token": 1}}, "logit_bias"),
+        ({"tools": [{"type": "function", "function": {"name": "a b"}}]}, "tools[0].function.name"),
+        ({"tool_choice": "sometimes"}, "tool_choice"),
+        ({"response_format": {"type": "xml"}}, "response_format.type"),
+        ({"messages": [{"role": "tool", "content": "x"}]}, "messages[0]"),
+        ({"messages": [{"role": "robot", "content": "x"}]}, "messages[0].role"),
+    ],
+)
+def test_a_wrong_value_is_invalid_request_naming_the_field(
+    fields: dict[str, Any], param: str
+) -> None:
+    error = refusal(body(**fields))
+    assert (error.code, error.param) == ("invalid_request", param), error.message
 
 
 def test_stream_options_without_stream_is_refused() -> None:

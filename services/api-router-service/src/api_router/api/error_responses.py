@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Match, Route
 
-from api_router.api.public.openai_contract import OPENAI_PATHS, openai_error_body
+from api_router.api.public.openai_answers import OPENAI_PATHS, openai_error_body
 from api_router.errors import CATALOG, ApiError, StoreUnavailable
 
 log = logging.getLogger(__name__)

@@ -8,13 +8,10 @@ cancelled, a client gone). Settlement runs off the response path.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from api_router.api.request_context import RequestContext
-from api_router.chat import ChatMessage, Usage
+from api_router.chat import Usage
 from api_router.limiter.admission import Admission, AdmissionRequest, Grant
 from api_router.limiter.decision import LimitDecision
-from api_router.limiter.token_estimate import estimate_prompt_tokens
 
 
 class Admitted:
@@ -51,17 +48,19 @@ async def admit(
     admission: Admission,
     context: RequestContext,
     model: str,
-    messages: Sequence[ChatMessage],
+    prompt_tokens: int,
     max_tokens: int | None,
 ) -> Admitted:
-    """Admit the request (raising its 402/429/503, or waiting in the plan's queue)."""
+    """Admit the request (raising its 402/429/503, or waiting in the plan's queue):
+    ``prompt_tokens`` is the estimate of its input, ``max_tokens`` what it may generate
+    (None: the plan's default reservation; 0 for embeddings, which generate none)."""
     principal = context.authenticated()
     request = AdmissionRequest(
         request_id=context.request_id,
         tenant=principal.tenant,
         key_id=principal.key_id,
         model=model,
-        prompt_tokens=estimate_prompt_tokens(messages),
+        prompt_tokens=prompt_tokens,
         max_tokens=max_tokens,
     )
     grant = await admission.acquire(request, lambda decision: _record(context, decision))

@@ -22,6 +22,7 @@ from api_router.api.admin import tenants as admin_tenants
 from api_router.api.auth_middleware import AuthMiddleware
 from api_router.api.openapi import openapi_document
 from api_router.api.public.audit import audit_request, audit_requests
+from api_router.api.public.embeddings import embed, embeddings
 from api_router.api.public.inference import inference
 from api_router.api.public.metrics import metrics
 from api_router.api.public.openai_chat import chat_completions, models
@@ -46,6 +47,13 @@ def routes() -> list[Route]:
             methods=["POST"],
             middleware=_auth("inference", billable=True),
         ),
+        Route(
+            "/v1/embeddings",
+            embeddings,
+            methods=["POST"],
+            middleware=_auth("inference", billable=True),
+        ),
+        Route("/v1/embed", embed, methods=["POST"], middleware=_auth("inference", billable=True)),
         Route("/v1/models", models, methods=["GET"], middleware=_auth("inference")),
         Route(
             "/v1/audit/requests/{request_id}",

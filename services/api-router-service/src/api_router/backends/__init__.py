@@ -20,13 +20,17 @@ class BackendSpec:
     models: Sequence[str] = ("mock",)
     mock_latency_s: float = 0.0
     mock_tokens_per_second: float = 0.0
+    # The HTTP backends' key as of now (backends/api_key.py), sent only to `url`.
+    api_key: Callable[[], str | None] | None = None
 
 
-def _http(factory: Callable[[str], Backend], name: str) -> Callable[[BackendSpec], Backend]:
+def _http(
+    factory: Callable[[str, Callable[[], str | None] | None], Backend], name: str
+) -> Callable[[BackendSpec], Backend]:
     def build(spec: BackendSpec) -> Backend:
         if not spec.url:
             raise ValueError(f"the {name} backend needs --backend-url")
-        return factory(spec.url)
+        return factory(spec.url, spec.api_key)
 
     return build
 

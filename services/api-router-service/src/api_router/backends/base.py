@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from typing import NamedTuple, Protocol
 
-from api_router.chat import ChatMessage, ChatOptions, Completion
+from api_router.backends.capabilities import lacking
+from api_router.chat import ChatMessage, ChatOptions, Completion, StreamPiece
 from api_router.dispatch.protocol import ErrorReason
+from api_router.embeddings import Embeddings
 
 # How long a health beat waits for a backend to list its models.
 INVENTORY_TIMEOUT_S = 5.0
@@ -28,6 +30,7 @@ class BackendError(Exception):
 
 
 class Backend(Protocol):
+    # The adapter's name, which is the kind of node it makes (backends/capabilities.py).
     name: str
 
     async def chat(
@@ -37,7 +40,8 @@ class Backend(Protocol):
         options: ChatOptions,
         timeout_s: float,
     ) -> Completion:
-        """One whole completion, or ``BackendError`` (never a hang past ``timeout_s``)."""
+        """One whole completion (text, tool calls or both), or ``BackendError`` (never a
+        hang past ``timeout_s``)."""
         ...
 
     def stream(
@@ -46,10 +50,17 @@ class Backend(Protocol):
         messages: Sequence[ChatMessage],
         options: ChatOptions,
         timeout_s: float,
-    ) -> AsyncIterator[str | Completion]:
-        """The answer as the backend produces it: text deltas, then exactly one
-        ``Completion`` (the whole message, finish reason and usage), or ``BackendError``.
-        Closing the iterator early aborts the backend call (the connection is closed)."""
+    ) -> AsyncIterator[StreamPiece]:
+        """The answer as the backend produces it: text deltas and tool-call pieces, then
+        exactly one ``Completion`` (the whole message, finish reason and usage), or
+        ``BackendError``. Closing the iterator early aborts the backend call (the
+        connection is closed)."""
+        ...
+
+    async def embed(
+        self, model: str, inputs: Sequence[str], dimensions: int | None, timeout_s: float
+    ) -> Embeddings:
+        """One vector per input (``dimensions`` long when given), or ``BackendError``."""
         ...
 
     async def inventory(self) -> ModelInventory:
@@ -57,3 +68,35 @@ class Backend(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+def refuse_unhonoured(kind: str, asked: frozenset[str]) -> None:
+    """Refuse a job asking for what ``kind`` does not honour rather than drop it (routing
+    never sends one; this guards against a gateway with a wrong view of the node)."""
+    missing = lacking(kind, asked)
+    if missing:
+        raise BackendError(
+            "invalid_request", f"{kind} does not support {', '.join(missing)}", retryable=False
+        )
+
+
+def checked_vectors(
+    backend: str, vectors: list[list[float]], inputs: int, dimensions: int | None
+) -> list[list[float]]:
+    """The backend's vectors, refused when they are not what was asked for: one per input,
+    each ``dimensions`` long (a backend that ignores ``dimensions`` must not pass for one
+    that honours it)."""
+    if len(vectors) != inputs:
+        raise BackendError(
+            "backend_error",
+            f"{backend} answered {len(vectors)} embeddings for {inputs} inputs",
+            retryable=False,
+        )
+    if dimensions is not None and any(len(v) != dimensions for v in vectors):
+        raise BackendError(
+            "invalid_request",
+            f"{backend} does not shorten this model's embeddings to {dimensions} dimensions "
+            f"(it answered {len(vectors[0])})",
+            retryable=False,
+        )
+    return vectors

@@ -3,12 +3,16 @@
 aiohttp rather than httpx on this hop: against the same fake Ollama, a pooled aiohttp
 session spends 0.23 ms per call at the median where an httpx.AsyncClient spends 0.78 ms
 (bench/backend_hop.py), and this hop is on every request's path.
+
+A backend that needs a key gets it as a bearer token on every call, and only on calls to
+its own base URL: redirects are never followed (one would take the key elsewhere), and no
+error message carries it (aiohttp's exceptions can hold the request's headers).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import TypeVar
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
 
 import aiohttp
 import msgspec
@@ -17,14 +21,21 @@ from api_router.backends.base import BackendError
 from api_router.dispatch.protocol import ErrorReason
 
 T = TypeVar("T")
+# A backend's own words on a refused request are kept, up to this length.
+_DETAIL_CHARS = 500
+_detail = msgspec.json.Decoder(dict[str, Any])
 
 
 class JsonHttpClient:
     """JSON requests to one backend base URL, raising only ``BackendError``."""
 
-    def __init__(self, base_url: str, backend: str) -> None:
+    def __init__(
+        self, base_url: str, backend: str, api_key: Callable[[], str | None] | None = None
+    ) -> None:
+        """``api_key``: the backend's key as of now (it may be rotated while we run)."""
         self._base_url = base_url.rstrip("/")
         self._backend = backend
+        self._api_key = api_key or (lambda: None)
         self._session: aiohttp.ClientSession | None = None
 
     async def post(
@@ -53,12 +64,12 @@ class JsonHttpClient:
             async with session.post(
                 self._base_url + path,
                 data=msgspec.json.encode(body),
-                headers={"content-type": "application/json"},
+                headers=self._headers(json=True),
                 timeout=aiohttp.ClientTimeout(total=timeout_s),
+                allow_redirects=False,
             ) as response:
-                if response.status >= 400:
-                    await response.read()
-                    self._check(response.status, model)
+                if response.status >= 300:
+                    self._check(response.status, model, await response.read())
                 try:
                     async for line in response.content:
                         if line.strip():
@@ -70,9 +81,11 @@ class JsonHttpClient:
         except TimeoutError:
             raise self._error("backend_timeout", "did not answer in time", True) from None
         except aiohttp.ClientConnectionError as exc:
-            raise self._error("backend_unavailable", f"unreachable ({exc!r})", True) from None
+            raise self._error(
+                "backend_unavailable", f"unreachable ({_describe(exc)})", True
+            ) from None
         except (aiohttp.ClientError, ValueError) as exc:  # ValueError: a line over 128 KiB
-            raise self._error("backend_error", f"failed ({exc!r})", True) from None
+            raise self._error("backend_error", f"failed ({_describe(exc)})", True) from None
 
     async def aclose(self) -> None:
         if self._session is not None:
@@ -82,35 +95,54 @@ class JsonHttpClient:
         self, method: str, path: str, body: bytes | None, timeout_s: float, model: str
     ) -> bytes:
         session = self._open()
-        headers = {"content-type": "application/json"} if body is not None else None
         try:
             async with session.request(
                 method,
                 self._base_url + path,
                 data=body,
-                headers=headers,
+                headers=self._headers(json=body is not None),
                 timeout=aiohttp.ClientTimeout(total=timeout_s),
+                allow_redirects=False,
             ) as response:
                 content = await response.read()
         except TimeoutError:
             raise self._error("backend_timeout", "did not answer in time", True) from None
         except aiohttp.ClientConnectionError as exc:
-            raise self._error("backend_unavailable", f"unreachable ({exc!r})", True) from None
+            raise self._error(
+                "backend_unavailable", f"unreachable ({_describe(exc)})", True
+            ) from None
         except aiohttp.ClientError as exc:
-            raise self._error("backend_error", f"failed ({exc!r})", True) from None
-        self._check(response.status, model)
+            raise self._error("backend_error", f"failed ({_describe(exc)})", True) from None
+        self._check(response.status, model, content)
         return content
+
+    def _headers(self, json: bool) -> dict[str, str]:
+        headers = {"content-type": "application/json"} if json else {}
+        key = self._api_key()
+        if key:
+            headers["authorization"] = f"Bearer {key}"
+        return headers
 
     def _open(self) -> aiohttp.ClientSession:
         if self._session is None:  # created on first use, inside the running loop
             self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256))
         return self._session
 
-    def _check(self, status: int, model: str) -> None:
+    def _check(self, status: int, model: str, content: bytes) -> None:
+        if status < 300:
+            return
+        if status < 400:
+            raise self._error(
+                "backend_error",
+                f"answered a redirect (HTTP {status}), which is not followed: "
+                "point the backend URL at where it leads",
+                False,
+            )
         if status == 404 and model:
             raise self._error("model_not_found", f"does not serve {model!r}", True)
-        if status >= 400:
-            raise self._error("backend_error", f"answered HTTP {status}", status >= 500)
+        if status in (400, 422):  # the request itself: another node would refuse it too
+            raise self._error("invalid_request", _refusal(status, content), False)
+        raise self._error("backend_error", f"answered HTTP {status}", status >= 500)
 
     def decode(self, reply: msgspec.json.Decoder[T], content: bytes) -> T:
         try:
@@ -119,4 +151,30 @@ class JsonHttpClient:
             raise self._error("backend_error", f"sent an unreadable answer: {exc}", False) from None
 
     def _error(self, reason: ErrorReason, what: str, retryable: bool) -> BackendError:
-        return BackendError(reason, f"{self._backend} {what}", retryable=retryable)
+        message = f"{self._backend} {what}"
+        key = self._api_key()
+        if key:  # whatever a backend or a library put in a message, the key stays here
+            message = message.replace(key, "[redacted]")
+        return BackendError(reason, message, retryable=retryable)
+
+
+def _refusal(status: int, content: bytes) -> str:
+    """What the backend said about the request it refused: OpenAI's ``{"error":
+    {"message"}}``, Ollama's ``{"error": "..."}``, else just the status."""
+    try:
+        error = _detail.decode(content).get("error")
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        error = None
+    if isinstance(error, dict):
+        error = error.get("message")
+    if not isinstance(error, str) or not error:
+        return f"refused the request (HTTP {status})"
+    return f"refused the request (HTTP {status}): {error[:_DETAIL_CHARS]}"
+
+
+def _describe(exc: Exception) -> str:
+    """An aiohttp error without what its repr may hold: a response error's request info
+    (headers included) is left out."""
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return f"{type(exc).__name__}: HTTP {exc.status} {exc.message}"
+    return repr(exc)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import AsyncIterator, Sequence
 
-from api_router.backends.base import BackendError, ModelInventory
+from api_router.backends.base import BackendError, ModelInventory, refuse_unhonoured
 from api_router.chat import ChatMessage, ChatOptions, Completion, Usage
+from api_router.embeddings import Embeddings, pack
 
 DEFAULT_REPLY_TOKENS = 16
+DEFAULT_DIMENSIONS = 8
 
 
 class MockBackend:
@@ -53,11 +56,24 @@ class MockBackend:
             yield word if i == 0 else f" {word}"
         yield completion
 
+    async def embed(
+        self, model: str, inputs: Sequence[str], dimensions: int | None, timeout_s: float
+    ) -> Embeddings:
+        """The same vector for the same text: its hash's bytes, scaled into [-1, 1)."""
+        self._check_model(model)
+        await self._sleep(self._latency_s, timeout_s)
+        vectors = [pack(mock_vector(text, dimensions or DEFAULT_DIMENSIONS)) for text in inputs]
+        return Embeddings(vectors, Usage(sum(len(text.split()) for text in inputs), 0))
+
+    def _check_model(self, model: str) -> None:
+        if model not in self._models:
+            raise BackendError("model_not_found", f"mock does not serve {model!r}", retryable=True)
+
     def _answer(
         self, model: str, messages: Sequence[ChatMessage], options: ChatOptions
     ) -> tuple[list[str], Completion]:
-        if model not in self._models:
-            raise BackendError("model_not_found", f"mock does not serve {model!r}", retryable=True)
+        self._check_model(model)
+        refuse_unhonoured(self.name, options.features())
         limit = options.max_tokens or DEFAULT_REPLY_TOKENS
         full = reply_words(model, messages)
         words = full[:limit]
@@ -88,6 +104,11 @@ def reply_words(model: str, messages: Sequence[ChatMessage]) -> list[str]:
     message echoed back (one word = one token)."""
     last_user = next((m.content for m in reversed(messages) if m.role == "user"), "")
     return ["mock", "reply", "from", f"{model}:", *last_user.split()]
+
+
+def mock_vector(text: str, dimensions: int) -> list[float]:
+    digest = hashlib.shake_256(text.encode()).digest(dimensions)
+    return [(byte - 128) / 128 for byte in digest]
 
 
 def count_tokens(messages: Sequence[ChatMessage]) -> int:

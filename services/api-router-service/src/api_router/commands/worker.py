@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
@@ -17,6 +18,7 @@ def run(args: argparse.Namespace) -> int:
     import uvloop
 
     from api_router.backends import BackendSpec, build_backend
+    from api_router.backends.api_key import ApiKeyError
     from api_router.keyspace import Keyspace
     from api_router.redis_store import StoreErrors, connect
     from api_router.telemetry.logs import configure_logging
@@ -26,6 +28,11 @@ def run(args: argparse.Namespace) -> int:
     from api_router.worker.metered_backend import MeteredBackend
     from api_router.worker.metrics_server import WorkerEndpoints
 
+    try:
+        api_key = _api_key(args)
+    except ApiKeyError as exc:
+        print(f"api-router worker: {exc}", file=sys.stderr)
+        return 2
     settings = load_settings(args.config)
     redis_settings = settings.redis
     if args.redis_url:
@@ -37,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
         models=[m for m in args.models.split(",") if m],
         mock_latency_s=args.mock_latency_ms / 1000,
         mock_tokens_per_second=args.mock_tokens_per_second,
+        api_key=api_key,
     )
     worker_settings = WorkerSettings(
         node_id=args.node_id,
@@ -92,3 +100,17 @@ def run(args: argparse.Namespace) -> int:
         )
         return 2
     return 0
+
+
+def _api_key(args: argparse.Namespace) -> Callable[[], str | None] | None:
+    """The backend's key from where the operator put it; read (and checked) now."""
+    from api_router.backends.api_key import ApiKeyError, ApiKeyFile, key_from_env
+
+    if args.backend_api_key_env is None and args.backend_api_key_file is None:
+        return None
+    if args.backend == "mock":
+        raise ApiKeyError("the mock backend takes no API key")
+    if args.backend_api_key_file is not None:
+        return ApiKeyFile(Path(args.backend_api_key_file))
+    key = key_from_env(args.backend_api_key_env)
+    return lambda: key

@@ -62,6 +62,9 @@ def upstream_error(event: Event, kind: type[AttemptFailed]) -> AttemptFailed:
             retryable=False,
             node_fault=True,
         )
+    if error.reason == "invalid_request":  # the node answered: the request is at fault
+        message = f"node {event.node} refused the request: {error.message}"
+        return kind("invalid_request", message, retryable=False, node_fault=False)
     retryable = error.retryable and error.reason not in _NEVER_RETRIED
     return kind(
         "upstream_error",

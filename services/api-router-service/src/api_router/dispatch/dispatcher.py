@@ -25,9 +25,10 @@ from api_router.dispatch.attempt_failure import (
     NodeFull,
     upstream_error,
 )
-from api_router.dispatch.protocol import Event, Job, ProtocolError
+from api_router.dispatch.protocol import LATEST_PROTOCOL, Event, Job, ProtocolError
 from api_router.dispatch.reply_reader import ReplyReader, ReplyWaiter
 from api_router.dispatch.streamed_job import DispatchObserver, Outcome, StreamedJob
+from api_router.embeddings import Embeddings
 from api_router.errors import ApiError, ShuttingDown, StoreUnavailable
 from api_router.keyspace import WORKER_GROUP, Keyspace
 from api_router.redis_store import Redis, lua_script, store_errors
@@ -38,13 +39,26 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Dispatched:
-    """A finished job and the router's own clock readings (``time.perf_counter``)."""
+    """A finished job (a chat's completion, or embeddings) and the router's own clock
+    readings (``time.perf_counter``)."""
 
     node: NodeHealth
-    completion: Completion
+    answer: Completion | Embeddings
     submitted_at: float
     accepted_at: float
     done_at: float
+
+    @property
+    def completion(self) -> Completion:
+        if not isinstance(self.answer, Completion):
+            raise TypeError("an embeddings job has no completion")
+        return self.answer
+
+    @property
+    def embeddings(self) -> Embeddings:
+        if not isinstance(self.answer, Embeddings):
+            raise TypeError("a chat job has no embeddings")
+        return self.answer
 
 
 class Dispatcher:
@@ -150,7 +164,9 @@ class Dispatcher:
     async def _submit(self, job: Job, node: NodeHealth) -> float:
         if self._stopped is not None:
             raise self._stopped
-        args = [self._settings.node_backlog_limit, WORKER_GROUP, *_flatten(job.to_fields())]
+        # The newest version both sides speak (routing sends a v2 job only to v2 nodes).
+        fields = job.to_fields(min(node.protocol, LATEST_PROTOCOL))
+        args = [self._settings.node_backlog_limit, WORKER_GROUP, *_flatten(fields)]
         with store_errors("job dispatch"):
             added = await self._bounded_add(keys=[self._keys.job_stream(node.node_id)], args=args)
         if isinstance(added, bytes):
@@ -190,7 +206,7 @@ class Dispatcher:
                 raise
             if event.type == "done":
                 done_at = time.perf_counter()
-                return Dispatched(node, _completion(event), submitted_at, accepted_at, done_at)
+                return Dispatched(node, _answer(job, event), submitted_at, accepted_at, done_at)
             if event.type == "error":
                 # Before `done` nothing reached the client: a retryable error may go elsewhere.
                 raise upstream_error(event, AttemptFailed)
@@ -232,9 +248,9 @@ def _flatten(fields: dict[str, str | bytes]) -> list[str | bytes]:
     return [item for pair in fields.items() for item in pair]
 
 
-def _completion(event: Event) -> Completion:
+def _answer(job: Job, event: Event) -> Completion | Embeddings:
     try:
-        return event.completion()
+        return event.embeddings() if job.operation == "embed" else event.completion()
     except ProtocolError:
         raise AttemptFailed(
             "upstream_error",

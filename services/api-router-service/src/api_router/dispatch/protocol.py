@@ -1,4 +1,4 @@
-"""Stream protocol v1 between gateway replicas and workers (see DESIGN.md).
+"""Stream protocol between gateway replicas and workers (see DESIGN.md), versions 1 and 2.
 
 A job is an entry on the node's stream ``…:req:{node}`` with the string fields ``v``, ``id``,
 ``attempt``, ``reply_to``, ``deadline_ms`` (epoch ms), ``model``, ``stream`` (0/1),
@@ -8,21 +8,35 @@ with events on ``reply_to``: ``id``, ``attempt``, ``node``, ``type``, ``seq`` an
 
 While a job runs the worker writes an event at least every ``KEEPALIVE_S`` (text, or an
 empty ``chunk`` as a keepalive), for whole answers as for streams: an accepted job whose
-worker falls silent is lost, and the gateway gives it to another node. The version stays
-1: ``accepted`` announcing ``keepalive_s`` is an optional field that older gateways ignore,
-and a gateway watches whole answers for silence only when the worker announced it.
+worker falls silent is lost, and the gateway gives it to another node. ``accepted``
+announcing ``keepalive_s`` is an optional field that older gateways ignore, and a gateway
+watches whole answers for silence only when the worker announced it.
+
+Version 2 adds what an OpenAI application needs: tools, tool calls and tool results in
+the payload, output formats and more sampling options, tool-call pieces in ``chunk``
+events and tool calls in ``done``, embeddings jobs (``op: embed``, answered by a ``done``
+holding the vectors), and the error reason ``invalid_request`` (the backend refused the
+request itself). ``v`` says which version a job is written in: a worker that speaks 2
+says so in its health entry (``protocol``), and the gateway writes version 2 only to such
+workers, and version 1 (with v1 content, answered with v1 events) to older ones, so that a
+fleet can be upgraded worker by worker. A job that needs version 2 goes only to nodes
+that speak it (``backends/capabilities.py``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final, Literal, TypeVar
+from typing import Annotated, Final, Literal, TypeVar
 
 import msgspec
 
-from api_router.chat import ChatMessage, ChatOptions, Completion
+from api_router.chat import ChatMessage, ChatOptions, Completion, history_features
+from api_router.chat_tools import ToolCallDelta
+from api_router.embeddings import MAX_INPUTS, Dimensions, EmbeddingInput, Embeddings
 
-PROTOCOL_VERSION: Final = "1"
+# The versions a worker of this release reads; it writes the latest into its health entry.
+PROTOCOL_VERSIONS: Final = (1, 2)
+LATEST_PROTOCOL: Final = 2
 
 # While a job's backend produces nothing (a whole answer being made, a long prompt being
 # read), its worker writes an empty `chunk` this often, so the gateway can tell a slow
@@ -43,16 +57,38 @@ ErrorReason = Literal[
     "backend_timeout",  # the backend did not answer before the deadline
     "backend_unavailable",  # the backend could not be reached
     "shutting_down",  # the worker stopped before it could finish
+    "invalid_request",  # v2: the backend refused the request itself (its HTTP 400 or 422)
 ]
+# What a job asks its worker to do (v2; a v1 job is always a chat).
+Operation = Literal["chat", "embed"]
 
 
 class ProtocolError(Exception):
-    """A stream entry that does not follow protocol v1."""
+    """A stream entry that does not follow the protocol."""
 
 
 class JobPayload(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A chat job: the conversation and how to answer it."""
+
     messages: list[ChatMessage]
     options: ChatOptions = msgspec.field(default_factory=ChatOptions)
+
+    def features(self) -> frozenset[str]:
+        """What the job asks of a backend beyond v1 (see ``ChatOptions.features``)."""
+        return self.options.features() | history_features(self.messages)
+
+
+class EmbedPayload(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
+    """An embeddings job (v2): one vector per input, ``dimensions`` long if given."""
+
+    input: Annotated[list[EmbeddingInput], msgspec.Meta(min_length=1, max_length=MAX_INPUTS)]
+    dimensions: Dimensions | None = None
+
+    def features(self) -> frozenset[str]:
+        return frozenset({"embeddings"} | ({"dimensions"} if self.dimensions else set()))
+
+
+Payload = JobPayload | EmbedPayload
 
 
 class AcceptedData(msgspec.Struct, frozen=True):
@@ -67,10 +103,12 @@ class AcceptedData(msgspec.Struct, frozen=True):
 class ChunkData(msgspec.Struct, frozen=True):
     """Text the backend produced since the previous chunk. ``tokens`` counts the backend's
     stream pieces it holds (one piece is one token for Ollama and OpenAI-compatible
-    servers); an empty delta with no tokens is a keepalive."""
+    servers); an empty delta with no tokens is a keepalive. v2: ``tool_calls`` holds
+    pieces of tool calls instead of text (absent otherwise)."""
 
     delta: str
     tokens: int = 0
+    tool_calls: list[ToolCallDelta] | msgspec.UnsetType = msgspec.UNSET
 
 
 class ErrorData(msgspec.Struct, frozen=True):
@@ -79,10 +117,14 @@ class ErrorData(msgspec.Struct, frozen=True):
     retryable: bool = False
 
 
-_payload_decoder = msgspec.json.Decoder(JobPayload)
+_payload_decoders: Final[dict[bytes, msgspec.json.Decoder[Payload]]] = {
+    b"chat": msgspec.json.Decoder(JobPayload),
+    b"embed": msgspec.json.Decoder(EmbedPayload),
+}
 _accepted_decoder = msgspec.json.Decoder(AcceptedData)
 _chunk_decoder = msgspec.json.Decoder(ChunkData)
 _done_decoder = msgspec.json.Decoder(Completion)
+_embeddings_decoder = msgspec.json.Decoder(Embeddings)
 _error_decoder = msgspec.json.Decoder(ErrorData)
 _encode = msgspec.json.encode
 
@@ -97,11 +139,24 @@ class Job:
     stream: bool
     tenant: str
     traceparent: str
-    payload: JobPayload
+    payload: Payload
+    # The version the job was read in (a worker answers a v1 job with v1 events only).
+    version: int = 1
 
-    def to_fields(self) -> dict[str, str | bytes]:
-        return {
-            "v": PROTOCOL_VERSION,
+    @property
+    def operation(self) -> Operation:
+        return "embed" if isinstance(self.payload, EmbedPayload) else "chat"
+
+    @property
+    def needs_v2(self) -> bool:
+        return bool(self.payload.features())
+
+    def to_fields(self, version: int = 1) -> dict[str, str | bytes]:
+        """The stream entry in ``version`` (the newest the receiving worker speaks)."""
+        if version == 1 and self.needs_v2:
+            raise ValueError("this job needs protocol version 2")  # routing prevents it
+        fields: dict[str, str | bytes] = {
+            "v": str(version),
             "id": self.id,
             "attempt": str(self.attempt),
             "reply_to": self.reply_to,
@@ -112,12 +167,23 @@ class Job:
             "traceparent": self.traceparent,
             "payload": _encode(self.payload),
         }
+        if self.operation != "chat":
+            fields["op"] = self.operation
+        return fields
 
     @classmethod
     def from_fields(cls, fields: dict[bytes, bytes]) -> Job:
         try:
-            if fields[b"v"] != PROTOCOL_VERSION.encode():
+            version = int(fields[b"v"])
+            if version not in PROTOCOL_VERSIONS:
                 raise ProtocolError(f"unsupported protocol version {fields[b'v']!r}")
+            operation = fields.get(b"op", b"chat") if version >= 2 else b"chat"
+            decoder = _payload_decoders.get(operation)
+            if decoder is None:
+                raise ProtocolError(f"unknown operation {operation!r}")
+            payload = decoder.decode(fields[b"payload"])
+            if version == 1 and payload.features():
+                raise ProtocolError("a version 1 job with version 2 content")
             return cls(
                 id=fields[b"id"].decode(),
                 attempt=int(fields[b"attempt"]),
@@ -127,7 +193,8 @@ class Job:
                 stream=fields[b"stream"] == b"1",
                 tenant=fields[b"tenant"].decode(),
                 traceparent=fields[b"traceparent"].decode(),
-                payload=_payload_decoder.decode(fields[b"payload"]),
+                payload=payload,
+                version=version,
             )
         except (KeyError, ValueError, msgspec.ValidationError, msgspec.DecodeError) as exc:
             raise ProtocolError(f"malformed job: {exc!r}") from None
@@ -187,6 +254,10 @@ class Event:
     def completion(self) -> Completion:
         return _decode(_done_decoder, self.data)
 
+    def embeddings(self) -> Embeddings:
+        """The ``done`` of an embeddings job (v2)."""
+        return _decode(_embeddings_decoder, self.data)
+
     def error(self) -> ErrorData:
         return _decode(_error_decoder, self.data)
 
@@ -205,12 +276,19 @@ def chunk(job: Job, node: str, seq: int, data: ChunkData) -> Event:
     return Event(job.id, job.attempt, node, "chunk", seq, _encode(data))
 
 
-def done(job: Job, node: str, seq: int, completion: Completion) -> Event:
-    return Event(job.id, job.attempt, node, "done", seq, _encode(completion))
+def done(job: Job, node: str, seq: int, answer: Completion | Embeddings) -> Event:
+    return Event(job.id, job.attempt, node, "done", seq, _encode(answer))
 
 
 def failed(job_id: str, attempt: int, node: str, seq: int, error: ErrorData) -> Event:
     return Event(job_id, attempt, node, "error", seq, _encode(error))
+
+
+def job_failed(job: Job, node: str, seq: int, error: ErrorData) -> Event:
+    """``failed`` in the job's version: a v1 job gets only v1 reasons."""
+    if job.version == 1 and error.reason == "invalid_request":
+        error = ErrorData("backend_error", error.message, error.retryable)
+    return failed(job.id, job.attempt, node, seq, error)
 
 
 def _decode(decoder: msgspec.json.Decoder[_T], data: bytes) -> _T:

@@ -1,5 +1,5 @@
 """A streamed job as the gateway sees it once its worker has accepted it: the worker's
-events in order, turned into text deltas and a final completion.
+events in order, turned into text deltas, tool-call pieces and a final completion.
 
 Guarantees to the relay above it: text arrives in the worker's order and complete (``seq``
 must grow by one per event; a gap, or the job starting over on another worker after text
@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Literal
 
-from api_router.chat import Completion
+from api_router.chat import StreamPiece
 from api_router.dispatch.attempt_failure import AttemptFailed, upstream_error
 from api_router.dispatch.protocol import Event, Job, ProtocolError
 from api_router.dispatch.reply_reader import ReplyWaiter
@@ -49,7 +49,7 @@ class StreamedJob:
         self._release = release  # unregisters; with True also marks the job cancelled
         self._ended = ended  # told (node, outcome) once: the node's breaker verdict
         self._seq = 0
-        self.text_out = False  # some text has been handed over for the client
+        self.text_out = False  # some output (text or tool calls) was handed over
         # The job's deadline is wall-clock (it travels to the worker); wait on our own clock.
         self._deadline = time.perf_counter() + (job.deadline_ms / 1000 - time.time())
         self._pending_error: ApiError | None = None
@@ -59,9 +59,10 @@ class StreamedJob:
     def finished(self) -> bool:
         return self.done_at is not None
 
-    async def next(self, wait_s: float) -> list[str | Completion]:
-        """What arrived next: text deltas, ending with the ``Completion`` when the job is
-        done. An empty list means nothing came within ``wait_s`` (time for a heartbeat).
+    async def next(self, wait_s: float) -> list[StreamPiece]:
+        """What arrived next: text deltas and tool-call pieces, ending with the
+        ``Completion`` when the job is done. An empty list means nothing came within
+        ``wait_s`` (time for a heartbeat).
         Raises ``AttemptFailed`` when another node may take the stream over (nothing
         reached the client), else ``ApiError`` for a worker error, a lost worker or the
         deadline."""
@@ -78,17 +79,15 @@ class StreamedJob:
             return []
         except AttemptFailed as lost:
             raise self._after_text(lost) from None
-        pieces: list[str | Completion] = []
+        pieces: list[StreamPiece] = []
         for event in (first, *self._waiter.ready()):
             try:
-                piece = self._piece(event)
+                pieces.extend(self._pieces(event))
             except ApiError as exc:
                 if not pieces:
                     raise
-                self._pending_error = exc  # hand over the text before it first
+                self._pending_error = exc  # hand over the output before it first
                 break
-            if piece is not None:
-                pieces.append(piece)
             if self.finished:
                 break
         return pieces
@@ -99,12 +98,12 @@ class StreamedJob:
             return failure
         return ApiError(failure.code, failure.message)
 
-    def _piece(self, event: Event) -> str | Completion | None:
+    def _pieces(self, event: Event) -> list[StreamPiece]:
         node = self.node.node_id
         if event.type == "accepted":
             if not self.text_out:  # taken over by another worker before any text: harmless
                 self._seq = 0
-                return None
+                return []
             raise ApiError("upstream_error", f"node {node} restarted the job mid-stream")
         # An error ends the stream whatever its seq (a worker stopped mid-stream answers
         # `shutting_down` without knowing how far it got); text must not have gaps.
@@ -115,11 +114,12 @@ class StreamedJob:
             if event.type == "chunk":
                 data = event.chunk()
                 self.tokens += data.tokens
-                self.text_out = self.text_out or bool(data.delta)
-                return data.delta or None
+                calls = data.tool_calls or []
+                self.text_out = self.text_out or bool(data.delta or calls)
+                return [data.delta, *calls] if data.delta else list(calls)
             if event.type == "done":
                 self.done_at = time.perf_counter()
-                return event.completion()
+                return [event.completion()]
         except ProtocolError:
             raise ApiError("upstream_error", f"node {node} sent an unreadable event") from None
         raise self._after_text(upstream_error(event, AttemptFailed))

@@ -105,7 +105,9 @@ class Admission:
             return Grant(request, limits)
         if limits.budget is not None and self._budgets is not None:
             self._budgets.watch(request.tenant, limits)
-        completion = request.max_tokens or limits.plan.default_reservation_tokens
+        completion = request.max_tokens
+        if completion is None:
+            completion = limits.plan.default_reservation_tokens
         grant = Grant(
             request,
             limits,

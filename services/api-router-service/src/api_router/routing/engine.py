@@ -16,7 +16,8 @@ Order of a plan (the first candidate is the choice, the rest are for retries):
    goes first (``affinity``): the same node for as long as it stays eligible.
 
 A node is eligible when it is healthy in the snapshot, not drained, allowed by the model's
-pin, and its breaker is not open.
+pin, its breaker is not open, and it can do what the request asks (``capable``: its kind
+honours the request's features).
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ class RoutingEngine:
         overrides: OverrideSet,
         breakers: Breakers,
         session_id: str | None = None,
+        capable: _Filter | None = None,
     ) -> RoutePlan:
         """The plan for one request; raises ``model_not_found`` / ``no_capacity``."""
         snapshot.candidates(model)  # raises when no healthy node serves the model at all
@@ -80,7 +82,11 @@ class RoutingEngine:
 
         def eligible(node: NodeHealth) -> bool:
             node_id = node.node_id
-            return node_id not in blocked and (pin is None or node_id in pin)
+            return (
+                node_id not in blocked
+                and (pin is None or node_id in pin)
+                and (capable is None or capable(node))
+            )
 
         chosen: list[Candidate] = []
         for number, tier in enumerate(tiers(routes, pools, overrides.weights.get(model))):

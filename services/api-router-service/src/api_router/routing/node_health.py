@@ -22,6 +22,12 @@ class NodeHealth(msgspec.Struct, frozen=True):
     available: bool
     last_seen: float  # epoch seconds, the worker's clock
     version: str
+    # Added with protocol v2, with defaults, so that entries of either release decode on
+    # both: the node's kind (its backend adapter: what it can honour, see
+    # backends/capabilities.py; "" for a worker that predates it) and the newest stream
+    # protocol version its worker reads.
+    backend: str = ""
+    protocol: Annotated[int, msgspec.Meta(ge=1)] = 1
 
     @property
     def load(self) -> float:

@@ -9,10 +9,12 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
+from api_router.backends.capabilities import honours, refusal
 from api_router.config.policies import Policies
 from api_router.config.settings import RoutingSettings
 from api_router.routing.breaker import Breakers
 from api_router.routing.engine import RoutePlan, RoutingEngine
+from api_router.routing.node_health import NodeHealth
 from api_router.routing.override_set import OverrideSet
 from api_router.routing.retry import RetryBudget
 from api_router.routing.snapshot import RoutingSnapshot
@@ -40,15 +42,30 @@ class Router:
         # Enough candidates for every attempt plus a few full nodes to skip.
         self.engine = RoutingEngine(rng, limit=settings.max_attempts + 5)
 
-    def plan(self, model: str, session_id: str | None = None) -> RoutePlan:
-        """The request's plan; raises ``model_not_found`` / ``no_capacity``."""
+    def plan(
+        self, model: str, session_id: str | None = None, asks: frozenset[str] = frozenset()
+    ) -> RoutePlan:
+        """The request's plan over the nodes whose kind honours ``asks`` (the request's
+        features); raises ``model_not_found``, ``unsupported_parameter`` (no node of the
+        model's could honour them) or ``no_capacity``."""
+        snapshot = self.snapshot()
+        capable = None
+        if asks:
+            kinds = snapshot.kinds.get(model, frozenset())
+            if kinds and not any(honours(kind, asks) for kind in kinds):
+                raise refusal(model, asks, kinds)
+
+            def capable(node: NodeHealth) -> bool:
+                return honours(node.backend, asks)
+
         return self.engine.choose(
-            self.snapshot(),
+            snapshot,
             model,
             self.routes(model),
             self.overrides(),
             self.breakers,
             session_id,
+            capable,
         )
 
     def policies(self) -> Policies | None:

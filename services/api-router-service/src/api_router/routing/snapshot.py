@@ -52,6 +52,9 @@ class RoutingSnapshot:
     ranked: dict[str, tuple[NodeHealth, ...]] = field(default_factory=dict)
     # every model any registered node lists, healthy or not
     known_models: frozenset[str] = frozenset()
+    # model -> the kinds (backends) of the registered nodes that list it, healthy or not:
+    # what a request may ask of the model (backends/capabilities.py)
+    kinds: dict[str, frozenset[str]] = field(default_factory=dict)
 
     # model -> pool -> (healthy nodes with the model loaded, least busy first; healthy
     # nodes that would load it, lowest RAM first): what the routing engine chooses from.
@@ -71,13 +74,14 @@ class RoutingSnapshot:
         states = {
             node.node_id: node_state(node, now, limits, before.get(node.node_id)) for node in nodes
         }
-        known: set[str] = set()
+        kinds: dict[str, set[str]] = {}
         resident: dict[str, list[NodeHealth]] = {}
         servable: dict[str, list[NodeHealth]] = {}
         for node in nodes:
             loaded = model_names(node.models_loaded)
             serves = model_names(node.models_available) | loaded
-            known |= serves
+            for model in serves:
+                kinds.setdefault(model, set()).add(node.backend)
             if states[node.node_id] != "healthy":
                 continue
             for model in serves:
@@ -90,7 +94,14 @@ class RoutingSnapshot:
         pools = {
             model: by_pool(resident.get(model, ()), servable.get(model, ())) for model in ranked
         }
-        return cls(nodes, states, ranked, frozenset(known), pools)
+        return cls(
+            nodes,
+            states,
+            ranked,
+            known_models=frozenset(kinds),
+            kinds={model: frozenset(found) for model, found in kinds.items()},
+            pools=pools,
+        )
 
     def candidates(self, model: str) -> tuple[NodeHealth, ...]:
         """Healthy nodes for ``model``, best first; raises when there are none."""

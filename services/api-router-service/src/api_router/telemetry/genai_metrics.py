@@ -49,7 +49,6 @@ TTFT_BUCKETS = (
     10.0,
 )
 TPOT_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5)
-OPERATION = "chat"  # both APIs are chat completions
 
 
 class GenAiMetrics:
@@ -98,7 +97,8 @@ class GenAiMetrics:
         self, facts: UsageFacts, model: str, status: int, error: str | None, elapsed_s: float
     ) -> None:
         """One finished inference request; ``model`` is its bounded label."""
-        genai = {"gen_ai.operation.name": OPERATION, "gen_ai.request.model": model}
+        # "chat" (both chat APIs) or "embeddings" (both embeddings routes)
+        genai = {"gen_ai.operation.name": facts.operation, "gen_ai.request.model": model}
         at_node = {**genai, "node": facts.node_id}
         succeeded = facts.status == "ok" or (facts.status is None and status < 400)
         if succeeded:

@@ -19,6 +19,8 @@ SCHEMA_VERSION = 1
 
 # no_capacity: refused because no node could take the job (drained, full, unhealthy).
 Status = Literal["ok", "denied", "no_capacity", "upstream_error", "timeout", "cancelled"]
+# What was asked of the model (OpenTelemetry's gen_ai.operation.name).
+Operation = Literal["chat", "embeddings"]
 AuthMethod = Literal["", "api_key", "signature"]
 
 
@@ -59,6 +61,8 @@ class UsageRecord(msgspec.Struct, frozen=True, kw_only=True):
     request_id: str
     tenant: str
     key_id: str
+    # Added with the embeddings routes; consumers that predate it read every record as a chat.
+    operation: Operation = "chat"
     model: str
     node_id: str
     pool: str
@@ -101,6 +105,7 @@ class UsageFacts:
     tenant: str = ""
     key_id: str = ""
     auth_method: AuthMethod = ""
+    operation: Operation = "chat"
     model: str = ""
     node_id: str = ""
     pool: str = ""
@@ -154,6 +159,7 @@ def build_records(
         request_id=request_id,
         tenant=facts.tenant,
         key_id=facts.key_id,
+        operation=facts.operation,
         model=facts.model,
         node_id=facts.node_id,
         pool=facts.pool,

@@ -30,6 +30,7 @@ from api_router.dispatch.protocol import (
     ProtocolError,
     accepted,
     failed,
+    job_failed,
     reply_address,
 )
 from api_router.errors import StoreUnavailable
@@ -204,7 +205,7 @@ class WorkerAgent:
             return
         self.metrics.accepted(job.model)
         timeout_s = min(self._settings.backend_timeout_s, remaining_s)
-        answer = stream_answer if job.stream else complete_answer
+        answer = stream_answer if job.stream and job.operation == "chat" else complete_answer
         event = await answer(job, node, self._backend, self._jobs, timeout_s)
         if event is None:  # cancelled by its gateway, or the gateway is gone
             self.metrics.dropped(job.model, "cancelled")
@@ -301,7 +302,7 @@ class WorkerAgent:
 def _error(
     job: Job, node: str, reason: ErrorReason, message: str, retryable: bool = False
 ) -> Event:
-    return failed(job.id, job.attempt, node, 1, ErrorData(reason, message, retryable))
+    return job_failed(job, node, 1, ErrorData(reason, message, retryable))
 
 
 async def _first_of(*events: asyncio.Event, timeout_s: float) -> None:

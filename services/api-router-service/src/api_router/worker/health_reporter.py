@@ -9,6 +9,7 @@ from pathlib import Path
 
 from api_router import __version__
 from api_router.backends.base import Backend, BackendError, ModelInventory
+from api_router.dispatch.protocol import LATEST_PROTOCOL
 from api_router.keyspace import Keyspace
 from api_router.redis_store import Redis, store_errors
 from api_router.routing.node_health import NodeHealth, health_encoder
@@ -56,6 +57,8 @@ class HealthReporter:
             available=accepting and self._backend_reachable,
             last_seen=self._clock(),
             version=__version__,
+            backend=self._backend.name,
+            protocol=LATEST_PROTOCOL,
         )
         with store_errors("the health registry"):
             await self._redis.hset(self._key, self._node_id, health_encoder.encode(health))

@@ -4,12 +4,16 @@ around whichever adapter the worker runs: the agent calls it like any backend.""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import aclosing
+from typing import TypeVar
 
 from api_router.backends.base import Backend, BackendError, ModelInventory
-from api_router.chat import ChatMessage, ChatOptions, Completion
+from api_router.chat import ChatMessage, ChatOptions, Completion, StreamPiece
+from api_router.embeddings import Embeddings
 from api_router.telemetry.worker_metrics import WorkerMetrics
+
+T = TypeVar("T")
 
 
 class MeteredBackend:
@@ -25,14 +29,9 @@ class MeteredBackend:
         options: ChatOptions,
         timeout_s: float,
     ) -> Completion:
-        started = time.perf_counter()
-        try:
-            completion = await self._backend.chat(model, messages, options, timeout_s)
-        except BackendError as exc:
-            self._failed(model, "chat", exc, started)
-            raise
-        self._ended(model, "ok", started)
-        return completion
+        return await self._timed(
+            model, "chat", self._backend.chat(model, messages, options, timeout_s)
+        )
 
     async def stream(
         self,
@@ -40,14 +39,14 @@ class MeteredBackend:
         messages: Sequence[ChatMessage],
         options: ChatOptions,
         timeout_s: float,
-    ) -> AsyncIterator[str | Completion]:
+    ) -> AsyncIterator[StreamPiece]:
         started = time.perf_counter()
         first = True
         answer = self._backend.stream(model, messages, options, timeout_s)
         try:
             async with aclosing(answer):  # type: ignore[type-var]  # an async generator
                 async for piece in answer:
-                    if first and isinstance(piece, str) and piece:
+                    if first and not isinstance(piece, Completion) and piece:
                         first = False
                         ttft = time.perf_counter() - started
                         self._metrics.backend_ttft.record(ttft, self._labels(model))
@@ -57,6 +56,13 @@ class MeteredBackend:
         except BackendError as exc:
             self._failed(model, "stream", exc, started)
             raise
+
+    async def embed(
+        self, model: str, inputs: Sequence[str], dimensions: int | None, timeout_s: float
+    ) -> Embeddings:
+        return await self._timed(
+            model, "embed", self._backend.embed(model, inputs, dimensions, timeout_s)
+        )
 
     async def inventory(self) -> ModelInventory:
         try:
@@ -69,6 +75,16 @@ class MeteredBackend:
 
     async def aclose(self) -> None:
         await self._backend.aclose()
+
+    async def _timed(self, model: str, call: str, work: Awaitable[T]) -> T:
+        started = time.perf_counter()
+        try:
+            result = await work
+        except BackendError as exc:
+            self._failed(model, call, exc, started)
+            raise
+        self._ended(model, "ok", started)
+        return result
 
     def _failed(self, model: str, call: str, error: BackendError, started: float) -> None:
         labels = {"node": self._metrics.node, "kind": error.reason, "call": call}

@@ -1,5 +1,6 @@
-"""A streamed job on the worker: the backend's text goes to the gateway as ``chunk`` events
-while it is produced, and the job stops promptly when the gateway cancels it.
+"""A streamed job on the worker: the backend's text and tool-call pieces go to the gateway
+as ``chunk`` events while they are produced, and the job stops promptly when the gateway
+cancels it.
 
 The backend is read by its own task into a queue, so that the writer can (a) coalesce the
 pieces that arrived while its last write was on the wire into one event (a backend faster
@@ -20,16 +21,18 @@ from collections.abc import AsyncIterator
 from contextlib import aclosing
 
 from api_router.backends.base import Backend, BackendError
-from api_router.chat import Completion
+from api_router.chat import Completion, StreamPiece
+from api_router.chat_tools import ToolCallDelta
 from api_router.dispatch.protocol import (
     KEEPALIVE_S,
     ChunkData,
     ErrorData,
     Event,
     Job,
+    JobPayload,
     chunk,
     done,
-    failed,
+    job_failed,
     keepalive,
 )
 from api_router.worker.job_stream import JobStream
@@ -41,7 +44,7 @@ CANCEL_POLL_S = 0.2
 # A chunk event holds at most about this much text, however far the writer fell behind.
 MAX_CHUNK_CHARS = 16_384
 
-Piece = str | Completion | BackendError
+Piece = StreamPiece | BackendError
 
 
 async def stream_answer(
@@ -50,7 +53,9 @@ async def stream_answer(
     """Write the job's ``chunk`` events and return its last event (``done`` or ``error``)
     for the caller to write; ``None`` when the gateway cancelled the job or is gone."""
     pieces: asyncio.Queue[Piece] = asyncio.Queue()
-    stream = backend.stream(job.model, job.payload.messages, job.payload.options, timeout_s)
+    payload = job.payload
+    assert isinstance(payload, JobPayload)  # only chat jobs stream (the agent sees to it)
+    stream = backend.stream(job.model, payload.messages, payload.options, timeout_s)
     reader = asyncio.create_task(_read(stream, pieces))
     try:
         return await _relay(job, node, jobs, pieces)
@@ -60,7 +65,7 @@ async def stream_answer(
         await asyncio.wait({reader})
 
 
-async def _read(stream: AsyncIterator[str | Completion], pieces: asyncio.Queue[Piece]) -> None:
+async def _read(stream: AsyncIterator[StreamPiece], pieces: asyncio.Queue[Piece]) -> None:
     try:
         async with aclosing(stream) as answer:  # type: ignore[type-var]  # an async generator
             async for piece in answer:
@@ -80,47 +85,65 @@ async def _relay(
     loop = asyncio.get_running_loop()
     seq = 0
     last_write = loop.time()
+    held: Piece | None = None  # a piece that starts the next chunk
     while True:
-        try:
-            async with asyncio.timeout(CANCEL_POLL_S):
-                first = await pieces.get()
-        except TimeoutError:
-            if loop.time() - last_write >= KEEPALIVE_S:
-                seq += 1
-                if not await write_unless_abandoned(jobs, job, keepalive(job, node, seq)):
+        if held is not None:
+            first, held = held, None
+        else:
+            try:
+                async with asyncio.timeout(CANCEL_POLL_S):
+                    first = await pieces.get()
+            except TimeoutError:
+                if loop.time() - last_write >= KEEPALIVE_S:
+                    seq += 1
+                    if not await write_unless_abandoned(jobs, job, keepalive(job, node, seq)):
+                        return None
+                    last_write = loop.time()
+                elif await jobs.cancelled(job):
+                    log.info("job cancelled by the gateway", extra={"request_id": job.id})
                     return None
-                last_write = loop.time()
-            elif await jobs.cancelled(job):
-                log.info("job cancelled by the gateway", extra={"request_id": job.id})
-                return None
-            continue
-        texts, last = _take_ready(first, pieces)
-        if texts:
+                continue
+        data, after = _take_ready(first, pieces)
+        if data is not None:
             seq += 1
-            data = ChunkData("".join(texts), tokens=len(texts))
             if not await write_unless_abandoned(jobs, job, chunk(job, node, seq, data)):
                 return None
             last_write = loop.time()
-        if isinstance(last, Completion):
-            return done(job, node, seq + 1, last)
-        if isinstance(last, BackendError):
-            error = ErrorData(last.reason, last.message, last.retryable)
-            return failed(job.id, job.attempt, node, seq + 1, error)
+        if isinstance(after, Completion):
+            return done(job, node, seq + 1, after)
+        if isinstance(after, BackendError):
+            error = ErrorData(after.reason, after.message, after.retryable)
+            return job_failed(job, node, seq + 1, error)
+        held = after
 
 
-def _take_ready(first: Piece, pieces: asyncio.Queue[Piece]) -> tuple[list[str], Piece | None]:
-    """The text pieces already waiting (up to ``MAX_CHUNK_CHARS``), and the final piece if
-    it is among them."""
+def _take_ready(
+    first: Piece, pieces: asyncio.Queue[Piece]
+) -> tuple[ChunkData | None, Piece | None]:
+    """One chunk of the output pieces already waiting, starting with ``first``: text (up to
+    ``MAX_CHUNK_CHARS``) or tool-call pieces, one kind per chunk so that their order holds;
+    and the piece that ended it, if one did (the final one, or one of the other kind)."""
     texts: list[str] = []
+    calls: list[ToolCallDelta] = []
     size = 0
     piece: Piece | None = first
-    while isinstance(piece, str):
-        texts.append(piece)
-        size += len(piece)
+    while (isinstance(piece, str) and not calls) or (
+        isinstance(piece, ToolCallDelta) and not texts
+    ):
+        if isinstance(piece, str):
+            texts.append(piece)
+            size += len(piece)
+        else:
+            calls.append(piece)
         if size >= MAX_CHUNK_CHARS or pieces.empty():
-            return texts, None
+            piece = None
+            break
         piece = pieces.get_nowait()
-    return texts, piece
+    if texts:
+        return ChunkData("".join(texts), tokens=len(texts)), piece
+    if calls:
+        return ChunkData("", tokens=len(calls), tool_calls=calls), piece
+    return None, piece
 
 
 async def write_unless_abandoned(jobs: JobStream, job: Job, event: Event) -> bool:

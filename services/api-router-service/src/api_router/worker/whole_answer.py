@@ -1,6 +1,6 @@
-"""A whole (not streamed) answer on the worker: the backend call runs while the worker
-writes a keepalive every ``KEEPALIVE_S``, so that the gateway can tell a slow backend
-from a dead worker and hand the job of a dead one to another node.
+"""A whole (not streamed) answer on the worker, a completion or embeddings: the backend
+call runs while the worker writes a keepalive every ``KEEPALIVE_S``, so that the gateway
+can tell a slow backend from a dead worker and hand the job of a dead one to another node.
 
 Each keepalive is an empty ``chunk`` written by the script that checks the job's cancel
 mark first (``emit.lua``): a job its gateway abandoned (timed out, taken for lost, shut
@@ -14,7 +14,18 @@ import asyncio
 import logging
 
 from api_router.backends.base import Backend, BackendError
-from api_router.dispatch.protocol import KEEPALIVE_S, ErrorData, Event, Job, done, failed, keepalive
+from api_router.chat import Completion
+from api_router.dispatch.protocol import (
+    KEEPALIVE_S,
+    EmbedPayload,
+    ErrorData,
+    Event,
+    Job,
+    done,
+    job_failed,
+    keepalive,
+)
+from api_router.embeddings import Embeddings
 from api_router.errors import StoreUnavailable
 from api_router.worker.job_stream import JobStream
 from api_router.worker.streamed_answer import write_unless_abandoned
@@ -27,10 +38,7 @@ async def complete_answer(
 ) -> Event | None:
     """The job's last event (``done`` or ``error``) for the caller to write; ``None`` when
     the gateway cancelled the job or is gone."""
-    payload = job.payload
-    call = asyncio.create_task(
-        backend.chat(job.model, payload.messages, payload.options, timeout_s)
-    )
+    call = asyncio.create_task(_call(job, backend, timeout_s))
     seq = 0
     try:
         while not (await asyncio.wait({call}, timeout=KEEPALIVE_S))[0]:
@@ -41,12 +49,19 @@ async def complete_answer(
             except StoreUnavailable:
                 log.warning("keepalive not written", extra={"request_id": job.id})
         try:
-            completion = call.result()
+            answer = call.result()
         except BackendError as exc:
             error = ErrorData(exc.reason, exc.message, exc.retryable)
-            return failed(job.id, job.attempt, node, seq + 1, error)
-        return done(job, node, seq + 1, completion)
+            return job_failed(job, node, seq + 1, error)
+        return done(job, node, seq + 1, answer)
     finally:
         if not call.done():  # abandoned: close the backend's connection
             call.cancel()
             await asyncio.wait({call})
+
+
+async def _call(job: Job, backend: Backend, timeout_s: float) -> Completion | Embeddings:
+    payload = job.payload
+    if isinstance(payload, EmbedPayload):
+        return await backend.embed(job.model, payload.input, payload.dimensions, timeout_s)
+    return await backend.chat(job.model, payload.messages, payload.options, timeout_s)

@@ -31,7 +31,8 @@ from starlette.types import Receive, Scope, Send
 from api_router.api.public.inference_contract import StreamTimings
 from api_router.api.public.routed_chat import RoutedStream, outcome_of
 from api_router.api.request_context import RequestContext
-from api_router.chat import Completion, Usage
+from api_router.chat import Completion, StreamPiece, Usage
+from api_router.chat_tools import ToolCallDelta
 from api_router.config.settings import StreamSettings
 from api_router.dispatch.attempt_failure import AttemptFailed
 from api_router.dispatch.streamed_job import Outcome
@@ -53,6 +54,8 @@ class StreamFormat(Protocol):
     """How one API spells the events of a stream (each returns whole SSE frames)."""
 
     def delta(self, text: str) -> bytes: ...
+
+    def tool_call(self, piece: ToolCallDelta) -> bytes: ...
 
     def done(self, completion: Completion, timings: StreamTimings, node_id: str) -> bytes: ...
 
@@ -117,7 +120,7 @@ class EventStreamResponse:
                         await self._send(send, HEARTBEAT)
                         last_sent = time.perf_counter()
                     continue
-                if self._context.usage.ttft_ms is None and isinstance(pieces[0], str):
+                if self._context.usage.ttft_ms is None and not isinstance(pieces[0], Completion):
                     elapsed = time.perf_counter() - self._context.telemetry.started
                     self._context.usage.ttft_ms = _ms(elapsed)
                 frames = [self._frame(piece) for piece in pieces]
@@ -144,9 +147,11 @@ class EventStreamResponse:
         lost_job.close(outcome_of(lost), self._context.telemetry.dispatched)
         await self._routed.take_over(lost)
 
-    def _frame(self, piece: str | Completion) -> bytes:
+    def _frame(self, piece: StreamPiece) -> bytes:
         if isinstance(piece, str):
             return self._spelling.delta(piece)
+        if isinstance(piece, ToolCallDelta):
+            return self._spelling.tool_call(piece)
         self._completion = piece
         node_id = self._routed.streamed.node.node_id
         return self._spelling.done(piece, self._timings(), node_id)

@@ -25,6 +25,7 @@ from api_router.api.public.inference_contract import (
 )
 from api_router.api.request_context import RequestContext, context_of
 from api_router.chat import Completion
+from api_router.chat_tools import ToolCallDelta
 from api_router.dispatch.dispatcher import Dispatched
 from api_router.dispatch.protocol import JobPayload
 from api_router.errors import ApiError
@@ -45,11 +46,11 @@ async def inference(request: Request) -> Response | EventStreamResponse:
         spelling = InferenceEvents(context, body.model)
         return EventStreamResponse(routed, spelling, context, services.settings.stream)
     dispatched = await routed_chat.complete(services, context, body.model, payload)
-    timings = _timings(context, dispatched)
+    timings = router_timings(context, dispatched)
     return Response(
         encode_response(_response(context, body.model, dispatched, timings)),
         media_type="application/json",
-        headers={"server-timing": _server_timing(timings)},
+        headers={"server-timing": server_timing(timings)},
     )
 
 
@@ -62,6 +63,9 @@ class InferenceEvents:
 
     def delta(self, text: str) -> bytes:
         return b"event: chunk\ndata: " + _encode(StreamDelta(text)) + b"\n\n"
+
+    def tool_call(self, piece: ToolCallDelta) -> bytes:
+        return b"event: chunk\ndata: " + _encode(StreamDelta("", [piece])) + b"\n\n"
 
     def done(self, completion: Completion, timings: StreamTimings, node_id: str) -> bytes:
         usage = completion.usage
@@ -81,7 +85,8 @@ class InferenceEvents:
         return b"event: error\ndata: " + error_body(error, self._context.request_id) + b"\n\n"
 
 
-def _timings(context: RequestContext, dispatched: Dispatched) -> Timings:
+def router_timings(context: RequestContext, dispatched: Dispatched) -> Timings:
+    """The router's split of a whole answer's time (total = gateway + queue + inference)."""
     total = time.perf_counter() - context.telemetry.started
     queue = dispatched.accepted_at - dispatched.submitted_at
     inference_time = dispatched.done_at - dispatched.accepted_at
@@ -111,7 +116,7 @@ def _response(
     )
 
 
-def _server_timing(timings: Timings) -> str:
+def server_timing(timings: Timings) -> str:
     return (
         f"gateway;dur={timings.gateway_ms}, queue;dur={timings.queue_ms}, "
         f"inference;dur={timings.inference_ms}, total;dur={timings.total_ms}"

@@ -12,6 +12,7 @@ import msgspec
 
 from api_router.api.body import decode_body
 from api_router.chat import ChatMessage, ChatOptions
+from api_router.chat_tools import ToolCallDelta
 
 ModelName = Annotated[
     str,
@@ -26,7 +27,8 @@ MetadataValue = Annotated[str, msgspec.Meta(max_length=512)]
 
 
 class InferenceRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """A chat completion request."""
+    """A chat completion request; ``options`` holds the sampling options, the tools offered
+    and the output format."""
 
     model: ModelName
     messages: Annotated[list[ChatMessage], msgspec.Meta(min_length=1, max_length=256)]
@@ -60,9 +62,11 @@ class StreamTimings(Timings, frozen=True):
 
 
 class StreamDelta(msgspec.Struct, frozen=True):
-    """``event: chunk`` of a streamed answer: the text since the previous chunk."""
+    """``event: chunk`` of a streamed answer: the text since the previous chunk, or (with
+    an empty ``delta``) a piece of a tool call, in OpenAI's streaming shape."""
 
     delta: str
+    tool_calls: list[ToolCallDelta] | msgspec.UnsetType = msgspec.UNSET
 
 
 class StreamDone(msgspec.Struct, frozen=True):
@@ -86,7 +90,7 @@ class InferenceResponse(msgspec.Struct, frozen=True):
     created: int
     model: str
     node_id: str
-    message: ChatMessage
+    message: ChatMessage  # with tool_calls when the model called tools
     finish_reason: str
     usage: TokenUsage
     timings: Timings

@@ -51,6 +51,12 @@ def inference_paths(ref: Refs) -> Spec:
         },
         "links": {"GetAuditRecord": link("getAuditRecord", request_id="$response.body#/id")},
     }
+    embedded = {
+        "description": "One vector per input, with the node and router-computed timings",
+        "headers": done["headers"],
+        "content": json_content(ref["embed.response"]),
+        "links": done["links"],
+    }
     return {
         "/v1/inference": {
             "post": operation(
@@ -59,7 +65,15 @@ def inference_paths(ref: Refs) -> Spec:
                 {"200": done, **errors(error, INFERENCE_ERRORS)},
                 body=ref["inference.request"],
             )
-        }
+        },
+        "/v1/embed": {
+            "post": operation(
+                "createEmbed",
+                "Embed one text or a list of texts on the best available node",
+                {"200": embedded, **errors(error, INFERENCE_ERRORS)},
+                body=ref["embed.request"],
+            )
+        },
     }
 
 

@@ -1,5 +1,6 @@
-"""The OpenAI-compatible surface: ``POST /v1/chat/completions`` (whole or streamed) and
-``GET /v1/models``, so that an OpenAI client works by changing its base URL.
+"""The OpenAI-compatible chat: ``POST /v1/chat/completions`` (whole or streamed, with
+tools and output formats) and ``GET /v1/models``, so that an OpenAI client works by
+changing its base URL (``/v1/embeddings`` is ``embeddings.py``).
 
 Same authentication, routing and dispatch as ``/v1/inference`` (``routed_chat``); only
 the spelling of requests, answers and errors differs.
@@ -17,7 +18,7 @@ from api_router.api.body import read_json_body
 from api_router.api.public import routed_chat
 from api_router.api.public.event_stream import EventStreamResponse
 from api_router.api.public.inference_contract import StreamTimings
-from api_router.api.public.openai_contract import (
+from api_router.api.public.openai_answers import (
     AssistantMessage,
     ChatCompletion,
     ChatCompletionChunk,
@@ -27,12 +28,13 @@ from api_router.api.public.openai_contract import (
     Delta,
     Model,
     ModelList,
-    decode_chat_request,
     finish_reason,
     openai_error_body,
 )
+from api_router.api.public.openai_contract import decode_chat_request
 from api_router.api.request_context import RequestContext, context_of
-from api_router.chat import Completion, Usage
+from api_router.chat import ChatMessage, Completion, Usage
+from api_router.chat_tools import ToolCallDelta
 from api_router.dispatch.protocol import JobPayload
 from api_router.errors import ApiError
 from api_router.services import services_of
@@ -45,7 +47,7 @@ async def chat_completions(request: Request) -> Response | EventStreamResponse:
     context = context_of(request.scope)
     context.authenticated()
     body = decode_chat_request(await read_json_body(request, services.settings.server))
-    payload = JobPayload([m.to_chat() for m in body.messages], body.options())
+    payload = JobPayload(body.chat_messages(), body.options())
     session = (body.metadata or {}).get("session_id")
     context.set_session(session, request.headers.get("x-session-id"))
     if body.stream:
@@ -61,7 +63,7 @@ async def chat_completions(request: Request) -> Response | EventStreamResponse:
         choices=[
             Choice(
                 index=0,
-                message=AssistantMessage(completion.message.content),
+                message=_assistant(completion.message),
                 finish_reason=finish_reason(completion.finish_reason),
             )
         ],
@@ -92,6 +94,9 @@ class OpenAIChunks:
     def delta(self, text: str) -> bytes:
         return self._frame([ChunkChoice(0, Delta(role=self._role(), content=text))])
 
+    def tool_call(self, piece: ToolCallDelta) -> bytes:
+        return self._frame([ChunkChoice(0, Delta(role=self._role(), tool_calls=[piece]))])
+
     def done(self, completion: Completion, timings: StreamTimings, node_id: str) -> bytes:
         role = self._role()
         reason = finish_reason(completion.finish_reason)
@@ -119,6 +124,12 @@ class OpenAIChunks:
             usage=usage if self._include_usage else msgspec.UNSET,
         )
         return b"data: " + _encode(chunk) + b"\n\n"
+
+
+def _assistant(message: ChatMessage) -> AssistantMessage:
+    if not message.tool_calls:
+        return AssistantMessage(message.content)
+    return AssistantMessage(message.content or None, tool_calls=message.tool_calls)
 
 
 def _usage(usage: Usage) -> CompletionUsage:

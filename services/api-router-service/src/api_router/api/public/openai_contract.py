@@ -1,10 +1,12 @@
-"""The bodies of the OpenAI-compatible routes (``/v1/chat/completions``, ``/v1/models``),
-as the official SDK sends and reads them.
+"""The requests of ``POST /v1/chat/completions`` as the official SDK sends them
+(``openai_answers.py`` has what it answers).
 
-A parameter is either honoured, accepted and ignored (``IGNORED``: it cannot change the
-answer we give), or refused with 400 ``unsupported_parameter`` naming it: a client that
-asks for tools, several choices or log probabilities must not get an answer that silently
-lacks them. Unknown parameters are refused the same way.
+A parameter is honoured (passed on, or mapped to the node's own API: see
+``backends/capabilities.py`` for which kinds of node honour what), accepted and ignored
+(``IGNORED``: it cannot change the answer we give), or refused with 400
+``unsupported_parameter`` naming it: a client that asks for several choices or log
+probabilities must not get an answer that silently lacks them. Unknown parameters are
+refused the same way.
 """
 
 from __future__ import annotations
@@ -16,14 +18,20 @@ import msgspec
 
 from api_router.api.body import decode_body
 from api_router.api.public.inference_contract import ModelName
-from api_router.chat import ChatMessage, ChatOptions
-from api_router.errors import CATALOG, ApiError
+from api_router.chat import ChatMessage, ChatOptions, LogitBias, Penalty, ToolCalls, Tools
+from api_router.chat_tools import ResponseFormat, ToolCallId, ToolChoice
+from api_router.errors import ApiError
 
 # Accepted and ignored; docs/api.md lists them with the reason.
-IGNORED: Final = ("user", "store", "metadata", "service_tier", "parallel_tool_calls", "name")
-# The paths whose errors are spelled OpenAI's way (with `param`).
-OPENAI_PATHS: Final = frozenset({"/v1/chat/completions", "/v1/models"})
-FINISH_REASONS: Final = frozenset({"stop", "length", "content_filter", "tool_calls"})
+IGNORED: Final = (
+    "user",
+    "store",
+    "metadata",
+    "service_tier",
+    "safety_identifier",
+    "prompt_cache_key",
+    "name",
+)
 
 Stop = Annotated[str, msgspec.Meta(min_length=1)]
 
@@ -35,25 +43,61 @@ class TextPart(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     text: str
 
 
-class Message(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: str | list[TextPart] | None = None
+Content = str | list[TextPart]
+
+
+class _Message(
+    msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True, tag_field="role"
+):
     name: str | None = None  # ignored: one conversation, one speaker per role
 
-    def to_chat(self) -> ChatMessage:
-        text = self.content if isinstance(self.content, str) else ""
-        if isinstance(self.content, list):
-            text = "".join(part.text for part in self.content)
-        # `developer` is OpenAI's newer name for the system prompt.
-        return ChatMessage("system" if self.role == "developer" else self.role, text)
+
+class SystemMessage(_Message, frozen=True, tag="system"):
+    content: Content
+
+
+class DeveloperMessage(_Message, frozen=True, tag="developer"):
+    """OpenAI's newer name for the system prompt."""
+
+    content: Content
+
+
+class UserMessage(_Message, frozen=True, tag="user"):
+    content: Content
+
+
+class AssistantMessageParam(_Message, frozen=True, tag="assistant"):
+    """An earlier answer: its text, or the tool calls it made, or both."""
+
+    content: Content | None = None
+    tool_calls: ToolCalls | None = None
+
+
+class ToolMessage(_Message, frozen=True, tag="tool"):
+    """The result of the tool call ``tool_call_id``."""
+
+    content: Content
+    tool_call_id: ToolCallId
+
+
+Message = SystemMessage | DeveloperMessage | UserMessage | AssistantMessageParam | ToolMessage
+
+
+def to_chat(message: Message) -> ChatMessage:
+    content = message.content
+    text = "".join(part.text for part in content) if isinstance(content, list) else content
+    text = text or ""  # an assistant message of tool calls alone has none
+    if isinstance(message, SystemMessage | DeveloperMessage):
+        return ChatMessage("system", text)
+    if isinstance(message, AssistantMessageParam):
+        return ChatMessage("assistant", text, tool_calls=message.tool_calls or None)
+    if isinstance(message, ToolMessage):
+        return ChatMessage("tool", text, tool_call_id=message.tool_call_id)
+    return ChatMessage("user", text)
 
 
 class StreamOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     include_usage: bool = False
-
-
-class ResponseFormat(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    type: Literal["text"]
 
 
 class ChatCompletionRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -67,19 +111,24 @@ class ChatCompletionRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=T
     max_completion_tokens: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] | None = None
     stop: Stop | Annotated[list[Stop], msgspec.Meta(max_length=8)] | None = None
     seed: int | None = None
+    frequency_penalty: Penalty | None = None
+    presence_penalty: Penalty | None = None
+    logit_bias: LogitBias | None = None
+    response_format: ResponseFormat | None = None
+    tools: Tools | None = None
+    tool_choice: ToolChoice | None = None
+    parallel_tool_calls: bool | None = None
     # Accepted only at the value that asks for nothing we lack (the types say which, so
     # the schema does too); any other is unsupported_parameter (ONLY_VALUE says why).
     n: Literal[1] | None = None
-    frequency_penalty: Annotated[float, msgspec.Meta(ge=0, le=0)] | None = None
-    presence_penalty: Annotated[float, msgspec.Meta(ge=0, le=0)] | None = None
     logprobs: Literal[False] | None = None
-    response_format: ResponseFormat | None = None
     # Ignored (IGNORED):
     user: str | None = None
     store: bool | None = None
     metadata: dict[str, str] | None = None
     service_tier: str | None = None
-    parallel_tool_calls: bool | None = None
+    safety_identifier: str | None = None
+    prompt_cache_key: str | None = None
 
     def options(self) -> ChatOptions:
         stop = [self.stop] if isinstance(self.stop, str) else self.stop
@@ -89,7 +138,17 @@ class ChatCompletionRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=T
             max_tokens=self.max_completion_tokens or self.max_tokens,
             stop=stop,
             seed=self.seed,
+            presence_penalty=self.presence_penalty,
+            frequency_penalty=self.frequency_penalty,
+            logit_bias=self.logit_bias,
+            tools=self.tools,
+            tool_choice=self.tool_choice,
+            parallel_tool_calls=self.parallel_tool_calls,
+            response_format=self.response_format,
         )
+
+    def chat_messages(self) -> list[ChatMessage]:
+        return [to_chat(message) for message in self.messages]
 
     @property
     def include_usage(self) -> bool:
@@ -103,15 +162,17 @@ STREAM_OPTIONS_NEED_STREAM: Final = {
     "then": {"properties": {"stream": {"const": True}}, "required": ["stream"]},
 }
 ONLY_VALUE: Final = {
-    "n": "only n=1 is supported",
-    "frequency_penalty": "only 0 is supported",
-    "presence_penalty": "only 0 is supported",
-    "logprobs": "log probabilities are not available",
-    "response_format": 'only {"type": "text"} is supported',
+    "n": "only n=1 is supported: the gateway relays one choice",
+    "logprobs": "log probabilities are not relayed",
 }
+# Parameters (by their path) whose other shapes are refused as unsupported, and why.
+_UNSUPPORTED_SHAPES: Final = (
+    (re.compile(r"^tools\[\d+\]\.type$"), "only function tools are supported"),
+    (re.compile(r"\.content\[\d+\]"), "only text content parts are supported"),
+)
 _decoder = msgspec.json.Decoder(ChatCompletionRequest)
 _UNKNOWN_FIELD = re.compile(r"unknown field `([^`]+)`(?: - at `\$\.?([^`]*)`)?")
-_AT_PATH = re.compile(r" - at `\$\.?([^`]*)`")
+_AT_PATH = re.compile(r" (?:at|in) `\$\.?([^`]*)`")
 
 
 def decode_chat_request(body: bytes) -> ChatCompletionRequest:
@@ -137,98 +198,7 @@ def _validation_error(message: str) -> ApiError:
     name = (param or "").partition(".")[0]
     if name in ONLY_VALUE:
         return ApiError("unsupported_parameter", f"{name}: {ONLY_VALUE[name]}", param=name)
-    if param and ".content[" in param:  # a content part other than text (images, audio)
-        return ApiError(
-            "unsupported_parameter",
-            f"only text content parts are supported: {message}",
-            param=param,
-        )
+    for shape, why in _UNSUPPORTED_SHAPES:
+        if param and shape.search(param):
+            return ApiError("unsupported_parameter", f"{why}: {message}", param=param)
     return ApiError("invalid_request", f"invalid request body: {message}", param=param)
-
-
-# --- answers -----------------------------------------------------------------------
-
-
-class CompletionUsage(msgspec.Struct, frozen=True):
-    prompt_tokens: int
-    completion_tokens: int
-    total_tokens: int
-
-
-class AssistantMessage(msgspec.Struct, frozen=True):
-    content: str
-    role: Literal["assistant"] = "assistant"
-
-
-class Choice(msgspec.Struct, frozen=True):
-    index: int
-    message: AssistantMessage
-    finish_reason: str
-    logprobs: None = None
-
-
-class ChatCompletion(msgspec.Struct, frozen=True):
-    id: str
-    created: int
-    model: str
-    choices: list[Choice]
-    usage: CompletionUsage
-    object: Literal["chat.completion"] = "chat.completion"
-
-
-class Delta(msgspec.Struct, frozen=True, omit_defaults=True):
-    role: Literal["assistant"] | None = None
-    content: str | None = None
-
-
-class ChunkChoice(msgspec.Struct, frozen=True):
-    index: int
-    delta: Delta
-    finish_reason: str | None = None
-    logprobs: None = None
-
-
-class ChatCompletionChunk(msgspec.Struct, frozen=True):
-    id: str
-    created: int
-    model: str
-    choices: list[ChunkChoice]
-    # Absent unless the client asked for usage; then null until the usage-only chunk.
-    usage: CompletionUsage | None | msgspec.UnsetType = msgspec.UNSET
-    object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
-
-
-class Model(msgspec.Struct, frozen=True):
-    id: str
-    created: int = 0
-    owned_by: str = "api-router"
-    object: Literal["model"] = "model"
-
-
-class ModelList(msgspec.Struct, frozen=True):
-    data: list[Model]
-    object: Literal["list"] = "list"
-
-
-class OpenAIErrorBody(msgspec.Struct, frozen=True):
-    message: str
-    type: str
-    param: str | None
-    code: str
-    request_id: str | None
-
-
-class OpenAIError(msgspec.Struct, frozen=True):
-    error: OpenAIErrorBody
-
-
-def openai_error_body(error: ApiError, request_id: str | None) -> bytes:
-    """OpenAI's error shape, with our catalog code and type (and our request id)."""
-    kind = CATALOG[error.code]
-    body = OpenAIErrorBody(error.message, kind.type, error.param, error.code, request_id)
-    return msgspec.json.encode(OpenAIError(body))
-
-
-def finish_reason(reason: str) -> str:
-    """Backends have their own reasons (Ollama: ``load``, ``unload``); OpenAI has four."""
-    return reason if reason in FINISH_REASONS else "stop"

@@ -41,6 +41,20 @@ def openai_paths(ref: Refs) -> Spec:
                 body=ref["chat.completion.request"],
             )
         },
+        "/v1/embeddings": {
+            "post": operation(
+                "createEmbedding",
+                "OpenAI-compatible embeddings of one text or a list of texts",
+                {
+                    "200": answer(
+                        "One embedding per input, floats or base64 (encoding_format)",
+                        ref["embedding.list"],
+                    ),
+                    **errors(error, INFERENCE_ERRORS),
+                },
+                body=ref["embedding.request"],
+            )
+        },
         "/v1/models": {
             "get": operation(
                 "listModels",

@@ -1,7 +1,8 @@
-"""The one path both APIs (``/v1/inference`` and ``/v1/chat/completions``) take from a
-decoded chat request to a node and back: model label, route plan, admission (once per
-request, not per attempt), then the job on the plan's nodes with failover. Whatever
-applies to every inference request goes here, once.
+"""The one path every inference route (chat on both APIs, embeddings on both) takes from a
+decoded request to a node and back: model label, route plan (over the nodes that honour
+what the request asks), admission (once per request, not per attempt), then the job on
+the plan's nodes with failover. Whatever applies to every inference request goes here,
+once.
 
 What the request did is left on its ``RequestContext`` (node, tokens, outcome) for the
 usage and audit records; a stream leaves the rest when it ends (``event_stream``).
@@ -16,18 +17,20 @@ from api_router.api.request_context import RequestContext
 from api_router.dispatch.attempt_failure import AttemptFailed
 from api_router.dispatch.dispatcher import Dispatched
 from api_router.dispatch.failover import FailoverRun, Trail
-from api_router.dispatch.protocol import Job, JobPayload
+from api_router.dispatch.protocol import EmbedPayload, Job, JobPayload, Payload
 from api_router.dispatch.streamed_job import Outcome, StreamedJob
 from api_router.errors import ApiError
+from api_router.limiter.token_estimate import estimate_prompt_tokens, estimate_text_tokens
 from api_router.routing.engine import RoutePlan
 from api_router.routing.node_health import NodeHealth
 from api_router.services import Services
 
 
 async def complete(
-    services: Services, context: RequestContext, model: str, payload: JobPayload
+    services: Services, context: RequestContext, model: str, payload: Payload
 ) -> Dispatched:
-    """Admit the request, run the job on the plan's nodes and return its whole answer."""
+    """Admit the request, run the job on the plan's nodes and return its whole answer (a
+    completion, or embeddings)."""
     job, plan = _job(services, context, model, payload, stream=False)
     admitted = await _admit(services, context, model, payload)
     observe = context.telemetry.dispatched
@@ -50,7 +53,7 @@ async def complete(
         raise
     finally:
         _record_route(context, plan, trail)
-    admitted.settle(dispatched.completion.usage, accepted=True)
+    admitted.settle(dispatched.answer.usage, accepted=True)
     usage = context.usage
     usage.status = "ok"
     usage.queue_ms = _ms(dispatched.accepted_at - dispatched.submitted_at)
@@ -124,7 +127,7 @@ def outcome_of(error: ApiError) -> Outcome:
 
 
 def _job(
-    services: Services, context: RequestContext, model: str, payload: JobPayload, stream: bool
+    services: Services, context: RequestContext, model: str, payload: Payload, stream: bool
 ) -> tuple[Job, RoutePlan]:
     principal = context.authenticated()
     if not services.usage.accepting:
@@ -138,7 +141,7 @@ def _job(
     context.telemetry.set_model(model, known=model in snapshot.known_models)
     context.usage.model = model
     # Routing before admission: a model no node serves is refused without a Redis round trip.
-    plan = services.router.plan(model, context.session_id)
+    plan = services.router.plan(model, context.session_id, payload.features())
     context.telemetry.routed(plan.candidates[0].node.pool, plan.reason)
     timeout_s = services.settings.dispatch.request_timeout_s
     job = Job(
@@ -156,10 +159,15 @@ def _job(
 
 
 async def _admit(
-    services: Services, context: RequestContext, model: str, payload: JobPayload
+    services: Services, context: RequestContext, model: str, payload: Payload
 ) -> Admitted:
+    if isinstance(payload, EmbedPayload):  # input tokens only: embeddings generate none
+        return await admit(
+            services.admission, context, model, estimate_text_tokens(payload.input), 0
+        )
     options = payload.options
-    return await admit(services.admission, context, model, payload.messages, options.max_tokens)
+    prompt = estimate_prompt_tokens(payload.messages, options)
+    return await admit(services.admission, context, model, prompt, options.max_tokens)
 
 
 def _record_route(context: RequestContext, plan: RoutePlan, trail: Trail) -> None:
