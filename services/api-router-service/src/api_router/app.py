@@ -10,6 +10,8 @@ Request path, outermost first (read top to bottom)::
     Router
       AuthMiddleware(scope)    per route: RFC 9421 signature or API key, then the route's
                                scope (a signed body's digest is checked when it is read)
+      IdempotencyMiddleware    chat routes, requests with an Idempotency-Key only: claim
+                               the key, or replay its stored answer (one Redis round trip)
       handler                  body limits, decode, admit (api/limits.py: limits and budget,
                                one Redis round trip), route, dispatch, respond, settle
 """
@@ -52,7 +54,8 @@ from api_router.dispatch.failover import Failover
 from api_router.dispatch.reply_reader import ReplyReader
 from api_router.errors import ApiError, ShuttingDown, StoreUnavailable
 from api_router.graceful_shutdown import SHUTDOWN_STATE, GracefulShutdown
-from api_router.keyspace import Keyspace
+from api_router.idempotency.key_claims import KeyClaims
+from api_router.keyspace import IDEMPOTENCY_LEASE_GRACE_S, Keyspace
 from api_router.limiter.admission import Admission
 from api_router.limiter.budget_usage import BudgetUsage
 from api_router.limiter.month_usage import MonthUsage
@@ -196,6 +199,12 @@ async def _open_services(
         usage=usage,
         audit=audit,
         openapi=json.dumps(build_openapi()).encode(),
+        idempotency=KeyClaims(
+            redis,
+            keys,
+            settings.idempotency.retention_s,
+            settings.dispatch.request_timeout_s + IDEMPOTENCY_LEASE_GRACE_S,
+        ),
     )
     try:
         await replies.open()

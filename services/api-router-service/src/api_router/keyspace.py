@@ -117,6 +117,16 @@ class Keyspace:
         by tenant, like the limits it is checked with."""
         return f"{self.prefix}:budget:{{{tenant}}}"
 
+    def idempotency(self, scope_digest: str) -> str:
+        """One Idempotency-Key of one tenant (``scope_digest``: a hash of both, so no
+        character of the client's key reaches a key name or a hash tag). A string: the
+        state (running / done), the request's fingerprint, the claim's owner and then the
+        running request's id or the stored answer. While running it expires after the
+        request deadline plus ``IDEMPOTENCY_LEASE_GRACE_S`` (a gateway that died mid-request
+        frees the key); once done, after ``idempotency.retention_s``. Tagged by the digest:
+        single-key scripts, spread over every slot."""
+        return f"{self.prefix}:idem:{{{scope_digest}}}"
+
     @property
     def tenants(self) -> str:
         """Set of the tenants that have had a key (the admins' tenant listing, without a
@@ -127,6 +137,10 @@ class Keyspace:
 # A replica refreshes its reply stream's TTL on every read (at least once a second), so
 # the stream outlives any pause of the replica but vanishes soon after it is gone.
 REPLY_STREAM_TTL_S = 300
+
+# A running Idempotency-Key claim outlives its request's deadline by this much: room for the
+# answer to be written and for a graceful shutdown, yet a dead gateway's claim ends soon.
+IDEMPOTENCY_LEASE_GRACE_S = 60
 
 # The months a tenant's usage hash keeps: this one and the twelve before it.
 USAGE_MONTHS_KEPT = 13

@@ -47,6 +47,9 @@ class RequestContext:
     response_headers: dict[str, str] = field(default_factory=dict)
     # Requests of one session go to the same node (routing affinity).
     session_id: str | None = None
+    # Set when this request replayed the stored answer of that one (Idempotency-Key): its
+    # audit record says so, and it leaves no usage record (nothing ran, nothing is billed).
+    replay_of: str | None = None
 
     def set_session(self, *candidates: str | None) -> None:
         """The first non-empty of ``metadata.session_id`` and ``X-Session-Id`` (bounded:
@@ -135,8 +138,10 @@ def _record_usage(services: Services, context: RequestContext, status: int) -> N
         elapsed_s=time.perf_counter() - context.telemetry.started,
         gateway_instance=services.instance_id,
         limit_decisions=context.limit_decisions,
+        replay_of=context.replay_of,
     )
-    services.usage.record(usage_of(audit))
+    if context.replay_of is None:
+        services.usage.record(usage_of(audit))
     services.audit.write(audit)
 
 

@@ -20,6 +20,7 @@ from api_router.api.admin import keys as admin_keys
 from api_router.api.admin import routing as admin_routing
 from api_router.api.admin import tenants as admin_tenants
 from api_router.api.auth_middleware import AuthMiddleware
+from api_router.api.idempotency_middleware import IdempotencyMiddleware
 from api_router.api.openapi import openapi_document
 from api_router.api.public.audit import audit_request, audit_requests
 from api_router.api.public.embeddings import embed, embeddings
@@ -31,6 +32,8 @@ from api_router.api.public.usage import own_usage
 from api_router.auth.key_record import Scope
 
 Endpoint = Callable[[Request], Awaitable[Response]]
+# Inside the authentication: a key is scoped to the caller's tenant.
+_IDEMPOTENT = Middleware(IdempotencyMiddleware)
 
 
 def routes() -> list[Route]:
@@ -39,13 +42,13 @@ def routes() -> list[Route]:
             "/v1/inference",
             inference,
             methods=["POST"],
-            middleware=_auth("inference", billable=True),
+            middleware=[*_auth("inference", billable=True), _IDEMPOTENT],
         ),
         Route(
             "/v1/chat/completions",
             chat_completions,
             methods=["POST"],
-            middleware=_auth("inference", billable=True),
+            middleware=[*_auth("inference", billable=True), _IDEMPOTENT],
         ),
         Route(
             "/v1/embeddings",
