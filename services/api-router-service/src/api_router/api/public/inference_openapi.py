@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 from api_router.api.openapi_operation import Refs, Spec, errors, json_content, link, operation
+from api_router.api.public.idempotency_openapi import (
+    IDEMPOTENCY_ERRORS,
+    IDEMPOTENCY_KEY,
+    PREFER_WAIT,
+    REPLAYED,
+)
 
 # Every status the inference routes answer besides 200 (both spellings): the request (400,
 # 408, 413, 415), the caller (401, 403), limits and budget (402, 429), the model (404) and
@@ -29,14 +35,15 @@ _STREAM_OF_INFERENCE = (
 
 def inference_paths(ref: Refs) -> Spec:
     error = ref["error"]
+    headers: Spec = {
+        "X-Request-Id": {"schema": {"type": "string"}},
+        "Server-Timing": {"schema": {"type": "string"}},
+        "X-Route-Node": {"schema": {"type": "string"}},
+        "X-Route-Attempts": {"schema": {"type": "string"}},
+    }
     done = {
         "description": "The completion, with router-computed timings. " + _STREAM_OF_INFERENCE,
-        "headers": {
-            "X-Request-Id": {"schema": {"type": "string"}},
-            "Server-Timing": {"schema": {"type": "string"}},
-            "X-Route-Node": {"schema": {"type": "string"}},
-            "X-Route-Attempts": {"schema": {"type": "string"}},
-        },
+        "headers": {**headers, **REPLAYED},
         "content": {
             **json_content(ref["inference.response"]),
             **event_stream(
@@ -53,7 +60,7 @@ def inference_paths(ref: Refs) -> Spec:
     }
     embedded = {
         "description": "One vector per input, with the node and router-computed timings",
-        "headers": done["headers"],
+        "headers": headers,
         "content": json_content(ref["embed.response"]),
         "links": done["links"],
     }
@@ -62,8 +69,9 @@ def inference_paths(ref: Refs) -> Spec:
             "post": operation(
                 "createInference",
                 "Run a chat completion on the best available node",
-                {"200": done, **errors(error, INFERENCE_ERRORS)},
+                {"200": done, **errors(error, (*INFERENCE_ERRORS, *IDEMPOTENCY_ERRORS))},
                 body=ref["inference.request"],
+                parameters=[IDEMPOTENCY_KEY, PREFER_WAIT],
             )
         },
         "/v1/embed": {
