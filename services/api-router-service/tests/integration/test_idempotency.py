@@ -114,8 +114,8 @@ async def test_a_key_that_is_not_1_to_255_printable_characters_is_refused(
             "/v1/inference",
             json=chat(),
             headers=[
-                ("X-API-Key", key),
-                ("Idempotency-Key", value.encode("latin-1")),  # type: ignore[list-item]
+                (b"X-API-Key", key.encode()),
+                (b"Idempotency-Key", value.encode("latin-1")),
             ],
         )
     assert response.status_code == 400, response.text

@@ -101,10 +101,11 @@ def _own_idempotency_key(case: schemathesis.Case[Any]) -> None:
     which is rightly a 422 (a key reused for another request), and a valid body answered
     422 reads as a rejection of valid data. Keys that do not fit are sent as generated
     (still answered 400)."""
-    headers = case.headers or {}
-    key = headers.get("Idempotency-Key")
+    if case.headers is None:
+        return
+    key = case.headers.get("Idempotency-Key")
     if isinstance(key, str) and re.fullmatch(KEY_PATTERN, key) and len(key) < 240:
-        headers["Idempotency-Key"] = f"{key}-{_RUN}-{next(_calls)}"
+        case.headers["Idempotency-Key"] = f"{key}-{_RUN}-{next(_calls)}"
 
 
 def _whole_floats_as_integers(value: Any) -> Any:
