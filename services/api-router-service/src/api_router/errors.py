@@ -66,6 +66,8 @@ CATALOG: Final[Mapping[str, ErrorKind]] = {
     "invalid_idempotency_key": ErrorKind(400, "invalid_request_error"),
     "idempotency_in_progress": ErrorKind(409, "invalid_request_error", retry_after_s=1),
     "idempotency_key_mismatch": ErrorKind(422, "invalid_request_error"),
+    # 410: the asynchronous job asked for was cancelled (DELETE) before it finished.
+    "job_cancelled": ErrorKind(410, "invalid_request_error"),
     # 408 / 413 / 415 / 431: how the request arrived.
     "request_timeout": ErrorKind(408, "invalid_request_error"),
     # Only ever an in-stream `error` event (the 200 has been sent): the client read a

@@ -99,7 +99,7 @@ class RequestContextMiddleware:
             nonlocal recorded
             if not recorded and context.billable and context.usage.identified:
                 recorded = True
-                _record_usage(services, context, status)
+                write_records(services, context, status)
 
         async def send_with_request_id(message: Message) -> None:
             nonlocal status
@@ -126,7 +126,7 @@ class RequestContextMiddleware:
         request_id_var.reset(token)
 
 
-def _record_usage(services: Services, context: RequestContext, status: int) -> None:
+def write_records(services: Services, context: RequestContext, status: int) -> None:
     """Hand the request's records to the exporter (one journal write) and the audit store
     (queued)."""
     audit = build_records(

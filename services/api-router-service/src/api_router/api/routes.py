@@ -25,6 +25,7 @@ from api_router.api.openapi import openapi_document
 from api_router.api.public.audit import audit_request, audit_requests
 from api_router.api.public.embeddings import embed, embeddings
 from api_router.api.public.inference import inference
+from api_router.api.public.inference_jobs import inference_job
 from api_router.api.public.metrics import metrics
 from api_router.api.public.openai_chat import chat_completions, models
 from api_router.api.public.status import healthz, readyz
@@ -43,6 +44,12 @@ def routes() -> list[Route]:
             inference,
             methods=["POST"],
             middleware=[*_auth("inference", billable=True), _IDEMPOTENT],
+        ),
+        Route(
+            "/v1/inference/{request_id}",
+            inference_job,
+            methods=["GET", "DELETE"],
+            middleware=_auth("inference"),
         ),
         Route(
             "/v1/chat/completions",

@@ -186,6 +186,14 @@ class IdempotencySettings(_Section, frozen=True):
     max_wait_s: Seconds = 60.0
 
 
+class JobsSettings(_Section, frozen=True):
+    # How long an asynchronous job (`Prefer: respond-async`) and its result are kept once
+    # it has ended (while it runs, it is kept).
+    retention_s: Annotated[int, msgspec.Meta(ge=1)] = 24 * 3600
+    # How often each replica looks for jobs whose replica died (their lease ran out).
+    sweep_interval_s: Seconds = 2.0
+
+
 class LimitsSettings(_Section, frozen=True):
     # The policies file (plans, tenants, model prices); none means no limits at all.
     # A relative path is read from the gateway's working directory.
@@ -227,5 +235,6 @@ class Settings(_Section, frozen=True):
     usage: UsageSettings = msgspec.field(default_factory=UsageSettings)
     audit: AuditSettings = msgspec.field(default_factory=AuditSettings)
     idempotency: IdempotencySettings = msgspec.field(default_factory=IdempotencySettings)
+    jobs: JobsSettings = msgspec.field(default_factory=JobsSettings)
     limits: LimitsSettings = msgspec.field(default_factory=LimitsSettings)
     telemetry: TelemetrySettings = msgspec.field(default_factory=TelemetrySettings)
