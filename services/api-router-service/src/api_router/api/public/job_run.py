@@ -76,7 +76,9 @@ async def run_job(
         raise
     except asyncio.CancelledError:
         context.billable = not stopping()
-        status = 499 if context.billable else status  # cancelled by its tenant
+        if context.billable:  # cancelled by its tenant
+            status = 499
+            facts.status = "cancelled"
         raise
     finally:
         telemetry.finish(status, JOB_ROUTE, context.error_code, facts)
