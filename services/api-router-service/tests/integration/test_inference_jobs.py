@@ -8,7 +8,9 @@ import asyncio
 from typing import Any
 
 import httpx
+from jsonschema import Draft202012Validator
 
+from api_router.contracts import load_contract
 from tests.support.fake_ollama import FakeOllama, fake_reply
 from tests.support.servers import eventually
 from tests.support.stack import Gateway, Stack, chat
@@ -63,8 +65,10 @@ async def test_a_job_is_accepted_at_once_and_answers_what_a_sync_call_would(
         "status": "queued",
         "object": "inference.job",
     }
+    Draft202012Validator(load_contract("inference.job")).validate(accepted.json())
     assert done.status_code == 200, done.text
     answer = done.json()
+    Draft202012Validator(load_contract("inference.response")).validate(answer)
     assert answer["id"] == request_id
     assert answer.keys() == sync.json().keys()
     assert answer["message"] == sync.json()["message"]

@@ -104,8 +104,7 @@ async def _answer(
         return _error(context, exc)
     context.usage.streamed = False  # relayed whole, to whoever asks for it
     try:
-        await running()
-        completion = await _collect(context, routed, stopping)
+        completion = await _collect(context, routed, running, stopping)
     except ShuttingDown:
         raise HandedOver from None
     except ApiError as exc:
@@ -114,7 +113,7 @@ async def _answer(
     usage = completion.usage
     response = InferenceResponse(
         id=context.request_id,
-        created=int(context.arrived_at),
+        created=job.created,  # submitted then (a run taken over started later)
         model=body.model,
         node_id=routed.streamed.node.node_id,
         message=completion.message,
@@ -128,7 +127,10 @@ async def _answer(
 
 
 async def _collect(
-    context: RequestContext, routed: routed_chat.RoutedStream, stopping: Callable[[], bool]
+    context: RequestContext,
+    routed: routed_chat.RoutedStream,
+    running: Callable[[], Awaitable[None]],
+    stopping: Callable[[], bool],
 ) -> Completion:
     """Wait for the job's final completion, handing a lost attempt to the next node while
     no text has come; settle what it cost however it ends (cancelled: what was generated;
@@ -138,6 +140,7 @@ async def _collect(
     handed_over = False
     observe = context.telemetry.dispatched
     try:
+        await running()
         while completion is None:
             try:
                 pieces = await routed.streamed.next(_WAIT_S)
