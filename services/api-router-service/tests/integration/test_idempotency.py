@@ -212,3 +212,23 @@ async def test_a_request_without_a_key_touches_no_idempotency_key(
 def _claimed(stack: Stack) -> bool:
     with stack.redis.client() as client:
         return bool(client.keys(f"{stack.prefix}:idem:*"))
+
+
+async def test_a_stream_that_ended_in_an_error_event_is_not_kept(
+    stack: Stack, fake_ollama: FakeOllama
+) -> None:
+    fake_ollama.stream_chunks = 10
+    fake_ollama.fail_after_chunks = 3
+    stack.worker("node-a")
+    key = await stack.create_key()
+    body = chat(stream=True)
+    async with stack.gateway() as gw:
+        await gw.wait_for_model("llama3.2")
+        broken = await gw.client.post("/v1/inference", json=body, headers=keyed(key, "s1"))
+        fake_ollama.fail_after_chunks = None
+        retried = await gw.client.post("/v1/inference", json=body, headers=keyed(key, "s1"))
+    assert broken.status_code == 200  # the error came as the stream's last event
+    assert parse_sse(broken.text)[0][-1].event == "error"
+    assert "idempotent-replayed" not in retried.headers
+    assert parse_sse(retried.text)[0][-1].event == "done"
+    assert len(fake_ollama.chats) == 2
