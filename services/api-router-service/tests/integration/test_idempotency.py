@@ -171,7 +171,7 @@ async def test_a_duplicate_while_the_first_runs_is_409_or_waits(
 ) -> None:
     stack.worker("node-a")
     key = await stack.create_key()
-    fake_ollama.delay_s = 1.0
+    fake_ollama.delay_s = 3.0  # the duplicates arrive while it runs, even on a busy machine
     async with stack.gateway() as gw:
         await gw.wait_for_model("llama3.2")
         first = asyncio.create_task(

@@ -139,7 +139,8 @@ async def test_a_finished_job_cannot_be_cancelled_and_expires_after_its_retentio
 ) -> None:
     stack.worker("node-a")
     key = await stack.create_key()
-    async with stack.gateway(jobs={"retention_s": 1}) as gw:
+    # Short enough to see it end, long enough for the DELETE to find it first.
+    async with stack.gateway(jobs={"retention_s": 3}) as gw:
         await gw.wait_for_model("llama3.2")
         accepted = await gw.client.post("/v1/inference", json=chat(), headers=as_key(key, **ASYNC))
         location = accepted.headers["location"]
