@@ -47,9 +47,13 @@ from api_router.auth.signature_verifier import SignatureVerifier
 from api_router.config.loader import require_kek, require_pepper
 from api_router.config.settings import Settings
 from api_router.dispatch.attempt_watch import AttemptWatch
+from api_router.dispatch.direct_nodes import DirectNodes
+from api_router.dispatch.direct_probe import DirectProber
 from api_router.dispatch.dispatcher import Dispatcher
 from api_router.dispatch.failover import Failover
+from api_router.dispatch.http_transport import HttpTransport
 from api_router.dispatch.reply_reader import ReplyReader
+from api_router.dispatch.transport import Transports
 from api_router.errors import ApiError, ShuttingDown, StoreUnavailable
 from api_router.graceful_shutdown import SHUTDOWN_STATE, GracefulShutdown
 from api_router.keyspace import Keyspace
@@ -123,6 +127,8 @@ async def _open_services(
     store_errors = StoreErrors()
     redis = connect(settings.redis, errors=store_errors)
     stack.push_async_callback(redis.aclose)
+    direct_nodes = DirectNodes(settings.direct)  # closed after the loops that use it stop
+    stack.push_async_callback(direct_nodes.aclose)
     health = HealthRegistry(redis, keys, settings.health)
     telemetry = Telemetry(settings.telemetry, lambda: health.snapshot)
     stack.callback(telemetry.shutdown)
@@ -152,10 +158,14 @@ async def _open_services(
     dispatcher = Dispatcher(
         redis, keys, replies, settings.dispatch, settings.stream, router.stream_ended
     )
+    transports = Transports(
+        dispatcher, HttpTransport(direct_nodes, settings.stream, router.stream_ended)
+    )
+    prober = DirectProber(direct_nodes, redis, keys, instance_id, health, router.breakers)
     failover = Failover(router.breakers, router.budget, settings.routing)
     shutdown = GracefulShutdown(
         settings.server.graceful_shutdown_s,
-        lambda: dispatcher.stop(ShuttingDown("the gateway shut down before the node answered")),
+        lambda: transports.stop(ShuttingDown("the gateway shut down before the node answered")),
     )
     audit = AuditStore(redis, keys, settings.audit)
     # Closed after its loops stop (pushed before them, so run after): ships what is queued.
@@ -185,6 +195,8 @@ async def _open_services(
         health=health,
         replies=replies,
         dispatcher=dispatcher,
+        transports=transports,
+        prober=prober,
         router=router,
         overrides=overrides,
         failover=failover,
@@ -205,6 +217,7 @@ async def _open_services(
         # Serve anyway: /readyz says not ready and the background tasks catch up when
         # Redis comes back.
         log.warning("starting not ready: %s", exc.for_operators)
+    await prober.probe_all()  # direct nodes are routable from the first request
     loops = {
         "health_registry": health.run(),
         "routing_overrides": overrides.run(),
@@ -216,6 +229,7 @@ async def _open_services(
         "key_events": key_events.run(),
         "key_last_used": last_used.run(),
         "budget_usage": budgets.run(),
+        "direct_probe": prober.run(),
     }
     for name, job in loops.items():
         task = asyncio.create_task(job, name=name)

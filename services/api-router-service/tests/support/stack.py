@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import itertools
+import json
 import os
 import time
 from collections.abc import AsyncIterator, Iterable
@@ -94,7 +95,8 @@ class Stack:
         for section, values in settings.items():
             for key, value in values.items():
                 if value is not None:
-                    env[f"API_ROUTER__{section.upper()}__{key.upper()}"] = str(value)
+                    text = json.dumps(value) if isinstance(value, list) else str(value)
+                    env[f"API_ROUTER__{section.upper()}__{key.upper()}"] = text
         return env
 
     def worker(

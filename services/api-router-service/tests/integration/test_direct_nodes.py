@@ -1,0 +1,220 @@
+"""Direct nodes (``transport: http``): the gateway calls a fake OpenAI-compatible server and
+the fake Ollama itself, whole and streamed, on both APIs; fails over to and from worker
+nodes; opens a node's breaker on failed probes; and probes each node from one replica."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.support.fake_ollama import FakeOllama
+from tests.support.fake_openai import FakeOpenAI
+from tests.support.limits import routes
+from tests.support.servers import eventually
+from tests.support.sse import parse_sse
+from tests.support.stack import Gateway, Stack, bearer, chat, node_health
+
+KEY = "sk-direct-0123456789"
+
+
+@pytest.fixture
+def vllm(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOpenAI]:
+    """A fake OpenAI-compatible server that wants a key (the gateway reads it from env)."""
+    monkeypatch.setenv("VLLM_KEY", KEY)
+    server = FakeOpenAI(models=["gpt-fake", "llama3.2"], api_key=KEY).start()
+    yield server
+    server.stop()
+
+
+def direct(node_id: str, url: str, flavour: str = "openai", **extra: Any) -> dict[str, Any]:
+    return {"node_id": node_id, "base_url": url, "flavour": flavour, **extra}
+
+
+def vllm_node(server: FakeOpenAI, **extra: Any) -> dict[str, Any]:
+    return direct("vllm-1", f"{server.url}/v1", pool="gpu", api_key_env="VLLM_KEY", **extra)
+
+
+async def post(gw: Gateway, key: str, **extra: Any) -> Any:
+    return await gw.client.post("/v1/inference", json=chat(**extra), headers=bearer(key))
+
+
+async def audited_node(gw: Gateway, request_id: str) -> str | None:
+    for _ in range(200):
+        record = await gw.services.audit.get(request_id)
+        if record is not None:
+            return record.node_id
+        await asyncio.sleep(0.025)
+    raise TimeoutError(f"no audit record for {request_id}")
+
+
+async def test_a_direct_openai_node_answers_whole_and_streamed_on_both_apis(
+    stack: Stack, vllm: FakeOpenAI
+) -> None:
+    key = await stack.create_key()
+    async with stack.gateway(direct={"nodes": [vllm_node(vllm)]}) as gw:
+        await gw.wait_for_model("gpt-fake")
+        whole = await post(gw, key, model="gpt-fake")
+        assert whole.status_code == 200, whole.text
+        body = whole.json()
+        assert body["node_id"] == "vllm-1"
+        assert whole.headers["x-route-node"] == "vllm-1"
+        assert whole.headers["x-route-attempts"] == "1"
+        assert body["message"]["content"].startswith("fake openai")
+        assert body["usage"]["completion_tokens"] > 0
+        assert body["timings"]["total_ms"] >= body["timings"]["inference_ms"] > 0
+        assert await audited_node(gw, whole.headers["x-request-id"]) == "vllm-1"
+
+        streamed = await post(gw, key, model="gpt-fake", stream=True)
+        assert streamed.status_code == 200, streamed.text
+        events, _ = parse_sse(streamed.text)
+        text = "".join(e.json()["delta"] for e in events if e.event == "chunk")
+        done = events[-1].json()
+        assert events[-1].event == "done" and done["node_id"] == "vllm-1"
+        assert text == body["message"]["content"]
+        assert done["usage"]["completion_tokens"] == body["usage"]["completion_tokens"]
+
+        openai_chat = {"model": "gpt-fake", "messages": [{"role": "user", "content": "hi"}]}
+        answer = await gw.client.post("/v1/chat/completions", json=openai_chat, headers=bearer(key))
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["choices"][0]["message"]["content"].startswith("fake openai")
+        assert answer.headers["x-route-node"] == "vllm-1"
+        chunks = await gw.client.post(
+            "/v1/chat/completions", json={**openai_chat, "stream": True}, headers=bearer(key)
+        )
+        frames, _ = parse_sse(chunks.text)
+        assert frames[-1].data == "[DONE]"
+        deltas = [f.json()["choices"][0]["delta"].get("content") or "" for f in frames[:-1]]
+        assert "".join(deltas).startswith("fake openai")
+
+        vectors = await gw.client.post(
+            "/v1/embeddings", json={"model": "gpt-fake", "input": ["a b", "c"]}, headers=bearer(key)
+        )
+        assert vectors.status_code == 200, vectors.text
+        assert [len(item["embedding"]) for item in vectors.json()["data"]] == [8, 8]
+    # The key went to the backend on every call (probes included), from the environment.
+    assert vllm.authorizations and set(vllm.authorizations) == {f"Bearer {KEY}"}
+    assert len(vllm.chats) == 4 and len(vllm.embeds) == 1
+
+
+async def test_a_direct_ollama_node_reports_its_loaded_models_and_answers(
+    stack: Stack, fake_ollama: FakeOllama
+) -> None:
+    fake_ollama.reset(available=["llama3.2:latest", "qwen2.5:7b"], loaded=["llama3.2:latest"])
+    key = await stack.create_key()
+    admin = await stack.create_key("ops", scopes=("admin",))
+    node = direct("gpu-box", fake_ollama.url, "ollama", max_concurrency=4)
+    async with stack.gateway(direct={"nodes": [node]}) as gw:
+        await gw.wait_for_model("qwen2.5:7b")
+        view = (await gw.client.get("/v1/admin/routing", headers=bearer(admin))).json()
+        [entry] = [n for n in view["nodes"] if n["node_id"] == "gpu-box"]
+        assert entry["transport"] == "http" and entry["state"] == "healthy"
+        assert entry["models_loaded"] == ["llama3.2:latest"]
+        assert entry["max_concurrency"] == 4 and entry["pool"] == "direct"
+        whole = await post(gw, key)
+        assert whole.status_code == 200, whole.text
+        assert whole.json()["node_id"] == "gpu-box"
+        assert whole.json()["message"]["content"].startswith("fake ollama")
+        streamed = await post(gw, key, stream=True)
+        events, _ = parse_sse(streamed.text)
+        assert events[-1].event == "done" and events[-1].json()["node_id"] == "gpu-box"
+        text = "".join(e.json()["delta"] for e in events if e.event == "chunk")
+        assert text == whole.json()["message"]["content"]
+        # The registry holds the probe's entry for the other replicas.
+        with stack.redis.client() as client:
+            assert client.hexists(stack.keys.health, "gpu-box")
+    assert len(fake_ollama.chats) == 2
+
+
+async def test_failover_from_a_direct_node_to_a_worker_node_and_back(
+    stack: Stack, vllm: FakeOpenAI
+) -> None:
+    stack.worker("node-a", pool="edge")
+    key = await stack.create_key()
+    limits = routes(stack.tmp, {"gpu": 1}, {"edge": 1})
+    async with stack.gateway(limits=limits, direct={"nodes": [vllm_node(vllm)]}) as gw:
+        await gw.wait_for_model("llama3.2", nodes=2)
+        vllm.fail_status = 503
+        whole = await post(gw, key)
+        assert whole.status_code == 200, whole.text
+        assert whole.json()["node_id"] == "node-a"
+        assert whole.headers["x-route-attempts"] == "2"
+        streamed = await post(gw, key, stream=True)
+        events, _ = parse_sse(streamed.text)
+        assert events[-1].event == "done" and events[-1].json()["node_id"] == "node-a"
+        assert streamed.headers["x-route-attempts"] == "2"
+        record = None
+        for _ in range(200):
+            record = await gw.services.audit.get(whole.headers["x-request-id"])
+            if record is not None:
+                break
+            await asyncio.sleep(0.025)
+        assert record is not None
+        assert [(t.node_id, t.error) for t in record.routing.tried] == [
+            ("vllm-1", "upstream_error"),
+            ("node-a", None),
+        ]
+        vllm.fail_status = None
+        back = await post(gw, key)
+        assert back.json()["node_id"] == "vllm-1"
+        assert back.headers["x-route-attempts"] == "1"
+
+
+async def test_failover_from_a_silent_worker_node_to_a_direct_node(
+    stack: Stack, vllm: FakeOpenAI
+) -> None:
+    # A node with a job stream but no worker: it never accepts.
+    stack.put_health(node_health("ghost", pool="edge", models_loaded=["llama3.2"]))
+    with stack.redis.client() as client:
+        client.xgroup_create(stack.keys.job_stream("ghost"), "workers", id="0", mkstream=True)
+    key = await stack.create_key()
+    limits = routes(stack.tmp, {"edge": 1}, {"gpu": 1})
+    async with stack.gateway(
+        limits=limits,
+        direct={"nodes": [vllm_node(vllm)]},
+        dispatch={"accept_timeout_s": 0.3},
+    ) as gw:
+        await gw.wait_for_model("llama3.2", nodes=2)
+        for stream in (False, True):
+            answer = await post(gw, key, stream=stream)
+            assert answer.status_code == 200, answer.text
+            assert answer.headers["x-route-node"] == "vllm-1"
+            assert answer.headers["x-route-attempts"] == "2"
+
+
+async def test_failed_probes_open_the_breaker_and_mark_the_node_unavailable(
+    stack: Stack, vllm: FakeOpenAI
+) -> None:
+    key = await stack.create_key()
+    settings = {"nodes": [vllm_node(vllm)], "probe_interval_s": 0.05}
+    async with stack.gateway(direct=settings, routing={"breaker_failures": 2}) as gw:
+        await gw.wait_for_model("gpt-fake")
+        vllm.api_key = "another key"  # from now on every probe is refused (401)
+        breakers = gw.services.router.breakers
+        await eventually(lambda: breakers.state("vllm-1") == "open", what="breaker open")
+        assert gw.services.health.snapshot.states["vllm-1"] == "unavailable"
+        refused = await post(gw, key, model="gpt-fake")
+        assert refused.status_code == 503
+        assert refused.json()["error"]["code"] == "no_capacity"
+
+
+async def test_one_replica_of_two_probes_a_direct_node_under_its_lease(
+    stack: Stack, vllm: FakeOpenAI
+) -> None:
+    settings = {"nodes": [vllm_node(vllm)], "probe_interval_s": 0.05}
+    async with (
+        stack.gateway(direct=settings, server={"instance_id": "gw-a"}) as a,
+        stack.gateway(direct=settings, server={"instance_id": "gw-b"}) as b,
+    ):
+        await a.wait_for_model("gpt-fake")
+        await b.wait_for_model("gpt-fake")
+        await asyncio.sleep(0.5)  # ten rounds of both replicas
+        probes = (a.services.prober.probes, b.services.prober.probes)
+        with stack.redis.client() as client:
+            holder = client.get(stack.keys.probe_lease("vllm-1"))
+        assert holder == b"gw-a"  # the replica that started first took it
+        assert probes[0] >= 5 and probes[1] == 0
+        # The replica that holds no lease routes by the entry the other one published.
+        assert b.services.health.snapshot.states["vllm-1"] == "healthy"
