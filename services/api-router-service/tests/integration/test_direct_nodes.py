@@ -218,3 +218,26 @@ async def test_one_replica_of_two_probes_a_direct_node_under_its_lease(
         assert probes[0] >= 5 and probes[1] == 0
         # The replica that holds no lease routes by the entry the other one published.
         assert b.services.health.snapshot.states["vllm-1"] == "healthy"
+
+
+async def test_without_redis_every_replica_probes_its_direct_nodes_itself(
+    own_redis_stack: Stack, vllm: FakeOpenAI
+) -> None:
+    stack = own_redis_stack
+    settings = {"nodes": [vllm_node(vllm)], "probe_interval_s": 0.05}
+    async with (
+        stack.gateway(direct=settings, health={"fresh_s": 1.0}, server={"instance_id": "a"}) as a,
+        stack.gateway(direct=settings, health={"fresh_s": 1.0}, server={"instance_id": "b"}) as b,
+    ):
+        await b.wait_for_model("gpt-fake")
+        assert b.services.prober.probes == 0  # a holds the lease
+        stack.redis.stop()
+        before = vllm.authorizations.count(f"Bearer {KEY}")
+        await asyncio.sleep(1.5)  # longer than fresh_s: entries not renewed would be stale
+        for gw in (a, b):
+            assert gw.services.prober.probes > 5
+            assert gw.services.health.snapshot.states["vllm-1"] == "healthy"
+            assert [n.node_id for n in gw.services.health.snapshot.candidates("gpt-fake")] == [
+                "vllm-1"
+            ]
+        assert vllm.authorizations.count(f"Bearer {KEY}") - before > 10  # both probed it
