@@ -16,6 +16,7 @@ from tests.support.limits import routes
 from tests.support.servers import eventually
 from tests.support.sse import parse_sse
 from tests.support.stack import Gateway, Stack, bearer, chat, node_health
+from tests.support.usage_topic import TopicReader
 
 KEY = "sk-direct-0123456789"
 
@@ -241,3 +242,32 @@ async def test_without_redis_every_replica_probes_its_direct_nodes_itself(
                 "vllm-1"
             ]
         assert vllm.authorizations.count(f"Bearer {KEY}") - before > 10  # both probed it
+
+
+async def test_a_redis_outage_is_served_by_direct_nodes_in_local_only_mode(
+    own_redis_stack: Stack, vllm: FakeOpenAI
+) -> None:
+    stack = own_redis_stack
+    stack.worker("node-a", pool="edge")
+    key = await stack.create_key()
+    limits = routes(stack.tmp, {"edge": 1}, {"gpu": 1})  # the streams node first
+    sent: set[str] = set()
+    async with stack.gateway(limits=limits, direct={"nodes": [vllm_node(vllm)]}) as gw:
+        await gw.wait_for_model("llama3.2", nodes=2)
+        warm = await post(gw, key)
+        assert warm.headers["x-route-node"] == "node-a"
+        stack.redis.stop()
+        # The key as last verified, the plan's fail_open local limits, the direct node by
+        # its own probes; the streams node skipped at once (its stream is out of reach).
+        for stream in (False, False, True, False):
+            answer = await post(gw, key, stream=stream)
+            assert answer.status_code == 200, answer.text
+            assert answer.headers["x-route-node"] == "vllm-1"
+            assert answer.headers["x-route-attempts"] == "1"
+            sent.add(answer.headers["x-request-id"])
+        stack.redis.start()  # the same port, empty
+        await eventually(lambda: gw.services.usage.depth == 0, 30, "spool drained")
+    records = await TopicReader(stack.broker.bootstrap, stack.usage_topic).read_covering(sent)
+    assert {
+        r["request_id"]: r["node_id"] for r in records if r["request_id"] in sent
+    } == dict.fromkeys(sent, "vllm-1")

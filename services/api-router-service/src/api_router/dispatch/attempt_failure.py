@@ -43,6 +43,17 @@ class NodeFull(JobNotAccepted):
         super().__init__("no_capacity", f"node {node_id} is full", retryable=True, node_fault=False)
 
 
+class NodeOutOfReach(NodeFull):
+    """A streams node while Redis is away (its stream cannot be written): skipped like a
+    full node, so a direct node of the plan still serves (local-only mode); when no node
+    can, the request gets the store's own 503."""
+
+    def __init__(self, node_id: str, store: ApiError) -> None:
+        super().__init__(node_id)
+        self.code, self.message, self.headers = store.code, store.message, dict(store.headers)
+        self.args = (store.message,)
+
+
 def attempt_lost(node_id: str, why: str) -> AttemptFailed:
     """An accepted attempt whose worker is taken for dead: silent, or gone from the health
     registry. Another node may take the job over (the lost one is cancelled)."""

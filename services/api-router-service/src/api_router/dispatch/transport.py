@@ -8,7 +8,8 @@ node's ``transport`` (its health entry says it).
 
 Both answer the same two calls, fail in the same terms (``attempt_failure.py``) and hand
 a stream to the relay as a ``JobStream``, so that everything above (failover, breakers,
-usage, audit, the response) is one code path for both.
+usage, audit, the response) is one code path for both. While Redis is away a streams node
+is skipped at once (``NodeOutOfReach``) and the plan's direct nodes serve: local-only mode.
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ import asyncio
 from typing import Protocol
 
 from api_router.chat import StreamPiece
+from api_router.dispatch.attempt_failure import NodeOutOfReach
 from api_router.dispatch.dispatcher import Dispatched, Dispatcher
 from api_router.dispatch.http_transport import HttpTransport
 from api_router.dispatch.protocol import Job
 from api_router.dispatch.streamed_job import DispatchObserver, Outcome
-from api_router.errors import ShuttingDown
+from api_router.errors import ShuttingDown, StoreUnavailable
 from api_router.routing.node_health import NodeHealth
 
 
@@ -52,14 +54,20 @@ class Transports:
     async def dispatch(self, job: Job, node: NodeHealth, observe: DispatchObserver) -> Dispatched:
         if node.transport == "http":
             return await self.direct.dispatch(job, node, observe)
-        return await self.streams.dispatch(job, node, observe)
+        try:
+            return await self.streams.dispatch(job, node, observe)
+        except StoreUnavailable as exc:
+            raise NodeOutOfReach(node.node_id, exc) from None
 
     async def stream(
         self, job: Job, node: NodeHealth, observe: DispatchObserver, overflowed: asyncio.Event
     ) -> JobStream:
         if node.transport == "http":
             return await self.direct.stream(job, node, observe, overflowed)
-        return await self.streams.stream(job, node, observe, overflowed)
+        try:
+            return await self.streams.stream(job, node, observe, overflowed)
+        except StoreUnavailable as exc:
+            raise NodeOutOfReach(node.node_id, exc) from None
 
     def stop(self, error: ShuttingDown) -> None:
         """Shutdown: end every wait with ``error`` and refuse new attempts."""
