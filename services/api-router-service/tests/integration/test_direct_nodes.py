@@ -265,6 +265,12 @@ async def test_a_redis_outage_is_served_by_direct_nodes_in_local_only_mode(
             assert answer.headers["x-route-node"] == "vllm-1"
             assert answer.headers["x-route-attempts"] == "1"
             sent.add(answer.headers["x-request-id"])
+        ready = await gw.client.get("/v1/status/readyz")
+        assert ready.status_code == 200
+        assert ready.json()["components"]["redis"] == {
+            "status": "degraded",
+            "detail": "redis did not answer PING; local-only mode: 1 direct node(s) serve",
+        }
         stack.redis.start()  # the same port, empty
         await eventually(lambda: gw.services.usage.depth == 0, 30, "spool drained")
     records = await TopicReader(stack.broker.bootstrap, stack.usage_topic).read_covering(sent)
