@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from api_router.errors import ShuttingDown
 from tests.support.fake_ollama import FakeOllama
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.limits import routes
@@ -277,3 +278,22 @@ async def test_a_redis_outage_is_served_by_direct_nodes_in_local_only_mode(
     assert {
         r["request_id"]: r["node_id"] for r in records if r["request_id"] in sent
     } == dict.fromkeys(sent, "vllm-1")
+
+
+async def test_calls_in_flight_to_a_direct_node_are_answered_shutting_down(
+    stack: Stack, vllm: FakeOpenAI
+) -> None:
+    key = await stack.create_key()
+    async with stack.gateway(direct={"nodes": [vllm_node(vllm)]}) as gw:
+        await gw.wait_for_model("gpt-fake")
+        vllm.delay_s = 5.0
+        calls = [
+            asyncio.create_task(post(gw, key, model="gpt-fake", stream=stream))
+            for stream in (False, True)
+        ]
+        await eventually(lambda: len(vllm.chats) == 2, what="both calls at the backend")
+        gw.services.transports.stop(ShuttingDown("the gateway shut down"))
+        answers = await asyncio.gather(*calls)
+        assert [a.status_code for a in answers] == [503, 503]
+        assert {a.json()["error"]["code"] for a in answers} == {"shutting_down"}
+        assert gw.services.transports.direct.nodes.get("vllm-1").inflight == 0  # type: ignore[union-attr]
