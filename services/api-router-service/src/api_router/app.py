@@ -44,6 +44,7 @@ from api_router.auth.last_used import LastUsedRecorder
 from api_router.auth.nonce_ledger import NonceLedger
 from api_router.auth.secret_box import SecretBox
 from api_router.auth.signature_verifier import SignatureVerifier
+from api_router.config.last_known_good import LastKnownGood, Saved
 from api_router.config.loader import require_kek, require_pepper
 from api_router.config.settings import Settings
 from api_router.dispatch.attempt_watch import AttemptWatch
@@ -197,6 +198,7 @@ async def _open_services(
         dispatcher=dispatcher,
         transports=transports,
         prober=prober,
+        last_known_good=LastKnownGood(settings.last_known_good),
         router=router,
         overrides=overrides,
         failover=failover,
@@ -214,9 +216,10 @@ async def _open_services(
         await health.refresh()
         await overrides.refresh()
     except StoreUnavailable as exc:
-        # Serve anyway: /readyz says not ready and the background tasks catch up when
-        # Redis comes back.
+        # Serve anyway: /readyz says not ready (or local-only, with direct nodes) and the
+        # background tasks catch up when Redis comes back.
         log.warning("starting not ready: %s", exc.for_operators)
+        await _restore(services)
     await prober.probe_all()  # direct nodes are routable from the first request
     loops = {
         "health_registry": health.run(),
@@ -230,6 +233,9 @@ async def _open_services(
         "key_last_used": last_used.run(),
         "budget_usage": budgets.run(),
         "direct_probe": prober.run(),
+        "last_known_good": services.last_known_good.run(
+            lambda: Saved(overrides.read_at, list(overrides.stored), key_store.verified())
+        ),
     }
     for name, job in loops.items():
         task = asyncio.create_task(job, name=name)
@@ -239,6 +245,20 @@ async def _open_services(
     if not await key_events.wait_subscribed(_SUBSCRIBE_WAIT_S):
         log.warning("key change notices not subscribed at start-up; keys cached for 1 s")
     return services
+
+
+async def _restore(services: Services) -> None:
+    """Start-up without Redis: the last-known-good cache's overrides and keys, if trusted."""
+    saved = await services.last_known_good.load()
+    if saved is None:
+        return
+    if saved.overrides_read_at is not None:
+        services.overrides.restore(saved.overrides)
+    services.key_store.restore(saved.keys)
+    log.warning(
+        "serving from the last-known-good cache",
+        extra={"overrides": len(saved.overrides), "keys": len(saved.keys)},
+    )
 
 
 def _tenant_auth(policies: PolicySource, tenant: str) -> AuthMode:

@@ -9,6 +9,7 @@ from starlette.types import Scope
 
 from api_router.auth.authenticator import Authenticator
 from api_router.auth.key_store import KeyStore
+from api_router.config.last_known_good import LastKnownGood
 from api_router.config.settings import Settings
 from api_router.dispatch.direct_probe import DirectProber
 from api_router.dispatch.dispatcher import Dispatcher
@@ -42,6 +43,7 @@ class Services:
     dispatcher: Dispatcher  # the streams transport
     transports: Transports  # both transports: what requests dispatch through
     prober: DirectProber  # health of the direct nodes
+    last_known_good: LastKnownGood  # what serves a start-up without Redis
     router: Router
     overrides: OverrideStore
     failover: Failover

@@ -297,3 +297,35 @@ async def test_calls_in_flight_to_a_direct_node_are_answered_shutting_down(
         assert [a.status_code for a in answers] == [503, 503]
         assert {a.json()["error"]["code"] for a in answers} == {"shutting_down"}
         assert gw.services.transports.direct.nodes.get("vllm-1").inflight == 0  # type: ignore[union-attr]
+
+
+async def test_a_gateway_restarted_while_redis_is_down_serves_from_its_last_known_good_cache(
+    own_redis_stack: Stack, vllm: FakeOpenAI
+) -> None:
+    stack = own_redis_stack
+    key = await stack.create_key()
+    admin = await stack.create_key("ops", scopes=("admin",))
+    nodes = [vllm_node(vllm), {**vllm_node(vllm), "node_id": "vllm-2"}]
+    cache: dict[str, Any] = {"path": str(stack.tmp / "lkg.sqlite"), "save_interval_s": 0.05}
+    settings: dict[str, dict[str, Any]] = {"direct": {"nodes": nodes}, "last_known_good": cache}
+    async with stack.gateway(**settings) as gw:
+        await gw.wait_for_model("gpt-fake", nodes=2)
+        drained = await gw.client.post(
+            "/v1/admin/routing/nodes/vllm-2/drain", json={"reason": "r"}, headers=bearer(admin)
+        )
+        assert drained.status_code == 201, drained.text
+        assert (await post(gw, key, model="gpt-fake")).status_code == 200  # the key verified
+        await asyncio.sleep(0.3)  # a few saves
+    stack.redis.stop()
+    async with stack.gateway(**settings) as gw:
+        await gw.wait_for_model("gpt-fake", nodes=2)
+        for _ in range(5):
+            answer = await post(gw, key, model="gpt-fake")
+            assert answer.status_code == 200, answer.text
+            assert answer.headers["x-route-node"] == "vllm-1"  # vllm-2 stays drained
+        ready = (await gw.client.get("/v1/status/readyz")).json()
+        assert "from the last-known-good cache" in ready["components"]["redis"]["detail"]
+    stale = {"last_known_good": {**cache, "max_age_s": 0.001}}
+    async with stack.gateway(**{**settings, **stale}) as gw:
+        refused = await post(gw, key, model="gpt-fake")
+        assert refused.status_code == 503  # the key is too old to be trusted

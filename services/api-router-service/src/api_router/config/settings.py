@@ -178,6 +178,17 @@ class DirectSettings(_Section, frozen=True):
             raise ValueError("direct.nodes has two nodes with the same node_id")
 
 
+class LastKnownGoodSettings(_Section, frozen=True):
+    # Where each gateway keeps what it needs to serve its direct nodes if it starts while
+    # Redis is away: the routing overrides in force and the API keys it has verified, as
+    # Redis last held them (secrets only hashed or sealed). One file per gateway process.
+    path: str = ".run/last-known-good.sqlite"
+    # What is older than this (since it was last read from Redis) is not trusted.
+    max_age_s: Seconds = 86_400.0
+    # How often the file is rewritten, off the request path.
+    save_interval_s: Seconds = 5.0
+
+
 class KafkaSettings(_Section, frozen=True):
     # The broker usage records go to; `api-router dev` points it at its own broker.
     bootstrap_servers: str = "127.0.0.1:9092"
@@ -257,6 +268,7 @@ class Settings(_Section, frozen=True):
     health: HealthSettings = msgspec.field(default_factory=HealthSettings)
     routing: RoutingSettings = msgspec.field(default_factory=RoutingSettings)
     direct: DirectSettings = msgspec.field(default_factory=DirectSettings)
+    last_known_good: LastKnownGoodSettings = msgspec.field(default_factory=LastKnownGoodSettings)
     kafka: KafkaSettings = msgspec.field(default_factory=KafkaSettings)
     usage: UsageSettings = msgspec.field(default_factory=UsageSettings)
     audit: AuditSettings = msgspec.field(default_factory=AuditSettings)
