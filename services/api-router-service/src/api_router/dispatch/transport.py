@@ -57,7 +57,7 @@ class Transports:
         try:
             return await self.streams.dispatch(job, node, observe)
         except StoreUnavailable as exc:
-            raise NodeOutOfReach(node.node_id, exc) from None
+            raise NodeOutOfReach(node.node_id, exc) from exc
 
     async def stream(
         self, job: Job, node: NodeHealth, observe: DispatchObserver, overflowed: asyncio.Event
@@ -67,7 +67,7 @@ class Transports:
         try:
             return await self.streams.stream(job, node, observe, overflowed)
         except StoreUnavailable as exc:
-            raise NodeOutOfReach(node.node_id, exc) from None
+            raise NodeOutOfReach(node.node_id, exc) from exc
 
     def stop(self, error: ShuttingDown) -> None:
         """Shutdown: end every wait with ``error`` and refuse new attempts."""
