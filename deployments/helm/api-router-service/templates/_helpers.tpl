@@ -68,7 +68,8 @@ router.yaml: the user's config with the settings that must match the pod put on 
 {{- define "api-router.routerConfig" -}}
 {{- $owned := dict
   "server" (dict "host" "0.0.0.0" "port" (include "api-router.port" . | int))
-  "usage" (dict "spool_dir" (printf "%s/usage-spool" (include "api-router.dataDir" .))) }}
+  "usage" (dict "spool_dir" (printf "%s/usage-spool" (include "api-router.dataDir" .)))
+  "last_known_good" (dict "path" (printf "%s/last-known-good.sqlite" (include "api-router.dataDir" .))) }}
 {{- if .Values.policies.enabled }}
 {{- $_ := set $owned "limits" (dict "policies_file" (printf "%s/policies.yaml" (include "api-router.policiesDir" .))) }}
 {{- end }}

@@ -47,12 +47,17 @@ from api_router.auth.last_used import LastUsedRecorder
 from api_router.auth.nonce_ledger import NonceLedger
 from api_router.auth.secret_box import SecretBox
 from api_router.auth.signature_verifier import SignatureVerifier
+from api_router.config.last_known_good import LastKnownGood, Saved
 from api_router.config.loader import require_kek, require_pepper
 from api_router.config.settings import Settings
 from api_router.dispatch.attempt_watch import AttemptWatch
+from api_router.dispatch.direct_nodes import DirectNodes
+from api_router.dispatch.direct_probe import DirectProber
 from api_router.dispatch.dispatcher import Dispatcher
 from api_router.dispatch.failover import Failover
+from api_router.dispatch.http_transport import HttpTransport
 from api_router.dispatch.reply_reader import ReplyReader
+from api_router.dispatch.transport import Transports
 from api_router.errors import ApiError, ShuttingDown, StoreUnavailable
 from api_router.graceful_shutdown import SHUTDOWN_STATE, GracefulShutdown
 from api_router.idempotency.key_claims import KeyClaims
@@ -129,6 +134,8 @@ async def _open_services(
     store_errors = StoreErrors()
     redis = connect(settings.redis, errors=store_errors)
     stack.push_async_callback(redis.aclose)
+    direct_nodes = DirectNodes(settings.direct)  # closed after the loops that use it stop
+    stack.push_async_callback(direct_nodes.aclose)
     health = HealthRegistry(redis, keys, settings.health)
     telemetry = Telemetry(settings.telemetry, lambda: health.snapshot)
     stack.callback(telemetry.shutdown)
@@ -158,10 +165,14 @@ async def _open_services(
     dispatcher = Dispatcher(
         redis, keys, replies, settings.dispatch, settings.stream, router.stream_ended
     )
+    transports = Transports(
+        dispatcher, HttpTransport(direct_nodes, settings.stream, router.stream_ended)
+    )
+    prober = DirectProber(direct_nodes, redis, keys, instance_id, health, router.breakers)
     failover = Failover(router.breakers, router.budget, settings.routing)
     shutdown = GracefulShutdown(
         settings.server.graceful_shutdown_s,
-        lambda: dispatcher.stop(ShuttingDown("the gateway shut down before the node answered")),
+        lambda: transports.stop(ShuttingDown("the gateway shut down before the node answered")),
     )
     audit = AuditStore(redis, keys, settings.audit)
     # Closed after its loops stop (pushed before them, so run after): ships what is queued.
@@ -191,6 +202,9 @@ async def _open_services(
         health=health,
         replies=replies,
         dispatcher=dispatcher,
+        transports=transports,
+        prober=prober,
+        last_known_good=LastKnownGood(settings.last_known_good),
         router=router,
         overrides=overrides,
         failover=failover,
@@ -215,9 +229,11 @@ async def _open_services(
         await health.refresh()
         await overrides.refresh()
     except StoreUnavailable as exc:
-        # Serve anyway: /readyz says not ready and the background tasks catch up when
-        # Redis comes back.
+        # Serve anyway: /readyz says not ready (or local-only, with direct nodes) and the
+        # background tasks catch up when Redis comes back.
         log.warning("starting not ready: %s", exc.for_operators)
+        await _restore(services)
+    await prober.probe_all()  # direct nodes are routable from the first request
     loops = {
         "health_registry": health.run(),
         "routing_overrides": overrides.run(),
@@ -229,6 +245,10 @@ async def _open_services(
         "key_events": key_events.run(),
         "key_last_used": last_used.run(),
         "budget_usage": budgets.run(),
+        "direct_probe": prober.run(),
+        "last_known_good": services.last_known_good.run(
+            lambda: Saved(overrides.read_at, list(overrides.stored), key_store.verified())
+        ),
     }
     for name, job in loops.items():
         task = asyncio.create_task(job, name=name)
@@ -249,6 +269,20 @@ def _open_job_runner(services: Services, stack: AsyncExitStack) -> JobRunner:
     stack.push_async_callback(stop_task, sweep)
     stack.push_async_callback(runner.stop)
     return runner
+
+
+async def _restore(services: Services) -> None:
+    """Start-up without Redis: the last-known-good cache's overrides and keys, if trusted."""
+    saved = await services.last_known_good.load()
+    if saved is None:
+        return
+    if saved.overrides_read_at is not None:
+        services.overrides.restore(saved.overrides)
+    services.key_store.restore(saved.keys)
+    log.warning(
+        "serving from the last-known-good cache",
+        extra={"overrides": len(saved.overrides), "keys": len(saved.keys)},
+    )
 
 
 def _tenant_auth(policies: PolicySource, tenant: str) -> AuthMode:

@@ -42,6 +42,12 @@ class Keyspace:
         stream's hash tag: the worker checks it and writes ``accepted`` there in one script."""
         return f"{reply_stream}:cancel:{request_id}:{attempt}"
 
+    def probe_lease(self, node_id: str) -> str:
+        """The id of the replica that probes one direct node (``direct.nodes``); taken with
+        ``SET NX PX`` and renewed by its holder each round, it expires three probe
+        intervals after the holder's last round, so another replica takes over."""
+        return f"{self.prefix}:probe-lease:{node_id}"
+
     @property
     def routing_overrides(self) -> str:
         """Hash override id -> Override JSON (admin routing overrides). No TTL on the hash:

@@ -87,6 +87,7 @@ def test_containers_run_real_commands_with_settings_the_loader_reads(
     # Everything the gateway writes is on a writable volume: its root is read-only.
     router = yaml.safe_load(find(objects, "ConfigMap", "-config")["data"]["router.yaml"])
     assert gateway.writable(router["usage"]["spool_dir"])
+    assert gateway.writable(str(Path(router["last_known_good"]["path"]).parent))
     assert gateway.writable(gateway.image.env["API_ROUTER__USAGE__SPOOL_DIR"])
     assert gateway.writable("/tmp")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import itertools
+import json
 import os
 import time
 from collections.abc import AsyncIterator, Iterable
@@ -94,7 +95,8 @@ class Stack:
         for section, values in settings.items():
             for key, value in values.items():
                 if value is not None:
-                    env[f"API_ROUTER__{section.upper()}__{key.upper()}"] = str(value)
+                    text = json.dumps(value) if isinstance(value, list) else str(value)
+                    env[f"API_ROUTER__{section.upper()}__{key.upper()}"] = text
         return env
 
     def worker(
@@ -146,7 +148,12 @@ class Stack:
         self, name: str, check: str, port: int, sections: dict[str, dict[str, Any]]
     ) -> GatewayProcess:
         spool = {"spool_dir": str(self.tmp / f"{name}-spool")}
-        sections = {**sections, "usage": {**spool, **sections.get("usage", {})}}
+        lkg = {"path": str(self.tmp / f"{name}-last-known-good.sqlite")}
+        sections = {
+            **sections,
+            "usage": {**spool, **sections.get("usage", {})},
+            "last_known_good": {**lkg, **sections.get("last_known_good", {})},
+        }
         gateway = GatewayProcess(self.env(**sections), self.tmp, name, port)
         gateway.start()
         self._processes.append(gateway)
@@ -155,8 +162,11 @@ class Stack:
 
     @asynccontextmanager
     async def gateway(self, **sections: dict[str, Any]) -> AsyncIterator[Gateway]:
-        spool = self.tmp / f"in-process-{next(self._gateways)}-spool"
-        app = create_app(self.settings(**{"usage": {"spool_dir": str(spool)}, **sections}))
+        number = next(self._gateways)
+        spool = self.tmp / f"in-process-{number}-spool"
+        lkg = {"path": str(self.tmp / f"in-process-{number}-last-known-good.sqlite")}
+        own = {"usage": {"spool_dir": str(spool)}, "last_known_good": lkg}
+        app = create_app(self.settings(**{**own, **sections}))
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:

@@ -29,7 +29,7 @@ from api_router.auth.key_record import (
     bound_to,
 )
 from api_router.auth.secret_box import SealedSecretError, SecretBox
-from api_router.errors import ApiError
+from api_router.errors import ApiError, StoreUnavailable
 from api_router.keyspace import Keyspace
 from api_router.redis_store import Redis, lua_script, store_errors
 
@@ -64,6 +64,10 @@ class KeyStore:
         self._cache_ttl_s = cache_ttl_s
         self._clock = clock
         self._cache: dict[str, tuple[float, KeyEntry | None]] = {}
+        # The last record read of each key, kept through blanket invalidations: what the
+        # gateway serves by while Redis cannot be read (local-only mode).
+        # With the time each was read (for the last-known-good cache's age).
+        self._verified: dict[str, tuple[float, KeyEntry | None]] = {}
         # Bumped by every invalidation: a lookup that raced one does not cache what it read.
         self._generation = 0
         self.subscribed = False
@@ -78,11 +82,20 @@ class KeyStore:
         if cached is not None and cached[0] > now:
             return cached[1]
         generation = self._generation
-        record = await self.read(key_id)
+        try:
+            record = await self.read(key_id)
+        except StoreUnavailable:
+            if key_id not in self._verified:
+                raise
+            # Local-only mode: Redis is away, so nobody can change the key there either;
+            # its last verified record serves until Redis answers again.
+            return self._verified[key_id][1]
         entry = None if record is None else KeyEntry(record, self._open_secrets(record))
         if generation == self._generation:
             if len(self._cache) >= _MAX_CACHED:
                 self._cache.clear()
+                self._verified.clear()
+            self._verified[key_id] = (time.time(), entry)
             ttl = (
                 self._cache_ttl_s
                 if self.subscribed
@@ -90,6 +103,16 @@ class KeyStore:
             )
             self._cache[key_id] = (now + ttl, entry)
         return entry
+
+    def verified(self) -> list[tuple[float, KeyRecord]]:
+        """The records read from Redis and still believed, each with when it was read."""
+        return [(at, entry.record) for at, entry in self._verified.values() if entry is not None]
+
+    def restore(self, records: Iterable[tuple[float, KeyRecord]]) -> None:
+        """Records from the last-known-good cache: served only while Redis is away (a
+        read that succeeds replaces them)."""
+        for at, record in records:
+            self._verified[record.id] = (at, KeyEntry(record, self._open_secrets(record)))
 
     async def get(self, key_id: str) -> KeyRecord | None:
         entry = await self.lookup(key_id)
@@ -102,6 +125,7 @@ class KeyStore:
             self._cache.clear()
         else:
             self._cache.pop(key_id, None)
+            self._verified.pop(key_id, None)
 
     # -- reads for the admin API ------------------------------------------------------
 

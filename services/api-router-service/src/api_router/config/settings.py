@@ -136,6 +136,59 @@ class RoutingSettings(_Section, frozen=True):
     overrides_refresh_s: Seconds = 1.0
 
 
+class DirectNode(_Section, frozen=True):
+    """A backend the gateway calls itself (``transport: http``): a datacenter server that
+    the gateway can reach, so that no worker or Redis stream sits in between."""
+
+    node_id: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
+    # The server's base URL (an OpenAI-compatible server's may end in /v1).
+    base_url: Annotated[str, msgspec.Meta(pattern=r"^https?://")]
+    # The API it speaks: the backend adapter the gateway calls it through.
+    flavour: Literal["ollama", "openai"] = "openai"
+    pool: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] = "direct"
+    # Its share of its pool's traffic against the pool's other nodes (all 1: even).
+    weight: Annotated[float, msgspec.Meta(gt=0, le=1000)] = 1.0
+    # Requests this gateway has in flight to it at most (also its connection limit); a
+    # node at the limit is skipped as full.
+    max_concurrency: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 32
+    # Its API key, if it wants one: from this environment variable (read at start) or
+    # this file (a mounted secret, re-read when it changes). Never in this file itself.
+    api_key_env: str | None = None
+    api_key_file: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.api_key_env is not None and self.api_key_file is not None:
+            raise ValueError("a direct node takes api_key_env or api_key_file, not both")
+
+
+class DirectSettings(_Section, frozen=True):
+    # The direct nodes (an environment override gives them as a JSON list).
+    nodes: list[DirectNode] = msgspec.field(default_factory=list)
+    # How often a direct node is probed (its model list; with Ollama, its loaded models)
+    # by the one replica that holds its probe lease.
+    probe_interval_s: Seconds = 2.0
+    # A probe not answered within this counts as a failure (for the node's breaker).
+    probe_timeout_s: Seconds = 2.0
+    # Time to open a new connection to a direct node (inside the request's deadline).
+    connect_timeout_s: Seconds = 1.0
+
+    def __post_init__(self) -> None:
+        ids = [node.node_id for node in self.nodes]
+        if len(set(ids)) != len(ids):
+            raise ValueError("direct.nodes has two nodes with the same node_id")
+
+
+class LastKnownGoodSettings(_Section, frozen=True):
+    # Where each gateway keeps what it needs to serve its direct nodes if it starts while
+    # Redis is away: the routing overrides in force and the API keys it has verified, as
+    # Redis last held them (secrets only hashed or sealed). One file per gateway process.
+    path: str = ".run/last-known-good.sqlite"
+    # What is older than this (since it was last read from Redis) is not trusted.
+    max_age_s: Seconds = 86_400.0
+    # How often the file is rewritten, off the request path.
+    save_interval_s: Seconds = 5.0
+
+
 class KafkaSettings(_Section, frozen=True):
     # The broker usage records go to; `api-router dev` points it at its own broker.
     bootstrap_servers: str = "127.0.0.1:9092"
@@ -231,6 +284,8 @@ class Settings(_Section, frozen=True):
     stream: StreamSettings = msgspec.field(default_factory=StreamSettings)
     health: HealthSettings = msgspec.field(default_factory=HealthSettings)
     routing: RoutingSettings = msgspec.field(default_factory=RoutingSettings)
+    direct: DirectSettings = msgspec.field(default_factory=DirectSettings)
+    last_known_good: LastKnownGoodSettings = msgspec.field(default_factory=LastKnownGoodSettings)
     kafka: KafkaSettings = msgspec.field(default_factory=KafkaSettings)
     usage: UsageSettings = msgspec.field(default_factory=UsageSettings)
     audit: AuditSettings = msgspec.field(default_factory=AuditSettings)

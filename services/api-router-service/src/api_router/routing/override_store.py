@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import cast
 
 import msgspec
@@ -41,6 +41,7 @@ class OverrideStore:
         self._clock = clock
         self._stored: tuple[Override, ...] = ()
         self._current = OverrideSet()
+        self.read_at: float | None = None  # when Redis last answered (epoch seconds)
 
     @property
     def current(self) -> OverrideSet:
@@ -57,8 +58,19 @@ class OverrideStore:
                 with store_errors("routing overrides"):
                     await self._redis.hdel(self._keys.routing_overrides, *expired)
             self._stored = tuple(stored)
+            self.read_at = now
         finally:
             self._current = OverrideSet.of(self._stored, now)
+
+    @property
+    def stored(self) -> tuple[Override, ...]:
+        """The overrides as Redis last held them (expired ones included)."""
+        return self._stored
+
+    def restore(self, overrides: Iterable[Override]) -> None:
+        """Overrides from the last-known-good cache, until Redis can be read."""
+        self._stored = tuple(overrides)
+        self._current = OverrideSet.of(self._stored, self._clock())
 
     async def read(self) -> list[Override]:
         with store_errors("routing overrides"):

@@ -31,7 +31,8 @@ from api_router.auth.authenticator import Principal
 from api_router.chat import Completion, Usage
 from api_router.dispatch.attempt_failure import AttemptFailed
 from api_router.dispatch.protocol import JobPayload
-from api_router.dispatch.streamed_job import Outcome, StreamedJob
+from api_router.dispatch.streamed_job import Outcome
+from api_router.dispatch.transport import JobStream
 from api_router.errors import ApiError, ShuttingDown
 from api_router.idempotency.stored_answer import StoredAnswer
 from api_router.jobs.job_store import JobRequest
@@ -39,7 +40,7 @@ from api_router.services import Services
 
 # The route jobs are counted under in the request metrics and the access log.
 JOB_ROUTE: Final = "/v1/inference (async)"
-# `StreamedJob.next` returns empty-handed after this long without an event (a stream's
+# `JobStream.next` returns empty-handed after this long without an event (a stream's
 # heartbeat); a job has nobody to send one to, so it just waits again.
 _WAIT_S: Final = 5.0
 
@@ -194,7 +195,7 @@ def _error(context: RequestContext, error: ApiError) -> StoredAnswer:
     return StoredAnswer(context.request_id, context.usage.model, error.status, headers, body)
 
 
-def _timings(context: RequestContext, streamed: StreamedJob) -> Timings:
+def _timings(context: RequestContext, streamed: JobStream) -> Timings:
     done_at = streamed.done_at or time.perf_counter()
     total = time.perf_counter() - context.telemetry.started
     queue = streamed.accepted_at - streamed.submitted_at
