@@ -17,7 +17,7 @@ from typing import cast
 from api_router.dispatch.protocol import Event, ProtocolError
 from api_router.errors import StoreUnavailable
 from api_router.keyspace import REPLY_STREAM_TTL_S
-from api_router.redis_store import Redis, store_errors
+from api_router.redis_store import Redis, lua_script, store_errors
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +125,7 @@ class ReplyWaiter:
 class ReplyReader:
     def __init__(self, redis: Redis, stream: str) -> None:
         self._redis = redis
+        self._open = redis.register_script(lua_script(__package__, "open_reply_stream"))
         self.stream = stream
         self._waiters: dict[str, ReplyWaiter] = {}
         self._last_id = b"0-0"
@@ -213,10 +214,6 @@ class ReplyReader:
 
     async def _create_stream(self) -> None:
         with store_errors("the reply stream"):
-            pipe = self._redis.pipeline(transaction=True)
-            pipe.xadd(self.stream, {"type": "open"})
-            pipe.xtrim(self.stream, maxlen=0)
-            pipe.expire(self.stream, REPLY_STREAM_TTL_S)
-            entry_id, _, _ = await pipe.execute()
+            entry_id = await self._open(keys=[self.stream], args=[REPLY_STREAM_TTL_S])
         if self._last_id == b"0-0":
             self._last_id = entry_id
