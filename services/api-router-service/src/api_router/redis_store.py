@@ -235,6 +235,13 @@ class _CountingClusterPipeline(ClusterPipeline):
             raise RedisUnreachable(self.server, exc) from exc
 
 
+async def learn_topology(redis: Redis) -> None:
+    """Make a cluster client learn which node serves which slot, if it has not yet: its
+    pub/sub picks the node to subscribe on from that map. Nothing to do in other modes."""
+    if isinstance(redis, aioredis.RedisCluster) and redis._initialize:
+        await redis.initialize()
+
+
 async def get_many(redis: Redis, keys: Sequence[str]) -> list[bytes | None]:
     """``GET`` of each of ``keys`` in one round trip per node: unlike ``MGET``, the keys
     need not share a slot on a cluster. Not atomic (nothing that calls it needs that)."""

@@ -8,14 +8,15 @@ import itertools
 import os
 import time
 from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
+from contextlib import AbstractContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, Protocol
 
 import httpx
 import msgspec
 from starlette.applications import Starlette
+from typing_extensions import TypeVar
 
 from api_router.app import create_app
 from api_router.auth.key_record import AuthMode, IssuedKey
@@ -28,6 +29,22 @@ from api_router.routing.node_health import NodeHealth, health_encoder
 from api_router.services import Services
 from tests.support.processes import GatewayProcess, WorkerProcess
 from tests.support.servers import RedisServer, TansuBroker, wait_until
+
+
+class RedisStore(Protocol):
+    """What a stack runs on: a standalone server, a cluster or a Sentinel-managed primary."""
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """The ``redis`` settings section that points at it."""
+        ...
+
+    def client(self) -> AbstractContextManager[Any]:
+        """A sync client of it."""
+        ...
+
+
+R = TypeVar("R", bound=RedisStore, default=RedisServer)
 
 PEPPER = "test-pepper-0123456789abcdef0123456789"
 KEK = base64.b64encode(bytes(range(32))).decode()
@@ -60,10 +77,11 @@ class Gateway:
             await asyncio.sleep(0.02)
 
 
-class Stack:
+class Stack(Generic[R]):
     def __init__(
-        self, redis: RedisServer, broker: TansuBroker, prefix: str, tmp: Path, ollama_url: str
+        self, redis: R, broker: TansuBroker, prefix: str, tmp: Path, ollama_url: str
     ) -> None:
+        """``redis``: a standalone server, a cluster or a Sentinel-managed primary."""
         self.redis = redis
         self.broker = broker
         self.prefix = prefix
@@ -76,7 +94,7 @@ class Stack:
 
     def settings(self, **sections: dict[str, Any]) -> Settings:
         tree: dict[str, Any] = {name: dict(values) for name, values in BASE_SETTINGS.items()}
-        tree["redis"] = {"url": self.redis.url, "key_prefix": self.prefix}
+        tree["redis"] = {**self.redis.settings, "key_prefix": self.prefix}
         tree["kafka"] = {
             "bootstrap_servers": self.broker.bootstrap,
             "usage_topic": self.usage_topic,

@@ -27,6 +27,7 @@ _BATCH = 512
 # per-event path: each read is then a single XREAD.
 _UPKEEP_INTERVAL_S = 1.0
 _RETRY_DELAY_S = (0.05, 0.1, 0.25, 0.5, 1.0)
+_UNREADABLE = "the reply stream is unavailable, retry shortly"
 
 
 class ReplyWaiter:
@@ -160,10 +161,16 @@ class ReplyReader:
         while True:
             try:
                 batch = await self._read_batch()
-            except StoreUnavailable:
+            except StoreUnavailable as exc:
                 delay = _RETRY_DELAY_S[min(failures, len(_RETRY_DELAY_S) - 1)]
                 if failures == 0:
                     log.warning("reply stream unreadable; retrying", extra={"stream": self.stream})
+                # redis-py has retried already: Redis is away, not blinking. The events of the
+                # requests waiting now may never come (a failover loses what the old primary
+                # had not replicated yet), so they end now with the 503 rather than wait out
+                # their timeouts; requests submitted once Redis is back read normally.
+                for waiter in self.waiting():
+                    waiter.interrupt(StoreUnavailable(_UNREADABLE, server=exc.server))
                 failures += 1
                 await asyncio.sleep(delay)
                 continue

@@ -19,7 +19,7 @@ import msgspec
 
 from api_router.errors import StoreUnavailable
 from api_router.keyspace import Keyspace
-from api_router.redis_store import Redis, store_errors
+from api_router.redis_store import Redis, learn_topology, store_errors
 from api_router.routing.override_set import Override, OverrideSet, override_decoder
 
 log = logging.getLogger(__name__)
@@ -104,6 +104,7 @@ class OverrideStore:
         pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
         try:
             with store_errors("routing overrides"):
+                await learn_topology(self._redis)
                 await pubsub.subscribe(self._keys.routing_changes)
             await self.refresh()  # what changed while we were not subscribed
             while True:
