@@ -6,6 +6,8 @@ import asyncio
 import base64
 import itertools
 import os
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Iterable
 from contextlib import AbstractContextManager, asynccontextmanager
@@ -207,6 +209,11 @@ class Stack(Generic[R]):
             yield KeyStore(client, self.keys, PEPPER, 0.0, SecretBox(base64.b64decode(KEK)))
         finally:
             await client.aclose()
+
+    def cli(self, *argv: str) -> subprocess.CompletedProcess[bytes]:
+        """``api-router <argv>`` run as a process configured like this stack's gateways."""
+        command = [sys.executable, "-m", "api_router", *argv]
+        return subprocess.run(command, env=self.env(), capture_output=True, timeout=60)
 
     def put_health(self, node: NodeHealth) -> None:
         """Write a node entry directly, as a worker would (for nodes with no process)."""
