@@ -43,11 +43,19 @@ _UNAVAILABLE = (
 # redis-py raises its generic cluster exception when no seed node answers or the nodes
 # that answer do not cover every slot: unavailable too. Its other uses are bugs.
 _CLUSTER_UNREACHABLE = ("Redis Cluster cannot be connected", "All slots are not covered")
+# uvloop raises RuntimeError, not an OSError, when redis-py writes to a connection that the
+# server has just closed (seen when a Sentinel-managed primary dies mid-handshake).
+_CLOSED_TRANSPORT = "unable to perform operation on <TCPTransport closed=True"
+# What the adapter catches to look at: `_unavailable` tells which of them mean "Redis is
+# unavailable"; the rest are re-raised untouched.
+_CAUGHT = (*_UNAVAILABLE, redis_errors.RedisClusterException, RuntimeError)
 
 
 def _unavailable(exc: BaseException) -> bool:
     if isinstance(exc, _UNAVAILABLE):
         return True
+    if isinstance(exc, RuntimeError):
+        return str(exc).startswith(_CLOSED_TRANSPORT)
     return isinstance(exc, redis_errors.RedisClusterException) and str(exc).startswith(
         _CLUSTER_UNREACHABLE
     )
@@ -163,7 +171,9 @@ class _CountingRedis(aioredis.Redis):
     async def execute_command(self, *args: Any, **options: Any) -> Any:
         try:
             return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
-        except _UNAVAILABLE as exc:
+        except _CAUGHT as exc:
+            if not _unavailable(exc):
+                raise
             self.errors.by_command[str(args[0]).upper()] += 1
             raise RedisUnreachable(self.server, exc) from exc
 
@@ -188,7 +198,9 @@ class _CountingPipeline(aioredis.client.Pipeline):
     async def execute(self, raise_on_error: bool = True) -> list[Any]:
         try:
             return await super().execute(raise_on_error)
-        except _UNAVAILABLE as exc:
+        except _CAUGHT as exc:
+            if not _unavailable(exc):
+                raise
             self.errors.by_command["MULTI" if self.is_transaction else "PIPELINE"] += 1
             raise RedisUnreachable(self.server, exc) from exc
 
@@ -202,7 +214,7 @@ class _CountingCluster(aioredis.RedisCluster):
     async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
         try:
             return await super().execute_command(*args, **kwargs)
-        except (*_UNAVAILABLE, redis_errors.RedisClusterException) as exc:
+        except _CAUGHT as exc:
             if not _unavailable(exc):
                 raise
             self.errors.by_command[str(args[0]).upper()] += 1
@@ -228,7 +240,7 @@ class _CountingClusterPipeline(ClusterPipeline):
     ) -> list[Any]:
         try:
             return await super().execute(raise_on_error, allow_redirections)
-        except (*_UNAVAILABLE, redis_errors.RedisClusterException) as exc:
+        except _CAUGHT as exc:
             if not _unavailable(exc):
                 raise
             self.errors.by_command["PIPELINE"] += 1
@@ -262,7 +274,7 @@ def store_errors(what: str) -> Iterator[None]:
     """Turn Redis being unreachable during ``what`` into ``StoreUnavailable``."""
     try:
         yield
-    except (*_UNAVAILABLE, redis_errors.RedisClusterException) as exc:
+    except _CAUGHT as exc:
         if not _unavailable(exc):
             raise
         server = exc.server if isinstance(exc, RedisUnreachable) else None
@@ -271,6 +283,17 @@ def store_errors(what: str) -> Iterator[None]:
         if str(exc).startswith("NOGROUP"):
             raise MissingConsumerGroup(str(exc)) from None
         raise
+
+
+def connection_lost(error: StoreUnavailable) -> bool:
+    """``error`` came from Redis refusing or dropping the connection (a server that went
+    away or was demoted, a cluster that is down), not from an answer that was too slow:
+    what Redis held may be gone (a failover loses what was not replicated yet), whereas a
+    slow Redis still has it."""
+    cause = error.__context__
+    if isinstance(cause, RedisUnreachable):
+        cause = cause.__cause__
+    return not isinstance(cause, redis_errors.TimeoutError | TimeoutError)
 
 
 def lua_script(package: str, name: str) -> str:

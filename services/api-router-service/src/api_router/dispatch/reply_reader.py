@@ -17,7 +17,7 @@ from typing import cast
 from api_router.dispatch.protocol import Event, ProtocolError
 from api_router.errors import StoreUnavailable
 from api_router.keyspace import REPLY_STREAM_TTL_S
-from api_router.redis_store import Redis, lua_script, store_errors
+from api_router.redis_store import Redis, connection_lost, lua_script, store_errors
 
 log = logging.getLogger(__name__)
 
@@ -165,12 +165,14 @@ class ReplyReader:
                 delay = _RETRY_DELAY_S[min(failures, len(_RETRY_DELAY_S) - 1)]
                 if failures == 0:
                     log.warning("reply stream unreadable; retrying", extra={"stream": self.stream})
-                # redis-py has retried already: Redis is away, not blinking. The events of the
-                # requests waiting now may never come (a failover loses what the old primary
-                # had not replicated yet), so they end now with the 503 rather than wait out
-                # their timeouts; requests submitted once Redis is back read normally.
-                for waiter in self.waiting():
-                    waiter.interrupt(StoreUnavailable(_UNREADABLE, server=exc.server))
+                # Refused or dropped after redis-py's own retries: Redis is gone, not
+                # blinking, and the events of the requests waiting now may never come (a
+                # failover loses what the old primary had not replicated yet). They end now
+                # with the 503 rather than wait out their timeouts. A Redis that is only
+                # slow keeps them: it still holds their events.
+                if connection_lost(exc):
+                    for waiter in self.waiting():
+                        waiter.interrupt(StoreUnavailable(_UNREADABLE, server=exc.server))
                 failures += 1
                 await asyncio.sleep(delay)
                 continue

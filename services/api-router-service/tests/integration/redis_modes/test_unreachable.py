@@ -43,5 +43,6 @@ async def test_nobody_answering_is_the_catalogs_503(
     assert (error.code, CATALOG[error.code].status) == ("service_unavailable", 503)
     assert error.message == "the key store is unavailable, retry shortly"
     assert error.server == shown.format(port=port)
+    assert error.for_operators.endswith(f"{error.server}: check it runs, or set redis.nodes)")
     assert "s3cret" not in error.for_operators
     assert errors.by_command["GET"] == 1
