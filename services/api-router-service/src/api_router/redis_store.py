@@ -213,6 +213,12 @@ class _CountingCluster(aioredis.RedisCluster):
 
     async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
         try:
+            if self._initialize:
+                # Learn the slot map before sending: commands that raced a first (or
+                # renewed) discovery were seen going to the wrong node, and the MOVED
+                # storm that followed made redis-py reset connections other commands
+                # were using (lost commands; a limiter that failed open).
+                await self.initialize()
             return await super().execute_command(*args, **kwargs)
         except _CAUGHT as exc:
             if not _unavailable(exc):
