@@ -10,6 +10,8 @@ Request path, outermost first (read top to bottom)::
     Router
       AuthMiddleware(scope)    per route: RFC 9421 signature or API key, then the route's
                                scope (a signed body's digest is checked when it is read)
+      IdempotencyMiddleware    chat routes, requests with an Idempotency-Key only: claim
+                               the key, or replay its stored answer (one Redis round trip)
       handler                  body limits, decode, admit (api/limits.py: limits and budget,
                                one Redis round trip), route, dispatch, respond, settle
 """
@@ -33,6 +35,7 @@ from starlette.middleware import Middleware
 
 from api_router.api.error_responses import render_error
 from api_router.api.openapi import build_openapi
+from api_router.api.public.job_runner import JOB_RUNNER_STATE, JobRunner
 from api_router.api.request_context import RequestContextMiddleware
 from api_router.api.routes import routes
 from api_router.api.shutdown_middleware import ShutdownMiddleware
@@ -52,7 +55,9 @@ from api_router.dispatch.failover import Failover
 from api_router.dispatch.reply_reader import ReplyReader
 from api_router.errors import ApiError, ShuttingDown, StoreUnavailable
 from api_router.graceful_shutdown import SHUTDOWN_STATE, GracefulShutdown
-from api_router.keyspace import Keyspace
+from api_router.idempotency.key_claims import KeyClaims
+from api_router.jobs.job_store import JobStore
+from api_router.keyspace import IDEMPOTENCY_LEASE_GRACE_S, Keyspace
 from api_router.limiter.admission import Admission
 from api_router.limiter.budget_usage import BudgetUsage
 from api_router.limiter.month_usage import MonthUsage
@@ -91,6 +96,7 @@ def create_app(settings: Settings) -> Starlette:
         async with AsyncExitStack() as stack:
             services = await _open_services(settings, pepper, box, instance_id, policies, stack)
             app.state.services = services
+            setattr(app.state, JOB_RUNNER_STATE, _open_job_runner(services, stack))
             log.info("gateway ready", extra={"instance_id": instance_id})
             # The server finds the shutdown here and runs it before it stops listening.
             yield {SHUTDOWN_STATE: services.shutdown}
@@ -196,6 +202,13 @@ async def _open_services(
         usage=usage,
         audit=audit,
         openapi=json.dumps(build_openapi()).encode(),
+        idempotency=KeyClaims(
+            redis,
+            keys,
+            settings.idempotency.retention_s,
+            settings.dispatch.request_timeout_s + IDEMPOTENCY_LEASE_GRACE_S,
+        ),
+        jobs=JobStore(redis, keys, settings.jobs.retention_s),
     )
     try:
         await replies.open()
@@ -225,6 +238,17 @@ async def _open_services(
     if not await key_events.wait_subscribed(_SUBSCRIBE_WAIT_S):
         log.warning("key change notices not subscribed at start-up; keys cached for 1 s")
     return services
+
+
+def _open_job_runner(services: Services, stack: AsyncExitStack) -> JobRunner:
+    """The runner of asynchronous jobs and its sweep for jobs of dead replicas. Stopped
+    before the clients close: its runs are left to other replicas, not charged here."""
+    runner = JobRunner(services)
+    sweep = asyncio.create_task(runner.sweep(), name="job_sweeper")
+    services.background["job_sweeper"] = sweep
+    stack.push_async_callback(stop_task, sweep)
+    stack.push_async_callback(runner.stop)
+    return runner
 
 
 def _tenant_auth(policies: PolicySource, tenant: str) -> AuthMode:

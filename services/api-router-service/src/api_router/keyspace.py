@@ -16,6 +16,8 @@ budget(tenant)         ``{tenant}``             the tenant's limits (admit, sett
 api_key(id)            the whole key            alone (swap_record); see ``tenant_keys``
 tenant_keys(tenant)    the whole key            alone (written before the record)
 tenants                the whole key            alone (written before ``tenant_keys``)
+idempotency(digest)    ``{digest}``             alone (claim, settle)
+job(request id)        ``{request id}``         alone (lease, end); ``active_jobs`` after
 nonce, health, ...     the whole key            alone
 =====================  =======================  =========================================
 
@@ -147,6 +149,31 @@ class Keyspace:
         by tenant, like the limits it is checked with."""
         return f"{self.prefix}:budget:{{{tenant}}}"
 
+    def idempotency(self, scope_digest: str) -> str:
+        """One Idempotency-Key of one tenant (``scope_digest``: a hash of both, so no
+        character of the client's key reaches a key name or a hash tag). A string: the
+        state (running / done), the request's fingerprint, the claim's owner and then the
+        running request's id or the stored answer. While running it expires after the
+        request deadline plus ``IDEMPOTENCY_LEASE_GRACE_S`` (a gateway that died mid-request
+        frees the key); once done, after ``idempotency.retention_s``. Tagged by the digest:
+        single-key scripts, spread over every slot."""
+        return f"{self.prefix}:idem:{{{scope_digest}}}"
+
+    def job(self, request_id: str) -> str:
+        """Hash of one asynchronous job (``Prefer: respond-async``): its tenant and key, the
+        request body, state, owner replica and owner lease, and once finished its stored
+        answer. Expires ``jobs.retention_s`` after it was submitted, and again that long
+        after it finished. Tagged by the request id: single-key scripts."""
+        return f"{self.prefix}:job:{{{request_id}}}"
+
+    @property
+    def active_jobs(self) -> str:
+        """Sorted set request_id -> owner lease expiry (epoch ms) of the asynchronous jobs
+        not yet finished, so that a replica finds jobs whose owner died without a scan.
+        Bounded by the jobs in flight: a job leaves it when it finishes, is cancelled, or
+        is found gone. No TTL (it empties itself)."""
+        return f"{self.prefix}:jobs-active"
+
     @property
     def tenants(self) -> str:
         """Set of the tenants that have had a key (the admins' tenant listing, without a
@@ -157,6 +184,16 @@ class Keyspace:
 # A replica refreshes its reply stream's TTL on every read (at least once a second), so
 # the stream outlives any pause of the replica but vanishes soon after it is gone.
 REPLY_STREAM_TTL_S = 300
+
+# A running Idempotency-Key claim outlives its request's deadline by this much: room for the
+# answer to be written and for a graceful shutdown, yet a dead gateway's claim ends soon.
+IDEMPOTENCY_LEASE_GRACE_S = 60
+
+# The replica running an asynchronous job renews its lease this often (and sees a DELETE
+# then); a lease not renewed for JOB_LEASE_S means the replica is gone, and another one
+# takes the job over.
+JOB_RENEW_S = 1.0
+JOB_LEASE_S = 10.0
 
 # The months a tenant's usage hash keeps: this one and the twelve before it.
 USAGE_MONTHS_KEPT = 13

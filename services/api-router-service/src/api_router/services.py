@@ -14,6 +14,8 @@ from api_router.dispatch.dispatcher import Dispatcher
 from api_router.dispatch.failover import Failover
 from api_router.dispatch.reply_reader import ReplyReader
 from api_router.graceful_shutdown import GracefulShutdown
+from api_router.idempotency.key_claims import KeyClaims
+from api_router.jobs.job_store import JobStore
 from api_router.keyspace import Keyspace
 from api_router.limiter.admission import Admission
 from api_router.limiter.month_usage import MonthUsage
@@ -49,6 +51,8 @@ class Services:
     usage: UsageExporter
     audit: AuditStore
     openapi: bytes
+    idempotency: KeyClaims
+    jobs: JobStore
     # Long-running tasks of this replica by name; /healthz fails when one has stopped.
     background: dict[str, asyncio.Task[None]] = field(default_factory=dict)
 

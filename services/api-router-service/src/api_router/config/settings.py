@@ -203,6 +203,23 @@ class AuditSettings(_Section, frozen=True):
     retention_s: Annotated[int, msgspec.Meta(ge=60)] = 7 * 24 * 3600
 
 
+class IdempotencySettings(_Section, frozen=True):
+    # How long the final answer to a request with an Idempotency-Key is kept (and replayed
+    # to a retry with the same key); the key can be used again for another request after it.
+    retention_s: Annotated[int, msgspec.Meta(ge=60)] = 24 * 3600
+    # A client's `Prefer: wait=N` on a retry whose first request still runs waits at most
+    # this long for its answer (then 409 idempotency_in_progress).
+    max_wait_s: Seconds = 60.0
+
+
+class JobsSettings(_Section, frozen=True):
+    # How long an asynchronous job (`Prefer: respond-async`) and its result are kept once
+    # it has ended (while it runs, it is kept).
+    retention_s: Annotated[int, msgspec.Meta(ge=1)] = 24 * 3600
+    # How often each replica looks for jobs whose replica died (their lease ran out).
+    sweep_interval_s: Seconds = 2.0
+
+
 class LimitsSettings(_Section, frozen=True):
     # The policies file (plans, tenants, model prices); none means no limits at all.
     # A relative path is read from the gateway's working directory.
@@ -243,5 +260,7 @@ class Settings(_Section, frozen=True):
     kafka: KafkaSettings = msgspec.field(default_factory=KafkaSettings)
     usage: UsageSettings = msgspec.field(default_factory=UsageSettings)
     audit: AuditSettings = msgspec.field(default_factory=AuditSettings)
+    idempotency: IdempotencySettings = msgspec.field(default_factory=IdempotencySettings)
+    jobs: JobsSettings = msgspec.field(default_factory=JobsSettings)
     limits: LimitsSettings = msgspec.field(default_factory=LimitsSettings)
     telemetry: TelemetrySettings = msgspec.field(default_factory=TelemetrySettings)
