@@ -86,7 +86,8 @@ flush, and 10 s for closing clients.
 {{- add .Values.gateway.preStopSleepSeconds $drain $flush 10 }}
 {{- end }}
 
-{{/* The environment of every api-router container: secrets as API_ROUTER__* overrides. */}}
+{{/* The environment of every api-router container: secrets as API_ROUTER__* overrides
+(the standalone URL, and the passwords of a cluster's nodes or of a Sentinel setup). */}}
 {{- define "api-router.redisUrlEnv" -}}
 {{- if .Values.redisUrlSecret.name }}
 - name: API_ROUTER__REDIS__URL
@@ -94,6 +95,22 @@ flush, and 10 s for closing clients.
     secretKeyRef:
       name: {{ .Values.redisUrlSecret.name }}
       key: {{ .Values.redisUrlSecret.key }}
+{{- end }}
+{{- with .Values.redisPasswordSecret }}
+{{- if .name }}
+- name: API_ROUTER__REDIS__PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ .name }}
+      key: {{ .passwordKey }}
+{{- if .sentinelPasswordKey }}
+- name: API_ROUTER__REDIS__SENTINEL_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ .name }}
+      key: {{ .sentinelPasswordKey }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- end }}
 

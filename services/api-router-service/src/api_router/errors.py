@@ -140,7 +140,13 @@ class StoreUnavailable(ApiError):
         """The message with the Redis URL that was tried, and where it is configured."""
         if self.server is None:
             return self.message
-        return f"{self.message} (Redis at {self.server}: check it runs, or set redis.url)"
+        # A cluster's or Sentinels' label (redis_store.connect) names the nodes tried.
+        setting = (
+            "redis.nodes"
+            if self.server.startswith(("redis cluster", "redis sentinel"))
+            else "redis.url"
+        )
+        return f"{self.message} (Redis at {self.server}: check it runs, or set {setting})"
 
 
 class ShuttingDown(ApiError):

@@ -1,7 +1,34 @@
 """Every Redis key the gateway and the workers use, in one place.
 
-Keys that a single script or pipeline touches together share a ``{hash tag}`` so they live
-in one slot on Redis Cluster. ``prefix`` comes from ``redis.key_prefix``.
+``prefix`` comes from ``redis.key_prefix``. On Redis Cluster a key's slot is the CRC16 of
+its ``{hash tag}`` when it has one, else of the whole key. Every Lua script's keys share
+one tag, so each script runs on one node, atomically; there is no MULTI anywhere (the
+cluster client refuses one). Each key's docstring says its slot:
+
+=====================  =======================  =========================================
+key                    slot                     touched together with
+=====================  =======================  =========================================
+job_stream(node)       ``{node}``               nothing else (bounded_add, ack_and_trim)
+reply_stream(replica)  ``{replica}``            its cancel keys (emit, open_reply_stream)
+cancel(...)            ``{replica}``            its reply stream (emit)
+limit(tenant, ...)     ``{tenant}``             the tenant's other limits and budget
+budget(tenant)         ``{tenant}``             the tenant's limits (admit, settle)
+api_key(id)            the whole key            alone (swap_record); see ``tenant_keys``
+tenant_keys(tenant)    the whole key            alone (written before the record)
+tenants                the whole key            alone (written before ``tenant_keys``)
+idempotency(digest)    ``{digest}``             alone (claim, settle)
+job(request id)        ``{request id}``         alone (lease, end); ``active_jobs`` after
+nonce, health, ...     the whole key            alone
+=====================  =======================  =========================================
+
+Creating a key touches three slots, so it is three steps in a safe order (the tenant, then
+the tenant's key set, then the record: an interrupted creation leaves a listed id without
+a record, which listings skip). Reads of many keys across slots (``get_many``) are
+pipelines of single-key commands, split per node by the cluster client.
+
+The two pub/sub channels (``key_events``, ``routing_changes``) are not keys: a ``PUBLISH``
+on any node of a cluster is forwarded to every node, so a replica subscribed anywhere
+hears it (``SPUBLISH`` would keep it within one shard; see docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -19,7 +46,8 @@ class Keyspace:
     @property
     def health(self) -> str:
         """Hash node_id -> NodeHealth JSON. No TTL: a worker deletes its field on shutdown,
-        and gateways remove fields silent for ``health.forget_after_s``."""
+        and gateways remove fields silent for ``health.forget_after_s``. Single-key: its
+        slot is the whole key's."""
         return f"{self.prefix}:health"
 
     def job_stream(self, node_id: str) -> str:
@@ -52,7 +80,8 @@ class Keyspace:
     def routing_overrides(self) -> str:
         """Hash override id -> Override JSON (admin routing overrides). No TTL on the hash:
         an override's own ``expires_at`` ends it, and replicas delete expired fields when
-        they re-read the hash (every ``routing.overrides_refresh_s``)."""
+        they re-read the hash (every ``routing.overrides_refresh_s``). Single-key: written,
+        then announced on ``routing_changes`` (two commands, no MULTI)."""
         return f"{self.prefix}:routing-overrides"
 
     @property
@@ -62,11 +91,14 @@ class Keyspace:
         return f"{self.prefix}:routing-changes"
 
     def api_key(self, key_id: str) -> str:
-        """KeyRecord JSON of one API key. No TTL: keys live until deleted."""
+        """KeyRecord JSON of one API key. No TTL: keys live until deleted. Untagged (keys
+        are found by id alone, so the id's slot is the key's): written last on creation."""
         return f"{self.prefix}:key:{key_id}"
 
     def tenant_keys(self, tenant: str) -> str:
-        """Set of the key ids of one tenant (listing keys without a scan). No TTL."""
+        """Set of the key ids of one tenant (listing keys without a scan). No TTL. Its own
+        slot: an id is added before its record is written, so a listing may meet an id
+        without a record (skipped), never a record without an id."""
         return f"{self.prefix}:tenant-keys:{tenant}"
 
     @property
@@ -78,7 +110,7 @@ class Keyspace:
     @property
     def key_last_used(self) -> str:
         """Hash key_id -> epoch seconds of its last successful use. No TTL (one small field
-        per key); each replica writes a key's field at most once a minute."""
+        per key); each replica writes a key's field at most once a minute. Single-key."""
         return f"{self.prefix}:key-last-used"
 
     def nonce(self, key_id: str, nonce: str) -> str:
@@ -151,7 +183,7 @@ class Keyspace:
     @property
     def tenants(self) -> str:
         """Set of the tenants that have had a key (the admins' tenant listing, without a
-        scan). No TTL: one small member per tenant."""
+        scan). No TTL: one small member per tenant. Single-key, written first on creation."""
         return f"{self.prefix}:tenants"
 
 

@@ -36,6 +36,8 @@ CLUSTER_SECRETS = {
     "api-router-secrets": {"pepper": PEPPER, "kek": KEK},
     "vllm-api-key": {"api-key": "sk-vllm-0123456789"},
 }
+# The Redis examples' passwords (cluster nodes, Sentinels), in the same outside Secret.
+REDIS_PASSWORDS = {"redis-password": "s3cret-data", "sentinel-password": "s3cret-sentinel"}
 MOCK_WORKER = {"name": "mock-0", "pool": "edge", "backend": "mock", "models": "mock"}
 
 
@@ -59,7 +61,8 @@ def containers(
     objects: list[dict[str, Any]], root: Path, redis_url: str = ""
 ) -> tuple[Container, list[Container]]:
     """The gateway container and every worker container of the rendered chart."""
-    secrets = {**CLUSTER_SECRETS, "api-router-redis": {"redis-url": redis_url}}
+    redis = {"redis-url": redis_url, **REDIS_PASSWORDS}
+    secrets = {**CLUSTER_SECRETS, "api-router-redis": redis}
     pod = gateway_workload(objects)["spec"]["template"]["spec"]
     gateway = pod_container(pod, "gateway", objects, root / "gateway", secrets)
     workers = [

@@ -7,16 +7,19 @@ import base64
 import itertools
 import json
 import os
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
+from contextlib import AbstractContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, Protocol
 
 import httpx
 import msgspec
 from starlette.applications import Starlette
+from typing_extensions import TypeVar
 
 from api_router.app import create_app
 from api_router.auth.key_record import AuthMode, IssuedKey
@@ -29,6 +32,22 @@ from api_router.routing.node_health import NodeHealth, health_encoder
 from api_router.services import Services
 from tests.support.processes import GatewayProcess, WorkerProcess
 from tests.support.servers import RedisServer, TansuBroker, wait_until
+
+
+class RedisStore(Protocol):
+    """What a stack runs on: a standalone server, a cluster or a Sentinel-managed primary."""
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """The ``redis`` settings section that points at it."""
+        ...
+
+    def client(self) -> AbstractContextManager[Any]:
+        """A sync client of it."""
+        ...
+
+
+R = TypeVar("R", bound=RedisStore, default=RedisServer)
 
 PEPPER = "test-pepper-0123456789abcdef0123456789"
 KEK = base64.b64encode(bytes(range(32))).decode()
@@ -61,10 +80,11 @@ class Gateway:
             await asyncio.sleep(0.02)
 
 
-class Stack:
+class Stack(Generic[R]):
     def __init__(
-        self, redis: RedisServer, broker: TansuBroker, prefix: str, tmp: Path, ollama_url: str
+        self, redis: R, broker: TansuBroker, prefix: str, tmp: Path, ollama_url: str
     ) -> None:
+        """``redis``: a standalone server, a cluster or a Sentinel-managed primary."""
         self.redis = redis
         self.broker = broker
         self.prefix = prefix
@@ -77,7 +97,7 @@ class Stack:
 
     def settings(self, **sections: dict[str, Any]) -> Settings:
         tree: dict[str, Any] = {name: dict(values) for name, values in BASE_SETTINGS.items()}
-        tree["redis"] = {"url": self.redis.url, "key_prefix": self.prefix}
+        tree["redis"] = {**self.redis.settings, "key_prefix": self.prefix}
         tree["kafka"] = {
             "bootstrap_servers": self.broker.bootstrap,
             "usage_topic": self.usage_topic,
@@ -199,6 +219,11 @@ class Stack:
             yield KeyStore(client, self.keys, PEPPER, 0.0, SecretBox(base64.b64decode(KEK)))
         finally:
             await client.aclose()
+
+    def cli(self, *argv: str) -> subprocess.CompletedProcess[bytes]:
+        """``api-router <argv>`` run as a process configured like this stack's gateways."""
+        command = [sys.executable, "-m", "api_router", *argv]
+        return subprocess.run(command, env=self.env(), capture_output=True, timeout=60)
 
     def put_health(self, node: NodeHealth) -> None:
         """Write a node entry directly, as a worker would (for nodes with no process)."""

@@ -31,7 +31,7 @@ from api_router.auth.key_record import (
 from api_router.auth.secret_box import SealedSecretError, SecretBox
 from api_router.errors import ApiError, StoreUnavailable
 from api_router.keyspace import Keyspace
-from api_router.redis_store import Redis, lua_script, store_errors
+from api_router.redis_store import Redis, get_many, lua_script, store_errors
 
 __all__ = ["SCOPES", "IssuedKey", "KeyRecord", "KeyStore", "Scope", "Tenant"]
 
@@ -137,12 +137,11 @@ class KeyStore:
     async def of_tenant(self, tenant: str) -> list[KeyRecord]:
         with store_errors("the key store"):
             ids = sorted(await self._redis.smembers(self._keys.tenant_keys(tenant)))
-            blobs = (
-                await self._redis.mget([self._keys.api_key(_text(i)) for i in ids]) if ids else []
-            )
-        return sorted(
-            (_decoder.decode(b) for b in blobs if b is not None), key=lambda r: r.created_at
-        )
+            blobs = await get_many(self._redis, [self._keys.api_key(_text(i)) for i in ids])
+        # An id whose record is missing, or is another tenant's, was left by a `create` that
+        # stopped (or collided) after listing it: not this tenant's key.
+        records = (_decoder.decode(b) for b in blobs if b is not None)
+        return sorted((r for r in records if r.tenant == tenant), key=lambda r: r.created_at)
 
     async def tenants(self) -> dict[str, int]:
         """Every tenant that has had a key, with its number of keys (revoked ones too)."""
@@ -188,14 +187,17 @@ class KeyStore:
             },
             KeyRecord,
         )
+        # Three keys in three slots (a cluster cannot write them in one step), so listed
+        # first, written last: a create that stops half-way leaves at most a listed id
+        # with no record, which listings skip, never a live key that no listing shows.
         with store_errors("the key store"):
-            pipe = self._redis.pipeline(transaction=True)
-            pipe.set(self._keys.api_key(record.id), msgspec.json.encode(record), nx=True)
-            pipe.sadd(self._keys.tenant_keys(tenant), record.id)
-            pipe.sadd(self._keys.tenants, tenant)
+            await self._redis.sadd(self._keys.tenants, tenant)
+            await self._redis.sadd(self._keys.tenant_keys(tenant), record.id)
+            created = await self._redis.set(
+                self._keys.api_key(record.id), msgspec.json.encode(record), nx=True
+            )
             # A replica may hold a cached miss for this id: drop it.
-            pipe.publish(self._keys.key_events, record.id)
-            created, *_ = await pipe.execute()
+            await self._redis.publish(self._keys.key_events, record.id)
         if not created:  # a 60-bit id collided; astronomically rare, so just try again
             return await self.create(tenant, scopes, name, expires_at, auth)
         return IssuedKey(record, api_keys.format_key(record.id, secret), (shown[1],))

@@ -43,13 +43,39 @@ class ServerSettings(_Section, frozen=True):
 
 
 class RedisSettings(_Section, frozen=True):
+    # standalone: one server at `url` (a primary endpoint). cluster: a Redis Cluster found
+    # through the seed `nodes`. sentinel: the primary that the Sentinels at `nodes` name
+    # `master_name`, followed through failovers (see docs/architecture.md, "Redis modes").
+    mode: Literal["standalone", "cluster", "sentinel"] = "standalone"
+    # standalone only: the server (redis:// or rediss:// for TLS; may carry a password).
     url: str = "redis://127.0.0.1:6379/0"
+    # cluster: seed nodes; sentinel: the Sentinels. "host:port" comma-separated.
+    nodes: Annotated[str, msgspec.Meta(pattern=r"^([^,:\s]+:\d{1,5}(,[^,:\s]+:\d{1,5})*)?$")] = ""
+    master_name: Annotated[str, msgspec.Meta(min_length=1)] = "mymaster"
+    # cluster and sentinel: the data nodes' ACL user and password, and the Sentinels'
+    # password. Never write passwords here: API_ROUTER__REDIS__PASSWORD and
+    # API_ROUTER__REDIS__SENTINEL_PASSWORD (the chart takes them from a Secret).
+    username: str | None = None
+    password: str | None = None
+    sentinel_password: str | None = None
+    # cluster and sentinel: TLS to the data nodes (and to the Sentinels).
+    tls: bool = False
     # Every key the service writes starts with this prefix (see keyspace.py).
     key_prefix: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9._-]{1,32}$")] = "api-router"
     # Per-command socket timeout; must exceed the 1 s blocking reads.
     socket_timeout_s: Annotated[float, msgspec.Meta(gt=1)] = 3.0
     connect_timeout_s: Seconds = 1.0
     max_connections: Annotated[int, msgspec.Meta(ge=4)] = 512
+
+    def __post_init__(self) -> None:
+        if self.mode != "standalone" and not self.nodes:
+            raise ValueError(f"redis.nodes is required in {self.mode} mode")
+
+    @property
+    def node_addresses(self) -> list[tuple[str, int]]:
+        """``nodes`` as (host, port) pairs."""
+        pairs = (node.rpartition(":") for node in self.nodes.split(",") if node)
+        return [(host, int(port)) for host, _, port in pairs]
 
 
 class AuthSettings(_Section, frozen=True):

@@ -19,7 +19,7 @@ import msgspec
 
 from api_router.errors import StoreUnavailable
 from api_router.keyspace import Keyspace
-from api_router.redis_store import Redis, store_errors
+from api_router.redis_store import Redis, learn_topology, store_errors
 from api_router.routing.override_set import Override, OverrideSet, override_decoder
 
 log = logging.getLogger(__name__)
@@ -86,18 +86,19 @@ class OverrideStore:
     async def put(self, override: Override) -> None:
         """Store an override and tell every replica."""
         with store_errors("routing overrides"):
-            pipe = self._redis.pipeline(transaction=True)
-            pipe.hset(self._keys.routing_overrides, override.id, msgspec.json.encode(override))
-            pipe.publish(self._keys.routing_changes, override.id)
-            await pipe.execute()
+            # Written, then announced (two steps, so the same on a cluster): a replica told
+            # re-reads a hash that has the change; a notice lost between the two is made up
+            # for by the re-read every `routing.overrides_refresh_s`.
+            await self._redis.hset(
+                self._keys.routing_overrides, override.id, msgspec.json.encode(override)
+            )
+            await self._redis.publish(self._keys.routing_changes, override.id)
         await self._refresh_quietly()
 
     async def delete(self, *override_ids: str) -> None:
         with store_errors("routing overrides"):
-            pipe = self._redis.pipeline(transaction=True)
-            pipe.hdel(self._keys.routing_overrides, *override_ids)
-            pipe.publish(self._keys.routing_changes, ",".join(override_ids))
-            await pipe.execute()
+            await self._redis.hdel(self._keys.routing_overrides, *override_ids)
+            await self._redis.publish(self._keys.routing_changes, ",".join(override_ids))
         await self._refresh_quietly()
 
     async def run(self) -> None:
@@ -115,6 +116,7 @@ class OverrideStore:
         pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
         try:
             with store_errors("routing overrides"):
+                await learn_topology(self._redis)
                 await pubsub.subscribe(self._keys.routing_changes)
             await self.refresh()  # what changed while we were not subscribed
             while True:

@@ -19,7 +19,7 @@ import msgspec
 from api_router.config.settings import AuditSettings
 from api_router.errors import StoreUnavailable
 from api_router.keyspace import Keyspace
-from api_router.redis_store import Redis, store_errors
+from api_router.redis_store import Redis, get_many, store_errors
 from api_router.usage.record import AdminAction, AuditRecord, Status
 
 log = logging.getLogger(__name__)
@@ -119,7 +119,7 @@ class AuditStore:
                 if not ids:
                     return AuditPage(found, None)
                 keys = [self._keys.audit_record(_text(i)) for i in ids]
-                raws = await self._redis.mget(keys)
+                raws = await get_many(self._redis, keys)
             for scanned, raw in enumerate(raws, start=1):
                 record = None if raw is None else _decode(raw)  # None: expired meanwhile
                 if record and (query.status is None or record.status == query.status):
