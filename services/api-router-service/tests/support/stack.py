@@ -26,7 +26,7 @@ from api_router.keyspace import Keyspace
 from api_router.redis_store import connect
 from api_router.routing.node_health import NodeHealth, health_encoder
 from api_router.services import Services
-from tests.support.processes import GatewayProcess, WorkerProcess
+from tests.support.processes import AuditSinkProcess, GatewayProcess, ServiceProcess, WorkerProcess
 from tests.support.servers import RedisServer, TansuBroker, wait_until
 
 PEPPER = "test-pepper-0123456789abcdef0123456789"
@@ -71,7 +71,10 @@ class Stack:
         self.ollama_url = ollama_url
         self.keys = Keyspace(prefix)
         self.usage_topic = f"usage.{prefix}"
-        self._processes: list[WorkerProcess | GatewayProcess] = []
+        self.audit_topic = f"audit.{prefix}"
+        # Set by the audited_stack fixture: the audit database of this test.
+        self.database_url: str | None = None
+        self._processes: list[ServiceProcess] = []
         self._gateways = itertools.count(1)
 
     def settings(self, **sections: dict[str, Any]) -> Settings:
@@ -83,6 +86,7 @@ class Stack:
             "enable_idempotence": False,  # Tansu has no idempotent producer
         }
         tree["usage"] = {"spool_dir": str(self.tmp / "usage-spool")}
+        tree["audit"] = {"topic": self.audit_topic, "database_url": self.database_url}
         for name, values in sections.items():
             tree.setdefault(name, {}).update(values)
         return msgspec.convert(tree, Settings)
@@ -152,6 +156,14 @@ class Stack:
         self._processes.append(gateway)
         gateway.wait_up(check)
         return gateway
+
+    def audit_sink(self, name: str = "audit-sink", **sections: dict[str, Any]) -> AuditSinkProcess:
+        """An ``api-router audit-sink`` process on this test's topic and database."""
+        assert self.database_url is not None, "use the audited_stack fixture"
+        sink = AuditSinkProcess(self.env(**sections), self.tmp, name)
+        sink.start()
+        self._processes.append(sink)
+        return sink
 
     @asynccontextmanager
     async def gateway(self, **sections: dict[str, Any]) -> AsyncIterator[Gateway]:
