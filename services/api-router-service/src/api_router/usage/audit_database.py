@@ -122,5 +122,10 @@ class _NoTables(Exception):
     """No sink has created the audit tables yet: nothing is stored."""
 
 
+# A cursor may carry any 15-digit time; Python's datetimes end with year 9999.
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_LAST_MS = (dt.datetime.max.replace(tzinfo=dt.UTC) - _EPOCH) // dt.timedelta(milliseconds=1)
+
+
 def _moment(epoch_ms: int) -> dt.datetime:
-    return dt.datetime.fromtimestamp(epoch_ms / 1000, dt.UTC)
+    return _EPOCH + dt.timedelta(milliseconds=min(epoch_ms, _LAST_MS))
