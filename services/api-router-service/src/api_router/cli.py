@@ -158,6 +158,7 @@ def _dev_parser(commands: Commands) -> None:
     parser.add_argument("--port", type=int, help="gateway port (env API_ROUTER_PORT, 8080)")
     parser.add_argument("--redis-port", type=int, help="env API_ROUTER_REDIS_PORT, 6380")
     parser.add_argument("--broker-port", type=int, help="env API_ROUTER_BROKER_PORT, 9092")
+    parser.add_argument("--postgres-port", type=int, help="env API_ROUTER_POSTGRES_PORT, 5433")
     parser.add_argument("--run-dir", default=".run", help="state, logs and dev.env (.run)")
     parser.add_argument(
         "--mock-tokens-per-second",

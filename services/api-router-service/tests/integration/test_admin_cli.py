@@ -168,9 +168,9 @@ def test_usage_tenants_and_audit(admin: Admin) -> None:
     assert [t["tenant"] for t in listing["data"]] == ["acme", "ops"]
 
     # The listing reads the audit database: wait for the sink to have stored the three.
-    url = admin.stack.database_url
-    assert url is not None
-    wait_until(lambda: len(request_rows(url)) >= 3, 30, "the audit rows stored")
+    database = admin.stack.database_url
+    assert database is not None
+    wait_until(lambda: len(request_rows(database)) >= 3, 30, "the audit rows stored")
     rows = parse_table(admin.run("audit", "list", "--tenant", "acme", "--limit", "2"))
     assert [r["REQUEST"] for r in rows][0] == request_id
     assert rows[0]["STATUS"] == "ok (200)" and rows[0]["NODE"] == "node-a"

@@ -63,6 +63,7 @@ def init_cluster(data: Path) -> None:
     data.mkdir(parents=True, exist_ok=True)
     user = cluster_user()
     if user is not None:
+        _check_reachable(data)
         shutil.chown(data, user, user)
     data.chmod(0o700)
     subprocess.run(
@@ -85,6 +86,17 @@ def init_cluster(data: Path) -> None:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
+
+
+def _check_reachable(data: Path) -> None:
+    """The postgres user must be able to walk down to ``data`` (root's own 0700 folders,
+    like pytest's temporary ones, would stop it with an unhelpful error later)."""
+    for parent in data.resolve().parents:
+        if not parent.stat().st_mode & 0o001:
+            raise PostgresMissing(
+                f"the {SUPERUSER} user cannot reach {data}: {parent} is closed to other "
+                "users; put the run directory elsewhere"
+            )
 
 
 def server_argv(data: Path, port: int, *settings: str) -> list[str]:
