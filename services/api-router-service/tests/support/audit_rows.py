@@ -27,6 +27,12 @@ def action_rows(url: str) -> list[dict[str, Any]]:
     return [row[0] for row in rows]
 
 
+def migrated(url: str) -> bool:
+    """Whether a sink has created the audit tables."""
+    with psycopg.connect(url) as conn:
+        return _tables_exist(conn)
+
+
 async def partition_days(url: str, table: str) -> set[dt.date]:
     async with await psycopg.AsyncConnection.connect(url) as conn:
         return await existing_days(conn, table)
