@@ -37,6 +37,7 @@ _FETCH_MS = 500
 _RETRY_MIN_S = 0.2
 _RETRY_MAX_S = 5.0
 _CONNECT_TIMEOUT_S = 5
+_LAG_EVERY_S = 5.0
 
 
 @dataclass
@@ -82,6 +83,8 @@ class AuditSink:
         )
         await consumer.start()
         log.info("audit sink consuming", extra={"topic": self._audit.topic})
+        # Measured beside the loop, so a batch stuck on a database outage shows as lag.
+        lag = asyncio.create_task(self._measure_lag(consumer))
         try:
             while not stop.is_set():
                 batches = await consumer.getmany(
@@ -90,13 +93,22 @@ class AuditSink:
                 messages = [m for records in batches.values() for m in records]
                 if messages and await self._retry(stop, partial(self._store, messages)):
                     await _commit(consumer)
-                self.counts.lag = await _lag(consumer)
                 if time.monotonic() - self._maintained_at > MAINTAIN_EVERY_S:
                     await self._retry(stop, self._maintain)
         finally:
+            lag.cancel()
+            await asyncio.gather(lag, return_exceptions=True)
             await consumer.stop()
             if self._conn is not None:
                 await self._conn.close()
+
+    async def _measure_lag(self, consumer: AIOKafkaConsumer) -> None:
+        while True:
+            try:
+                self.counts.lag = await _lag(consumer)
+            except KafkaError as exc:
+                log.warning("audit lag not measured", extra={"error": repr(exc)})
+            await asyncio.sleep(_LAG_EVERY_S)
 
     async def _prepare(self) -> None:
         await migrate(await self._connection())
@@ -176,11 +188,12 @@ async def _commit(consumer: AIOKafkaConsumer) -> None:
 
 
 async def _lag(consumer: AIOKafkaConsumer) -> int:
-    """Messages between this sink's positions and the ends of its partitions (as of the
-    last fetch)."""
+    """Messages between this sink's positions and the ends of its partitions."""
+    partitions = list(consumer.assignment())
+    if not partitions:
+        return 0
+    ends = await consumer.end_offsets(partitions)
     lag = 0
-    for partition in consumer.assignment():
-        highwater = consumer.highwater(partition)
-        if highwater is not None:
-            lag += max(highwater - await consumer.position(partition), 0)
+    for partition in partitions:
+        lag += max(ends[partition] - await consumer.position(partition), 0)
     return lag
