@@ -105,6 +105,11 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=10_000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--src", help="run the gateway and workers from this src directory")
+    parser.add_argument(
+        "--recent-window-s",
+        type=int,
+        help="audit.recent_window_s; given, Redis is measured again once it has passed",
+    )
     args = parser.parse_args()
     report: dict[str, Any] = {"requests": args.requests, "src": args.src or "this checkout"}
     postgres = None if args.src else PostgresServer().start()
@@ -113,6 +118,8 @@ def main() -> None:
             url = None if postgres is None else postgres.database("footprint")
             stack.database_url = url
             env = process_env(stack, args.src, url)
+            if args.recent_window_s:
+                env["API_ROUTER__AUDIT__RECENT_WINDOW_S"] = str(args.recent_window_s)
             mock = ["--backend", "mock", "--models", "mock", "--max-concurrency", "64"]
             for node in ("w1", "w2"):
                 worker = WorkerProcess(node, env, stack.tmp, ["--pool", "edge", *mock])
@@ -148,6 +155,10 @@ def main() -> None:
             )
             indexes = [k for k in audit_keys if ":audit-index:" in k]
             report["redis_audit_index_keys"] = key_memory(stack.redis, indexes)
+            if args.recent_window_s:
+                time.sleep(args.recent_window_s + 5)  # Redis expires keys in the background
+                after_window = used_memory(stack.redis) - before
+                report["redis_used_memory_delta_after_window_bytes"] = after_window
             topics = [stack.usage_topic] + ([stack.audit_topic] if url is not None else [])
             sizes = asyncio.run(topic_bytes(stack.broker.bootstrap, topics))
             total = len(ids) + 50

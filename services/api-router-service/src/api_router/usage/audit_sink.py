@@ -11,6 +11,7 @@ every ``MAINTAIN_EVERY_S``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import time
@@ -68,20 +69,11 @@ class AuditSink:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set; the batch in hand is stored and committed first."""
-        await self._retry(stop, self._prepare)
-        admin = AIOKafkaAdminClient(
-            bootstrap_servers=self._kafka.bootstrap_servers, client_id=self._client_id
-        )
-        await ensure_topics(admin, self._kafka, [self._audit.topic])
-        consumer = AIOKafkaConsumer(
-            self._audit.topic,
-            bootstrap_servers=self._kafka.bootstrap_servers,
-            client_id=self._client_id,
-            group_id=self._audit.sink_group,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-        )
-        await consumer.start()
+        if not await self._retry(stop, self._prepare):
+            return
+        consumer = await self._subscribe(stop)
+        if consumer is None:
+            return
         log.info("audit sink consuming", extra={"topic": self._audit.topic})
         # Measured beside the loop, so a batch stuck on a database outage shows as lag.
         lag = asyncio.create_task(self._measure_lag(consumer))
@@ -101,6 +93,35 @@ class AuditSink:
             await consumer.stop()
             if self._conn is not None:
                 await self._conn.close()
+
+    async def _subscribe(self, stop: asyncio.Event) -> AIOKafkaConsumer | None:
+        """A started consumer of the audit topic (created if missing); None if stopped while
+        Kafka was away."""
+        pause = _RETRY_MIN_S
+        while not stop.is_set():
+            consumer = AIOKafkaConsumer(
+                self._audit.topic,
+                bootstrap_servers=self._kafka.bootstrap_servers,
+                client_id=self._client_id,
+                group_id=self._audit.sink_group,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+            )
+            try:
+                admin = AIOKafkaAdminClient(
+                    bootstrap_servers=self._kafka.bootstrap_servers, client_id=self._client_id
+                )
+                async with asyncio.timeout(_CONNECT_TIMEOUT_S):
+                    await ensure_topics(admin, self._kafka, [self._audit.topic])
+                    await consumer.start()
+                return consumer
+            except (KafkaError, OSError, TimeoutError) as exc:
+                log.warning("kafka unavailable, audit sink waiting", extra={"error": repr(exc)})
+                await consumer.stop()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), pause)
+            pause = min(pause * 2, _RETRY_MAX_S)
+        return None
 
     async def _measure_lag(self, consumer: AIOKafkaConsumer) -> None:
         while True:
