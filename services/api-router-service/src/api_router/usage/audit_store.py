@@ -100,9 +100,15 @@ class AuditStore:
             log.error("audit records not written at shutdown", extra={"records": len(self._queue)})
 
     async def get(self, request_id: str) -> AuditRecord | None:
-        """A request's record: from the recent window, else from PostgreSQL."""
-        with store_errors("the audit store"):
-            raw = await self._redis.get(self._keys.audit_record(request_id))
+        """A request's record: from the recent window, else from PostgreSQL (also when
+        Redis is away)."""
+        try:
+            with store_errors("the audit store"):
+                raw = await self._redis.get(self._keys.audit_record(request_id))
+        except StoreUnavailable:
+            if self._database is None:
+                raise
+            raw = None
         if raw is not None:
             return _decode(raw)
         return None if self._database is None else await self._database.get(request_id)
