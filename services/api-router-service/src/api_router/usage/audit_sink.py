@@ -68,7 +68,8 @@ class AuditSink:
         self.counts = SinkCounts()
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Consume until ``stop`` is set; the batch in hand is stored and committed first."""
+        """Consume until ``stop`` is set. A batch in hand is stored and its offsets committed
+        first, unless the database is away then: it is read again at the next start."""
         if not await self._retry(stop, self._prepare):
             return
         consumer = await self._subscribe(stop)
@@ -141,7 +142,6 @@ class AuditSink:
         await audit_partitions.maintain(conn, self._audit.retention_days, today)
         for table in audit_partitions.TABLES:
             self._days[table] = await audit_partitions.existing_days(conn, table)
-        await conn.commit()
         self._maintained_at = time.monotonic()
 
     async def _store(self, messages: list[ConsumerRecord[bytes, bytes]]) -> None:
@@ -168,8 +168,10 @@ class AuditSink:
 
     async def _connection(self) -> AsyncConnection:
         if self._conn is None or self._conn.closed:
+            # Autocommit: every ``transaction()`` block is a real transaction that has
+            # committed when it exits (never a savepoint inside an implicit one).
             self._conn = await AsyncConnection.connect(
-                self._url, connect_timeout=_CONNECT_TIMEOUT_S
+                self._url, connect_timeout=_CONNECT_TIMEOUT_S, autocommit=True
             )
             self.counts.database_up = True
         return self._conn
