@@ -111,7 +111,7 @@ def test_the_stack_serves_and_ctrl_c_leaves_nothing_behind(run_root: Path) -> No
         assert record["request_id"] == response.json()["id"]
         # Its audit record reaches the stack's PostgreSQL through the audit sink.
         database = values["API_ROUTER__AUDIT__DATABASE_URL"]
-        wait_until(lambda: len(request_rows(database)) >= 1, 30, "the audit row stored")
+        wait_until(lambda: len(request_rows(database)) >= 1, 60, "the audit row stored")
         assert response.json()["id"] in {r["request_id"] for r in request_rows(database)}
         admin = httpx.post(
             f"{values['API_ROUTER_URL']}/v1/inference",

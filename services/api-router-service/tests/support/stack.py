@@ -86,7 +86,13 @@ class Stack:
             "enable_idempotence": False,  # Tansu has no idempotent producer
         }
         tree["usage"] = {"spool_dir": str(self.tmp / "usage-spool")}
-        tree["audit"] = {"topic": self.audit_topic, "database_url": self.database_url}
+        # A consumer group per test: a group's join waits for members that died (the
+        # sinks earlier tests killed) until their session timeout.
+        tree["audit"] = {
+            "topic": self.audit_topic,
+            "database_url": self.database_url,
+            "sink_group": f"audit-sink.{self.prefix}",
+        }
         for name, values in sections.items():
             tree.setdefault(name, {}).update(values)
         return msgspec.convert(tree, Settings)

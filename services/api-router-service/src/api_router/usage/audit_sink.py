@@ -114,7 +114,9 @@ class AuditSink:
                 )
                 async with asyncio.timeout(_CONNECT_TIMEOUT_S):
                     await ensure_topics(admin, self._kafka, [self._audit.topic])
-                    await consumer.start()
+                # Not under that deadline: joining the group waits for the members that
+                # left or died (up to their session timeout) and has timeouts of its own.
+                await consumer.start()
                 return consumer
             except (KafkaError, OSError, TimeoutError) as exc:
                 log.warning("kafka unavailable, audit sink waiting", extra={"error": repr(exc)})
