@@ -1,7 +1,7 @@
 # The two commands the README promises: `make run` (local stack) and `make test` (whole suite).
 # Both bootstrap what they need: a .venv with the package and its dev extras (hadolint,
 # kubernetes-validate and check-jsonschema among them), Helm unpacked into .venv/bin,
-# redis-server, systemd-analyze and prometheus (with promtool).
+# redis-server, PostgreSQL's server, systemd-analyze and prometheus (with promtool).
 SERVICE := services/api-router-service
 VENV    := .venv
 BIN     := $(abspath $(VENV))/bin
@@ -10,7 +10,7 @@ PYTHON  ?= python3
 
 HELM    := $(VENV)/bin/helm
 
-.PHONY: run test lint typecheck pytest bench wrk bootstrap redis-server systemd-analyze prometheus curl chart-schema dashboards drill-backend-failover drill-exporter-outage clean
+.PHONY: run test lint typecheck pytest bench wrk bootstrap redis-server postgresql systemd-analyze prometheus curl chart-schema dashboards drill-backend-failover drill-exporter-outage clean
 
 # The stack's processes and the lines it prints find `api-router` on PATH; in another shell
 # use the full path or activate the venv.
@@ -38,7 +38,7 @@ bench: bootstrap wrk
 wrk:
 	@scripts/ensure-command.sh wrk wrk
 
-bootstrap: $(STAMP) $(HELM) redis-server systemd-analyze prometheus curl
+bootstrap: $(STAMP) $(HELM) redis-server postgresql systemd-analyze prometheus curl
 
 $(STAMP): $(SERVICE)/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,10 @@ $(HELM): scripts/ensure-helm.sh | $(STAMP)
 
 redis-server:
 	@scripts/ensure-command.sh redis-server redis-server
+
+# The audit trail's database: the dev stack and the tests run a private cluster of it.
+postgresql:
+	@scripts/ensure-postgresql.sh
 
 systemd-analyze:
 	@scripts/ensure-command.sh systemd-analyze systemd

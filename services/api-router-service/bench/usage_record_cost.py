@@ -30,10 +30,12 @@ from api_router.usage.audit_store import AuditStore
 from api_router.usage.exporter import UsageExporter
 from api_router.usage.journal import UsageJournal
 from api_router.usage.record import (
+    AuditMessage,
     AuditRecord,
     RouteAttempt,
     UsageFacts,
     UsageRecord,
+    audit_message,
     build_records,
     usage_of,
 )
@@ -80,13 +82,15 @@ def main() -> None:
 
 def measure(workdir: Path, requests: int) -> dict[str, object]:
     settings = UsageSettings(spool_dir=str(workdir / "spool"), queue_max=10_000_000)
-    exporter = UsageExporter(KafkaSettings(), settings, "bench")
-    audit = AuditStore(Redis(), Keyspace("bench"), AuditSettings())  # queued only, no I/O
+    exporter = UsageExporter(KafkaSettings(), settings, "bench", "audit")
+    # Queued only, no I/O: the recent window's writer loop does not run here.
+    audit = AuditStore(Redis(), Keyspace("bench"), AuditSettings(), exporter.record, None)
     journal = UsageJournal(workdir)
     in_memory: deque[tuple[str, str]] = deque()
 
-    def queue_in_memory(record: UsageRecord) -> None:  # the request path without a journal
-        in_memory.append((record.record_id, msgspec.json.encode(record).decode()))
+    def queue_in_memory(*records: UsageRecord | AuditMessage) -> None:  # without a journal
+        for record in records:
+            in_memory.append((record.record_id, msgspec.json.encode(record).decode()))
 
     started = time.time()
     samples: dict[str, list[float]] = {"durable": [], "in_memory": [], "journal_write": []}
@@ -94,8 +98,8 @@ def measure(workdir: Path, requests: int) -> dict[str, object]:
         for name, record_usage in (("durable", exporter.record), ("in_memory", queue_in_memory)):
             t0 = time.perf_counter()
             record = records(started)
-            record_usage(usage_of(record))
-            audit.write(record)
+            record_usage(usage_of(record), audit_message(record))
+            audit.remember(record)
             samples[name].append((time.perf_counter() - t0) * 1e6)
         line = msgspec.json.encode(usage_of(record)) + b"\n"
         t0 = time.perf_counter()

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.fake_ollama import FakeOllama
-from tests.support.servers import RedisServer, TansuBroker
+from tests.support.servers import PostgresServer, RedisServer, TansuBroker
 from tests.support.stack import Stack
 
 _test_numbers = itertools.count(1)
@@ -25,6 +25,13 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 @pytest.fixture(scope="session")
 def broker() -> Iterator[TansuBroker]:
     server = TansuBroker().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    server = PostgresServer().start()
     yield server
     server.stop()
 
@@ -76,3 +83,11 @@ def stack(
     test_stack = Stack(redis_server, broker, f"t{number}", tmp_path, fake_ollama.url)
     yield test_stack
     test_stack.stop_all()
+
+
+@pytest.fixture
+def audited_stack(stack: Stack, postgres: PostgresServer) -> Stack:
+    """``stack`` with an audit database of its own (the audit API reads it; start the sink
+    with ``stack.audit_sink()``)."""
+    stack.database_url = postgres.database(f"audit_{stack.prefix}")
+    return stack

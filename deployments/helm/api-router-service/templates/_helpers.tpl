@@ -115,6 +115,19 @@ flush, and 10 s for closing clients.
 {{- end }}
 
 {{/*
+audit.database_url from a Secret (gateways read the audit trail, the sink writes it).
+*/}}
+{{- define "api-router.auditDatabaseUrlEnv" -}}
+{{- if .Values.auditDatabaseUrlSecret.name }}
+- name: API_ROUTER__AUDIT__DATABASE_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.auditDatabaseUrlSecret.name }}
+      key: {{ .Values.auditDatabaseUrlSecret.key }}
+{{- end }}
+{{- end }}
+
+{{/*
 Pod annotations that roll the pods when what they read at start changes (the policies
 file is re-read while running, so it is not here; generated secrets never change).
 */}}

@@ -74,6 +74,7 @@ from api_router.routing.router import Router
 from api_router.services import Services
 from api_router.task_cancellation import stop_task
 from api_router.telemetry.request_telemetry import Telemetry
+from api_router.usage.audit_database import AuditDatabase
 from api_router.usage.audit_store import AuditStore
 from api_router.usage.exporter import UsageExporter
 
@@ -174,10 +175,14 @@ async def _open_services(
         settings.server.graceful_shutdown_s,
         lambda: transports.stop(ShuttingDown("the gateway shut down before the node answered")),
     )
-    audit = AuditStore(redis, keys, settings.audit)
     # Closed after its loops stop (pushed before them, so run after): ships what is queued.
-    usage = UsageExporter(settings.kafka, settings.usage, client_id=instance_id)
+    usage = UsageExporter(
+        settings.kafka, settings.usage, client_id=instance_id, audit_topic=settings.audit.topic
+    )
     stack.push_async_callback(usage.aclose)
+    audit = AuditStore(
+        redis, keys, settings.audit, usage.record, await _audit_database(settings, stack)
+    )
     telemetry.metrics.observe_usage_export(usage)
     admission = await _open_admission(settings, redis, policies, budgets, store_errors, stack)
     # Once the loops have stopped, what is pending for Redis (settlements, audit records,
@@ -283,6 +288,16 @@ async def _restore(services: Services) -> None:
         "serving from the last-known-good cache",
         extra={"overrides": len(saved.overrides), "keys": len(saved.keys)},
     )
+
+
+async def _audit_database(settings: Settings, stack: AsyncExitStack) -> AuditDatabase | None:
+    """The audit trail's reads in PostgreSQL; the pool fills in the background."""
+    if settings.audit.database_url is None:
+        return None
+    database = AuditDatabase(settings.audit.database_url, settings.audit.read_pool_size)
+    await database.open()
+    stack.push_async_callback(database.aclose)
+    return database
 
 
 def _tenant_auth(policies: PolicySource, tenant: str) -> AuthMode:

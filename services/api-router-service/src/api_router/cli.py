@@ -15,7 +15,7 @@ from typing import TypeAlias
 import shtab
 
 from api_router.cli_admin import add_admin_commands, gateway_options
-from api_router.commands import config, dev, request, serve, worker
+from api_router.commands import audit_sink, config, dev, request, serve, worker
 from api_router.config.loader import ConfigError
 
 Handler = Callable[[argparse.Namespace], int]
@@ -27,8 +27,9 @@ NAME
   api-router - the api-router LLM inference gateway: run it, and manage it
 
 DESCRIPTION
-  Runs the gateway (serve), the worker beside an inference backend (worker) or the
-  whole stack on this machine (dev), and manages a running gateway through its admin
+  Runs the gateway (serve), the worker beside an inference backend (worker), the
+  audit trail's writer into PostgreSQL (audit-sink) or the whole stack on this machine
+  (dev), and manages a running gateway through its admin
   HTTP API: API keys (keys), routing overrides (routing), audit records (audit), a
   tenant's spend and limits (usage) and the tenants (tenants)."""
 
@@ -104,6 +105,7 @@ def _parser() -> argparse.ArgumentParser:
     _serve_parser(commands)
     _worker_parser(commands)
     _dev_parser(commands)
+    _audit_sink_parser(commands)
     add_admin_commands(commands)
     _request_parser(commands)
     _config_parser(commands)
@@ -130,6 +132,21 @@ def _serve_parser(commands: Commands) -> None:
     parser.set_defaults(handler=serve.run)
 
 
+def _audit_sink_parser(commands: Commands) -> None:
+    parser = commands.add_parser(
+        "audit-sink",
+        help="store the audit trail from Kafka in PostgreSQL",
+        description="Consume the audit topic into PostgreSQL (audit.database_url): one "
+        "table partitioned by day, each record once, offsets committed after the rows.",
+    )
+    parser.add_argument("--config", help="router YAML file (API_ROUTER__* variables override it)")
+    parser.add_argument("--metrics-host", default="127.0.0.1", help="metrics address (127.0.0.1)")
+    parser.add_argument(
+        "--metrics-port", type=int, default=9465, help="port of /metrics (9465; 0: none)"
+    )
+    parser.set_defaults(handler=audit_sink.run)
+
+
 def _dev_parser(commands: Commands) -> None:
     parser = commands.add_parser(
         "dev",
@@ -141,6 +158,7 @@ def _dev_parser(commands: Commands) -> None:
     parser.add_argument("--port", type=int, help="gateway port (env API_ROUTER_PORT, 8080)")
     parser.add_argument("--redis-port", type=int, help="env API_ROUTER_REDIS_PORT, 6380")
     parser.add_argument("--broker-port", type=int, help="env API_ROUTER_BROKER_PORT, 9092")
+    parser.add_argument("--postgres-port", type=int, help="env API_ROUTER_POSTGRES_PORT, 5433")
     parser.add_argument("--run-dir", default=".run", help="state, logs and dev.env (.run)")
     parser.add_argument(
         "--mock-tokens-per-second",

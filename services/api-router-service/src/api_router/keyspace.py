@@ -119,21 +119,18 @@ class Keyspace:
         return f"{self.prefix}:nonce:{key_id}:{nonce}"
 
     def audit_record(self, request_id: str) -> str:
-        """AuditRecord JSON of one request; expires after ``audit.retention_s``."""
+        """AuditRecord JSON of one request: the recent window, so a lookup right after the
+        answer works before the audit sink has stored it in PostgreSQL; expires after
+        ``audit.recent_window_s``. Single-key, so no hash tag."""
         return f"{self.prefix}:audit:{request_id}"
 
     @property
     def audit_admin(self) -> str:
-        """Stream of AdminAction JSON (field ``action``), oldest first. Entries older than
-        ``audit.retention_s`` are trimmed (MINID) on every write; the stream expires a
-        retention after its last write."""
+        """Stream of AdminAction JSON (field ``action``), oldest first: the recent admin
+        actions. Entries older than ``audit.recent_window_s`` are trimmed (MINID) on every
+        write and the stream expires a window after its last write (PostgreSQL keeps them
+        all). Single-key, so no hash tag."""
         return f"{self.prefix}:audit-admin"
-
-    def audit_index(self, tenant: str | None) -> str:
-        """Sorted set request_id -> finished-at epoch ms, of one tenant or (``None``) of
-        all. Entries older than the retention are trimmed on every write, and the set
-        expires a retention after its last write, so an idle tenant's index goes away."""
-        return f"{self.prefix}:audit-index:" + ("all" if tenant is None else f"t:{tenant}")
 
     def limit(self, tenant: str, scope: str, kind: str) -> str:
         """State of one limit of one tenant. ``scope`` is ``tenant``, ``key:<key id>`` or

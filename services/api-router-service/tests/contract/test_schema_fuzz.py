@@ -107,8 +107,10 @@ def compatible() -> Iterator[FakeOpenAI]:
 
 @pytest.mark.timeout(420)
 async def test_the_served_document_holds_for_the_fuzzer_with_a_key_and_signed(
-    stack: Stack, compatible: FakeOpenAI
+    audited_stack: Stack, compatible: FakeOpenAI
 ) -> None:
+    stack = audited_stack
+    stack.audit_sink()  # the audit listing reads what it stores
     # The model of the document's examples on a node of each kind, so that everything the
     # document allows has a node that honours it (on an Ollama-only fleet, a forced tool
     # call is rightly a 400: see test_openai_tools.py).

@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from api_router.keyspace import Keyspace
+from tests.support.audit_rows import migrated
 from tests.support.chart import CI_VALUES, find, gateway_workload, render, worker_workloads
 from tests.support.cli_checks import (
     assert_env_is_read,
@@ -27,7 +28,14 @@ from tests.support.cli_checks import (
 from tests.support.containers import Container, pod_container, update_config_map
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.processes import ServiceProcess
-from tests.support.servers import RedisServer, TansuBroker, answers_ok, free_port, wait_until
+from tests.support.servers import (
+    PostgresServer,
+    RedisServer,
+    TansuBroker,
+    answers_ok,
+    free_port,
+    wait_until,
+)
 from tests.support.stack import KEK, PEPPER, bearer
 
 VALUE_SETS = [pytest.param([], id="default"), *(pytest.param([p], id=p.stem) for p in CI_VALUES)]
@@ -35,6 +43,7 @@ VALUE_SETS = [pytest.param([], id="default"), *(pytest.param([p], id=p.stem) for
 CLUSTER_SECRETS = {
     "api-router-secrets": {"pepper": PEPPER, "kek": KEK},
     "vllm-api-key": {"api-key": "sk-vllm-0123456789"},
+    "api-router-audit-db": {"database-url": "postgresql://audit@127.0.0.1:1/audit"},
 }
 # The Redis examples' passwords (cluster nodes, Sentinels), in the same outside Secret.
 REDIS_PASSWORDS = {"redis-password": "s3cret-data", "sentinel-password": "s3cret-sentinel"}
@@ -165,6 +174,32 @@ def test_a_worker_with_an_api_key_secret_reads_it_from_its_mounted_file(
     assert health["models_available"] == ["served"]  # listed with the key
     assert set(backend.authorizations) == {"Bearer sk-vllm-0123456789"}
     assert "sk-vllm" not in " ".join(worker.argv())  # a file's path, never the key
+
+
+def test_the_rendered_audit_sink_migrates_and_serves_its_metrics(
+    redis_server: RedisServer, broker: TansuBroker, postgres: PostgresServer, tmp_path: Path
+) -> None:
+    """The production example's sink, with its database URL from the cluster's Secret."""
+    database = postgres.database("chart_sink")
+    overlay = local_values(redis_server, broker, "chart-sink")
+    overlay["auditSink"] = {"metricsPort": free_port()}
+    objects = render([CI_VALUES[-1]], overlay)
+    pod = find(objects, "Deployment", "-audit-sink")["spec"]["template"]["spec"]
+    secrets = {**CLUSTER_SECRETS, "api-router-audit-db": {"database-url": database}}
+    sink = pod_container(pod, "audit-sink", objects, tmp_path / "sink", secrets)
+    assert command_name(sink.args) == "audit-sink"
+    checked = config_check(sink, [config_file_of(sink.args)])
+    assert checked.returncode == 0, checked.stderr
+    process = start(sink, tmp_path)
+    try:
+        metrics = f"http://127.0.0.1:{overlay['auditSink']['metricsPort']}/metrics"
+        wait_until(partial(answers_ok, metrics), 30, "the sink's metrics")
+        wait_until(lambda: migrated(database), 30, "the sink's migrations")
+        scraped = httpx.get(metrics, timeout=5).text
+    finally:
+        process.stop()
+    assert "api_router_audit_sink_lag_records" in scraped
+    assert "api_router_audit_sink_database_up 1.0" in scraped
 
 
 def start(container: Container, log_dir: Path) -> ServiceProcess:

@@ -79,9 +79,9 @@ def test_the_secrets_must_come_from_the_environment() -> None:
 
 def test_it_has_the_stack_with_health_gated_start() -> None:
     found = services()
-    assert set(ours(found)) == {"gateway", "worker-a", "worker-b", "mock-worker"}
-    assert {"redis", "kafka", "ollama"} <= set(found)
-    for name in ("redis", "kafka", "ollama", "gateway"):
+    assert set(ours(found)) == {"gateway", "worker-a", "worker-b", "mock-worker", "audit-sink"}
+    assert {"redis", "kafka", "postgres", "ollama"} <= set(found)
+    for name in ("redis", "kafka", "postgres", "ollama", "gateway"):
         assert found[name]["healthcheck"]["test"], name
     for name, service in ours(found).items():
         for dependency, condition in service["depends_on"].items():
@@ -94,7 +94,7 @@ def test_it_has_the_stack_with_health_gated_start() -> None:
 def test_our_services_run_real_commands_with_settings_the_loader_reads(tmp_path: Path) -> None:
     for name, service in ours(services()).items():
         container = compose_container(service, name, COMPOSE.parent, tmp_path / name)
-        assert command_name(container.args) in ("serve", "worker")
+        assert command_name(container.args) in ("serve", "worker", "audit-sink")
         assert_env_is_read(container.env)
         checked = config_check(container, [config_file_of(container.args)])
         assert checked.returncode == 0, checked.stderr

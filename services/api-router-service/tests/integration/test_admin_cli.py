@@ -18,6 +18,7 @@ import pytest
 
 from api_router.auth.key_record import Scope
 from api_router.cli import main
+from tests.support.audit_rows import request_rows
 from tests.support.cli_output import ISO_UTC, parse_fields, parse_table
 from tests.support.limits import write_policies
 from tests.support.processes import GatewayProcess
@@ -67,13 +68,15 @@ class Admin:
 
 @pytest.fixture
 def admin(
-    stack: Stack,
+    audited_stack: Stack,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> Iterator[Admin]:
     """A gateway process with a worker and the policies above; the admin key and the URL
-    in the environment, as an admin's shell would have them."""
+    in the environment, as an admin's shell would have them; the audit sink running."""
+    stack = audited_stack
+    stack.audit_sink()
     stack.worker("node-a")
     policies = write_policies(tmp_path / "policies.yaml", POLICIES)
     gateway = stack.gateway_process(limits={"policies_file": str(policies)})
@@ -164,6 +167,10 @@ def test_usage_tenants_and_audit(admin: Admin) -> None:
     listing = admin.json("tenants", "list", "--month", report["month"])
     assert [t["tenant"] for t in listing["data"]] == ["acme", "ops"]
 
+    # The listing reads the audit database: wait for the sink to have stored the three.
+    database = admin.stack.database_url
+    assert database is not None
+    wait_until(lambda: len(request_rows(database)) >= 3, 30, "the audit rows stored")
     rows = parse_table(admin.run("audit", "list", "--tenant", "acme", "--limit", "2"))
     assert [r["REQUEST"] for r in rows][0] == request_id
     assert rows[0]["STATUS"] == "ok (200)" and rows[0]["NODE"] == "node-a"

@@ -1,4 +1,5 @@
-"""The audit lookup: owners see their records, nobody can probe other tenants' ids."""
+"""The audit lookup: owners see their records, nobody can probe other tenants' ids; the
+admins' listing (from PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import httpx
 import pytest
 
 from api_router.usage.record import AdminAction, now_rfc3339
+from tests.support.audit_rows import request_rows
 from tests.support.limits import write_policies
+from tests.support.servers import eventually
 from tests.support.stack import Gateway, Stack, bearer, chat
 
 
@@ -73,17 +76,25 @@ async def test_malformed_ids_are_400_without_asking_redis(stack: Stack, request_
     assert gets_after == gets_before
 
 
-async def test_admins_list_records_newest_first_filtered_and_paginated(stack: Stack) -> None:
+async def test_admins_list_records_newest_first_filtered_and_paginated(
+    audited_stack: Stack,
+) -> None:
+    stack = audited_stack
+    assert stack.database_url is not None
+    url = stack.database_url
     stack.worker("node-a")
     acme = await stack.create_key("acme")
     globex = await stack.create_key("globex")
     admin = await stack.create_key("ops", scopes=["admin"])
     auditor = await stack.create_key("acme", scopes=["audit:read"])
+    stack.audit_sink()
     async with stack.gateway() as gw:
         await gw.wait_for_model("llama3.2")
         acme_ids = [await _audited(gw, acme) for _ in range(3)]
         globex_ok = await _audited(gw, globex)
         globex_denied = await _audited(gw, globex, chat("no-such-model"))
+        # The listing reads PostgreSQL: wait for the sink to have stored the five.
+        await eventually(lambda: len(request_rows(url)) == 5, 30, "rows stored")
 
         async def listing(**params: str) -> httpx.Response:
             return await gw.client.get("/v1/audit/requests", params=params, headers=bearer(admin))

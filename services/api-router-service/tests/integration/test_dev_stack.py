@@ -6,10 +6,13 @@ import asyncio
 import json
 import os
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -17,6 +20,7 @@ import psutil
 import pytest
 import redis
 
+from tests.support.audit_rows import request_rows
 from tests.support.fake_ollama import FakeOllama
 from tests.support.servers import free_port, port_open, wait_until
 from tests.support.sse import parse_sse
@@ -29,7 +33,18 @@ REQUIRED = (
     "API_ROUTER__REDIS__URL",
     "API_ROUTER__KAFKA__BOOTSTRAP_SERVERS",
     "API_ROUTER__KAFKA__USAGE_TOPIC",
+    "API_ROUTER__AUDIT__DATABASE_URL",
 )
+
+
+@pytest.fixture
+def run_root() -> Iterator[Path]:
+    """Where the run dir goes: a folder other users can reach (pytest's tmp_path is root's
+    alone, and the stack's PostgreSQL runs as the postgres user when we are root)."""
+    root = Path(tempfile.mkdtemp(prefix="api-router-dev-"))
+    root.chmod(0o755)
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
 
 
 class DevRun:
@@ -38,6 +53,7 @@ class DevRun:
             "--port": free_port(),
             "--redis-port": free_port(),
             "--broker-port": free_port(),
+            "--postgres-port": free_port(),
         }
         argv = [sys.executable, "-m", "api_router", "dev", "--run-dir", str(run_dir), *extra]
         for flag, port in self.ports.items():
@@ -69,8 +85,8 @@ class DevRun:
 
 
 @pytest.mark.timeout(180)
-def test_the_stack_serves_and_ctrl_c_leaves_nothing_behind(tmp_path: Path) -> None:
-    run = DevRun(tmp_path / ".run")
+def test_the_stack_serves_and_ctrl_c_leaves_nothing_behind(run_root: Path) -> None:
+    run = DevRun(run_root / ".run")
     try:
         values = run.wait_up()
         assert set(REQUIRED) <= set(values)
@@ -93,21 +109,25 @@ def test_the_stack_serves_and_ctrl_c_leaves_nothing_behind(tmp_path: Path) -> No
         topic = values["API_ROUTER__KAFKA__USAGE_TOPIC"]
         [record] = asyncio.run(read_usage(bootstrap, topic, 1, timeout_s=10))
         assert record["request_id"] == response.json()["id"]
+        # Its audit record reaches the stack's PostgreSQL through the audit sink.
+        database = values["API_ROUTER__AUDIT__DATABASE_URL"]
+        wait_until(lambda: len(request_rows(database)) >= 1, 60, "the audit row stored")
+        assert response.json()["id"] in {r["request_id"] for r in request_rows(database)}
         admin = httpx.post(
             f"{values['API_ROUTER_URL']}/v1/inference",
             json={"model": "mock", "messages": [{"role": "user", "content": "hi"}]},
             headers={"Authorization": f"Bearer {values['API_ROUTER_ADMIN_KEY']}"},
         )
         assert admin.status_code == 403  # the admin key has the admin scope only
-        _the_printed_lines_do_what_they_promise(output, tmp_path, charged_before=1)
+        _the_printed_lines_do_what_they_promise(output, run_root, charged_before=1)
         children = run.stop()
-        assert len(children) >= 5  # redis, broker, two workers, gateway
+        assert len(children) >= 7  # redis, postgres, broker, sink, two workers, gateway
         wait_until(lambda: not any(c.is_running() for c in children), 10, "children to exit")
         for port in run.ports.values():
             assert not port_open(port)
 
         # A second run over the same run dir keeps the data and the demo keys.
-        again = DevRun(tmp_path / ".run")
+        again = DevRun(run_root / ".run")
         try:
             assert again.wait_up()["API_ROUTER_KEY"] == values["API_ROUTER_KEY"]
         finally:
@@ -166,11 +186,11 @@ def _the_printed_lines_do_what_they_promise(output: str, cwd: Path, charged_befo
 
 
 def test_the_stack_runs_with_a_config_file_and_ollama(
-    tmp_path: Path, fake_ollama: FakeOllama
+    tmp_path: Path, run_root: Path, fake_ollama: FakeOllama
 ) -> None:
     config = tmp_path / "router.yaml"
     config.write_text("redis:\n  key_prefix: custom\n")
-    run = DevRun(tmp_path / ".run", "--config", str(config), ollama_url=fake_ollama.url)
+    run = DevRun(run_root / ".run", "--config", str(config), ollama_url=fake_ollama.url)
     children: list[psutil.Process] = []
     try:
         values = run.wait_up()

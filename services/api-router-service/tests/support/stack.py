@@ -30,7 +30,7 @@ from api_router.keyspace import Keyspace
 from api_router.redis_store import connect
 from api_router.routing.node_health import NodeHealth, health_encoder
 from api_router.services import Services
-from tests.support.processes import GatewayProcess, WorkerProcess
+from tests.support.processes import AuditSinkProcess, GatewayProcess, ServiceProcess, WorkerProcess
 from tests.support.servers import RedisServer, TansuBroker, wait_until
 
 
@@ -92,7 +92,10 @@ class Stack(Generic[R]):
         self.ollama_url = ollama_url
         self.keys = Keyspace(prefix)
         self.usage_topic = f"usage.{prefix}"
-        self._processes: list[WorkerProcess | GatewayProcess] = []
+        self.audit_topic = f"audit.{prefix}"
+        # Set by the audited_stack fixture: the audit database of this test.
+        self.database_url: str | None = None
+        self._processes: list[ServiceProcess] = []
         self._gateways = itertools.count(1)
 
     def settings(self, **sections: dict[str, Any]) -> Settings:
@@ -104,6 +107,13 @@ class Stack(Generic[R]):
             "enable_idempotence": False,  # Tansu has no idempotent producer
         }
         tree["usage"] = {"spool_dir": str(self.tmp / "usage-spool")}
+        # A consumer group per test: a group's join waits for members that died (the
+        # sinks earlier tests killed) until their session timeout.
+        tree["audit"] = {
+            "topic": self.audit_topic,
+            "database_url": self.database_url,
+            "sink_group": f"audit-sink.{self.prefix}",
+        }
         for name, values in sections.items():
             tree.setdefault(name, {}).update(values)
         return msgspec.convert(tree, Settings)
@@ -179,6 +189,14 @@ class Stack(Generic[R]):
         self._processes.append(gateway)
         gateway.wait_up(check)
         return gateway
+
+    def audit_sink(self, name: str = "audit-sink", **sections: dict[str, Any]) -> AuditSinkProcess:
+        """An ``api-router audit-sink`` process on this test's topic and database."""
+        assert self.database_url is not None, "use the audited_stack fixture"
+        sink = AuditSinkProcess(self.env(**sections), self.tmp, name)
+        sink.start()
+        self._processes.append(sink)
+        return sink
 
     @asynccontextmanager
     async def gateway(self, **sections: dict[str, Any]) -> AsyncIterator[Gateway]:

@@ -44,14 +44,14 @@ def test_a_torn_last_line_is_skipped(tmp_path: Path) -> None:
 
 
 async def test_a_record_is_on_disk_when_record_returns(tmp_path: Path) -> None:
-    exporter = UsageExporter(NO_KAFKA, _settings(tmp_path), "test")
+    exporter = UsageExporter(NO_KAFKA, _settings(tmp_path), "test", "audit")
     record = _record()
     exporter.record(record)
     [journal] = leftover_journals(tmp_path)
     assert [rid for rid, _ in read_journal(journal)] == [record.record_id]
     await exporter.aclose()
     assert leftover_journals(tmp_path) == []  # spooled, so the journal file is gone
-    again = UsageExporter(NO_KAFKA, _settings(tmp_path), "test")
+    again = UsageExporter(NO_KAFKA, _settings(tmp_path), "test", "audit")
     assert again.depth == 1
     await again.aclose()
 
@@ -62,7 +62,7 @@ async def test_journals_a_killed_process_left_are_spooled_at_start(tmp_path: Pat
         for record_id in batch:
             journal.append(line(record_id))
         journal.close()
-    exporter = UsageExporter(NO_KAFKA, _settings(tmp_path), "test")
+    exporter = UsageExporter(NO_KAFKA, _settings(tmp_path), "test", "audit")
     assert exporter.depth == 3
     assert len(leftover_journals(tmp_path)) == 1  # only the new process's own file
     await exporter.aclose()

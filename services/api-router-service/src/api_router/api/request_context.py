@@ -21,7 +21,7 @@ from api_router.limiter.decision import LimitDecision
 from api_router.services import Services, services_of
 from api_router.telemetry.logs import request_id_var
 from api_router.telemetry.request_telemetry import RequestTelemetry
-from api_router.usage.record import UsageFacts, build_records, usage_of
+from api_router.usage.record import UsageFacts, audit_message, build_records, usage_of
 
 CONTEXT_KEY = "api_router.context"
 
@@ -127,8 +127,8 @@ class RequestContextMiddleware:
 
 
 def write_records(services: Services, context: RequestContext, status: int) -> None:
-    """Hand the request's records to the exporter (one journal write) and the audit store
-    (queued)."""
+    """Hand the request's usage record and audit message to the exporter (one journal
+    write) and its audit record to the recent window (queued)."""
     audit = build_records(
         context.usage,
         request_id=context.request_id,
@@ -140,9 +140,12 @@ def write_records(services: Services, context: RequestContext, status: int) -> N
         limit_decisions=context.limit_decisions,
         replay_of=context.replay_of,
     )
+    message = audit_message(audit)
     if context.replay_of is None:
-        services.usage.record(usage_of(audit))
-    services.audit.write(audit)
+        services.usage.record(usage_of(audit), message)  # one write(2) for both
+    else:
+        services.usage.record(message)  # a replay is audited, never billed twice
+    services.audit.remember(audit)
 
 
 def _route_name(route: BaseRoute | None) -> str | None:

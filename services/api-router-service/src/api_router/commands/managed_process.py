@@ -14,8 +14,18 @@ from pathlib import Path
 class ManagedProcess:
     """A child process whose output goes to a log file."""
 
-    def __init__(self, name: str, argv: list[str], log_path: Path, env: Mapping[str, str]):
+    def __init__(
+        self,
+        name: str,
+        argv: list[str],
+        log_path: Path,
+        env: Mapping[str, str],
+        user: str | None = None,
+        stop_signal: signal.Signals = signal.SIGTERM,
+    ):
+        """``user``: run as this user (we are root); ``stop_signal``: what ``stop`` sends."""
         self.name = name
+        self._stop_signal = stop_signal
         self.log_path = log_path
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with log_path.open("ab") as log:
@@ -25,6 +35,7 @@ class ManagedProcess:
                 stderr=subprocess.STDOUT,
                 env=dict(env),
                 start_new_session=True,  # Ctrl-C reaches us only; we stop children in order
+                user=user,  # switched before preexec_fn, so the death signal stays set
                 preexec_fn=_die_with_parent,
             )
 
@@ -34,7 +45,7 @@ class ManagedProcess:
     def stop(self, timeout_s: float = 10.0) -> None:
         if not self.alive():
             return
-        self._process.terminate()
+        self._process.send_signal(self._stop_signal)
         try:
             self._process.wait(timeout_s)
         except subprocess.TimeoutExpired:

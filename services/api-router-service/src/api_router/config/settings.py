@@ -252,8 +252,25 @@ class UsageSettings(_Section, frozen=True):
 
 
 class AuditSettings(_Section, frozen=True):
-    # How long each request's audit record is kept in Redis.
-    retention_s: Annotated[int, msgspec.Meta(ge=60)] = 7 * 24 * 3600
+    # The durable trail: request audit records and admin actions go through the usage spool
+    # to this topic; `api-router audit-sink` stores them in PostgreSQL (docs/architecture.md).
+    topic: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9._-]{1,249}$")] = "api-router.audit.v1"
+    # The PostgreSQL the sink writes and the gateways' audit API reads (libpq URL; put the
+    # password in API_ROUTER__AUDIT__DATABASE_URL or use a .pgpass). None: the audit API
+    # answers from the recent Redis window only and the listing is unavailable (503).
+    database_url: str | None = None
+    # Days of audit records kept in PostgreSQL; older day partitions are dropped whole.
+    retention_days: Annotated[int, msgspec.Meta(ge=1, le=3650)] = 30
+    # How long each request's audit record (and each admin action) stays in Redis, so a
+    # lookup right after an answer works before the sink has stored it.
+    recent_window_s: Annotated[int, msgspec.Meta(ge=10, le=86_400)] = 600
+    # The sink's Kafka consumer group and the records it writes per database transaction.
+    sink_group: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9._-]{1,249}$")] = (
+        "api-router-audit-sink"
+    )
+    sink_batch: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 1_000
+    # Connections per gateway for audit reads.
+    read_pool_size: Annotated[int, msgspec.Meta(ge=1, le=100)] = 4
 
 
 class IdempotencySettings(_Section, frozen=True):

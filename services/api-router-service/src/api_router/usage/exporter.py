@@ -1,4 +1,5 @@
-"""Usage records to Kafka, at least once, with the request path never waiting on Kafka.
+"""Usage records (and audit messages) to Kafka, at least once, with the request path never
+waiting on Kafka.
 
 Write-ahead: the request path appends each record to the journal (one ``write(2)``, before
 the response's last byte: it survives a SIGKILL from then on, see ``journal.py``) and to an
@@ -8,6 +9,11 @@ oldest first, and deletes records only after Kafka acknowledged them. So at any 
 record is in the journal or in the spool, and a kill of the process, an outage of Kafka, a
 stalled producer or a restart of the gateway loses nothing: records wait on disk and are
 re-sent, keeping their ``record_id`` for consumers to dedupe.
+
+The audit trail rides the same pipeline: a request's :class:`AuditMessage` is journaled in
+the same ``write(2)`` as its usage record, and an admin action's on its own; the ship loop
+sends usage records to ``kafka.usage_topic`` and audit messages to ``audit.topic`` (told
+apart by the ``record_id`` prefix).
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ from api_router.usage.journal import (
     read_journal,
 )
 from api_router.usage.kafka_producer import KafkaUnavailable, UsageProducer
-from api_router.usage.record import UsageRecord
+from api_router.usage.record import AuditMessage, UsageRecord
 from api_router.usage.spool import SpoolError, UsageSpool
 
 log = logging.getLogger(__name__)
@@ -61,8 +67,11 @@ class ExportCounts:
 
 
 class UsageExporter:
-    def __init__(self, kafka: KafkaSettings, settings: UsageSettings, client_id: str) -> None:
+    def __init__(
+        self, kafka: KafkaSettings, settings: UsageSettings, client_id: str, audit_topic: str
+    ) -> None:
         self._settings = settings
+        self._topics = (kafka.usage_topic, audit_topic)
         self._window_s = settings.batch_window_ms / 1000
         self._batch: deque[tuple[str, str]] = deque()
         # Batches the spool failed to take: shipped straight from memory instead.
@@ -73,7 +82,7 @@ class UsageExporter:
         self._finished: list[Path] = []
         self._journal_failing = False
         self._calls = BlockingCalls("usage-spool")
-        self._producer = UsageProducer(kafka, client_id)
+        self._producer = UsageProducer(kafka, client_id, self._topics)
         self._wake_shipper = asyncio.Event()
         self._step: asyncio.Future[bool] | None = None
         self._oldest_finished: float | None = None  # epoch s of the oldest unshipped record
@@ -84,23 +93,25 @@ class UsageExporter:
 
     # -- the request path --------------------------------------------------------------
 
-    def record(self, record: UsageRecord) -> None:
-        """Journal one record and queue it for the spool: once this returns, the record
-        survives a kill of the process. One ``write(2)``, no wait; never raises."""
-        if len(self._batch) >= self._settings.queue_max:
+    def record(self, *records: UsageRecord | AuditMessage) -> None:
+        """Journal records and queue them for the spool: once this returns, they survive a
+        kill of the process. One ``write(2)``, no wait; never raises."""
+        while len(self._batch) + len(records) > self._settings.queue_max and self._batch:
             self._batch.popleft()  # the spool is stuck; keep the newest, count the loss
             self.counts.dropped += 1
             log.error("usage queue full, dropped the oldest record")
-        data = msgspec.json.encode(record)
+        lines = [msgspec.json.encode(record) for record in records]
         try:
-            self._journal.append(data + b"\n")
+            self._journal.append(b"".join(line + b"\n" for line in lines))
         except JournalError as exc:
             self._journal_failed(exc)
         else:
             if self._journal_failing:
                 self._journal_failing = False
                 log.info("usage journal writable again")
-        self._batch.append((record.record_id, data.decode()))
+        self._batch.extend(
+            (record.record_id, line.decode()) for record, line in zip(records, lines, strict=True)
+        )
 
     def _journal_failed(self, exc: JournalError) -> None:
         # The record lives in memory only until the next commit; logged once per outage.
@@ -257,7 +268,8 @@ class UsageExporter:
                 batch = await self._call_spool(self._spool.oldest, self._settings.ship_batch)
             if batch:
                 self._oldest_finished = _finished_at(batch[0][1])
-                await self._producer.send([_kafka_message(value) for _, value in batch])
+                messages = [self._kafka_message(rid, value) for rid, value in batch]
+                await self._producer.send(messages)
         except KafkaUnavailable as exc:
             self.counts.export_errors += 1
             if self.kafka_up:
@@ -294,15 +306,16 @@ class UsageExporter:
             await self._calls.run(_SPOOL_TIMEOUT_S, self._spool.reopen)
             raise SpoolError(str(exc) or "usage spool call timed out") from None
 
+    def _kafka_message(self, record_id: str, value: str) -> tuple[str, str, bytes]:
+        """The record's topic, its tenant (the message key) and its bytes."""
+        usage_topic, audit_topic = self._topics
+        topic = usage_topic if record_id.startswith("usage_") else audit_topic
+        return topic, msgspec.json.decode(value, type=_Routing).tenant, value.encode()
+
 
 class _Routing(msgspec.Struct):
     tenant: str
     finished_at: str
-
-
-def _kafka_message(value: str) -> tuple[str, bytes]:
-    """The record's tenant (the message key) and its bytes."""
-    return msgspec.json.decode(value, type=_Routing).tenant, value.encode()
 
 
 def _finished_at(value: str) -> float:

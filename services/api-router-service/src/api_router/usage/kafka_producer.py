@@ -1,4 +1,4 @@
-"""The one adapter to Kafka: creates the usage topic and sends batches of records.
+"""The one adapter to Kafka: creates the usage and audit topics and sends batches of records.
 
 aiokafka's errors are translated to :class:`KafkaUnavailable` here and nowhere else.
 """
@@ -29,8 +29,9 @@ class KafkaUnavailable(Exception):
 class UsageProducer:
     """One aiokafka producer; replaced whole when it stops making progress."""
 
-    def __init__(self, settings: KafkaSettings, client_id: str) -> None:
+    def __init__(self, settings: KafkaSettings, client_id: str, topics: Sequence[str]) -> None:
         self._settings = settings
+        self._topics = tuple(topics)
         self._client_id = client_id
         # Kept from the moment they exist, so that close() also ends a start cut short.
         self._admin: AIOKafkaAdminClient | None = None
@@ -69,16 +70,15 @@ class UsageProducer:
             raise KafkaUnavailable(f"kafka unavailable: {exc!r}") from None
         self.started = True
 
-    async def send(self, records: Sequence[tuple[str, bytes]]) -> None:
-        """Send ``(tenant, json)`` records and wait until Kafka acknowledged every one."""
+    async def send(self, records: Sequence[tuple[str, str, bytes]]) -> None:
+        """Send ``(topic, tenant, json)`` records and wait until Kafka acknowledged every one."""
         if self._producer is None or not self.started:
             raise KafkaUnavailable("producer not started")
-        topic = self._settings.usage_topic
         try:
             async with asyncio.timeout(self._settings.send_timeout_s):
                 acks = [
                     await self._producer.send(topic, value, key=tenant.encode())
-                    for tenant, value in records
+                    for topic, tenant, value in records
                 ]
                 await asyncio.gather(*acks)
         except (KafkaError, OSError, TimeoutError) as exc:
@@ -102,27 +102,42 @@ class UsageProducer:
             await _within_a_moment(producer.stop())
 
     async def _ensure_topic(self) -> None:
-        admin = self._admin = AIOKafkaAdminClient(
+        self._admin = AIOKafkaAdminClient(
             bootstrap_servers=self._settings.bootstrap_servers, client_id=self._client_id
         )
-        await admin.start()
         try:
-            if self._settings.usage_topic in await admin.list_topics():
-                return
-            topic = NewTopic(
-                self._settings.usage_topic,
-                num_partitions=self._settings.topic_partitions,
-                replication_factor=self._settings.topic_replication,
-            )
-            response = await admin.create_topics([topic])
-            for _name, code, *_ in response.topic_errors:
-                # Another replica may have created it first; anything else is a failure.
-                if code not in (0, TopicAlreadyExistsError.errno):
-                    raise for_code(code)(f"creating the usage topic failed (error {code})")
-            log.info("usage topic ready", extra={"topic": self._settings.usage_topic})
+            await ensure_topics(self._admin, self._settings, self._topics)
         finally:
-            await admin.close()
             self._admin = None  # only now: a close cut short is finished by close()
+
+
+async def ensure_topics(
+    admin: AIOKafkaAdminClient, settings: KafkaSettings, topics: Sequence[str]
+) -> None:
+    """Create the missing ``topics`` with ``admin`` (started and closed here) as the
+    settings say: never left to the broker's auto-creation."""
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [
+            NewTopic(
+                name,
+                num_partitions=settings.topic_partitions,
+                replication_factor=settings.topic_replication,
+            )
+            for name in topics
+            if name not in existing
+        ]
+        if not missing:
+            return
+        response = await admin.create_topics(missing)
+        for name, code, *_ in response.topic_errors:
+            # Another replica may have created it first; anything else is a failure.
+            if code not in (0, TopicAlreadyExistsError.errno):
+                raise for_code(code)(f"creating the topic {name} failed (error {code})")
+        log.info("topics ready", extra={"topics": [t.name for t in missing]})
+    finally:
+        await admin.close()
 
 
 async def _within_a_moment(closing: Awaitable[None]) -> None:

@@ -8,6 +8,7 @@ HTTP outcome into the records that go to Kafka and to the audit store.
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -93,12 +94,44 @@ class AuditRecord(UsageRecord, frozen=True, kw_only=True):
 class AdminAction(msgspec.Struct, frozen=True, kw_only=True):
     """One change made through an admin API or CLI: who, what, when."""
 
+    # Unique per action, the same on every re-send: the audit database dedupes on it.
+    action_id: str = msgspec.field(default_factory=lambda: f"act_{secrets.token_hex(16)}")
     at: str  # RFC 3339, UTC
     actor: str  # the admin key id, or "cli:<user>" for the command line
     action: str  # e.g. "keys.create", "keys.revoke", "routing.drain"
     target: str  # what it was done to: a key id, a node, a model
     request_id: str | None = None
     details: dict[str, Any] = msgspec.field(default_factory=dict)  # never secrets
+
+
+class AuditMessage(msgspec.Struct, frozen=True, kw_only=True):
+    """One message of the audit topic: a request's audit record or an admin action.
+
+    It travels through the usage spool beside the usage records: ``record_id`` is its spool
+    key (``audit_`` or ``admin_`` + the id's hex, never a usage record's ``usage_``), and
+    ``tenant`` and ``finished_at`` are what the exporter keys and ages every message by.
+    """
+
+    record_id: str
+    tenant: str  # the message key; "" for an admin action
+    finished_at: str  # the request's finish, or the action's time
+    request: AuditRecord | None = None
+    action: AdminAction | None = None
+
+
+def audit_message(entry: AuditRecord | AdminAction) -> AuditMessage:
+    if isinstance(entry, AdminAction):
+        hex_id = entry.action_id.removeprefix("act_")
+        return AuditMessage(
+            record_id=f"admin_{hex_id}", tenant="", finished_at=entry.at, action=entry
+        )
+    hex_id = entry.request_id.removeprefix("req_")
+    return AuditMessage(
+        record_id=f"audit_{hex_id}",
+        tenant=entry.tenant,
+        finished_at=entry.finished_at,
+        request=entry,
+    )
 
 
 @dataclass(slots=True)
