@@ -18,7 +18,7 @@ import yaml
 
 from api_router.keyspace import Keyspace
 from tests.support.audit_rows import migrated
-from tests.support.chart import CI_VALUES, find, gateway_workload, render, worker_workloads
+from tests.support.chart import CHART, CI_VALUES, find, gateway_workload, render, worker_workloads
 from tests.support.cli_checks import (
     assert_env_is_read,
     command_name,
@@ -183,7 +183,8 @@ def test_the_rendered_audit_sink_migrates_and_serves_its_metrics(
     database = postgres.database("chart_sink")
     overlay = local_values(redis_server, broker, "chart-sink")
     overlay["auditSink"] = {"metricsPort": free_port()}
-    objects = render([CI_VALUES[-1]], overlay)
+    # By name: the Redis Cluster and Sentinel examples sort after it.
+    objects = render([CHART / "ci" / "production-values.yaml"], overlay)
     pod = find(objects, "Deployment", "-audit-sink")["spec"]["template"]["spec"]
     secrets = {**CLUSTER_SECRETS, "api-router-audit-db": {"database-url": database}}
     sink = pod_container(pod, "audit-sink", objects, tmp_path / "sink", secrets)
