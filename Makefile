@@ -10,7 +10,7 @@ PYTHON  ?= python3
 
 HELM    := $(VENV)/bin/helm
 
-.PHONY: run test lint typecheck pytest bench bootstrap redis-server postgresql systemd-analyze prometheus curl chart-schema dashboards drill-backend-failover drill-exporter-outage clean
+.PHONY: run test lint typecheck pytest bench wrk bootstrap redis-server postgresql systemd-analyze prometheus curl chart-schema dashboards drill-backend-failover drill-exporter-outage clean
 
 # The stack's processes and the lines it prints find `api-router` on PATH; in another shell
 # use the full path or activate the venv.
@@ -30,8 +30,13 @@ typecheck: bootstrap
 pytest: bootstrap
 	cd $(SERVICE) && $(BIN)/pytest $(PYTEST_ARGS)
 
-bench: bootstrap
-	cd $(SERVICE) && $(BIN)/python -m bench.inference_latency $(ARGS)
+# The transport matrix (bench/transport_matrix.py): upstream, direct node, streams node,
+# pinned with taskset, paced latency and TTFT, wrk for saturation; writes a Markdown table.
+bench: bootstrap wrk
+	cd $(SERVICE) && $(BIN)/python -m bench.transport_matrix $(ARGS)
+
+wrk:
+	@scripts/ensure-command.sh wrk wrk
 
 bootstrap: $(STAMP) $(HELM) redis-server postgresql systemd-analyze prometheus curl
 

@@ -21,6 +21,8 @@ class BenchStack:
     gateway_url: str
     ollama_url: str
     key: str
+    redis_url: str = ""
+    gateway_pid: int = 0
 
 
 @contextmanager
@@ -37,7 +39,7 @@ def bench_stack() -> Iterator[BenchStack]:
             stack.worker("node-a", "--health-interval-s", "5", "--max-concurrency", "4")
             gateway = stack.gateway_process(health={"refresh_interval_s": 1.0})
             key = asyncio.run(stack.create_key("bench"))
-            yield BenchStack(gateway.url, stack.ollama_url, key)
+            yield BenchStack(gateway.url, stack.ollama_url, key, stack.redis.url, gateway.pid)
     finally:
         ollama.kill()
         ollama.wait()

@@ -22,10 +22,10 @@ from collections import deque
 from pathlib import Path
 
 import msgspec
+from redis.asyncio import Redis
 
 from api_router.config.settings import AuditSettings, KafkaSettings, UsageSettings
 from api_router.keyspace import Keyspace
-from api_router.redis_store import Redis
 from api_router.usage.audit_store import AuditStore
 from api_router.usage.exporter import UsageExporter
 from api_router.usage.journal import UsageJournal

@@ -68,7 +68,8 @@ router.yaml: the user's config with the settings that must match the pod put on 
 {{- define "api-router.routerConfig" -}}
 {{- $owned := dict
   "server" (dict "host" "0.0.0.0" "port" (include "api-router.port" . | int))
-  "usage" (dict "spool_dir" (printf "%s/usage-spool" (include "api-router.dataDir" .))) }}
+  "usage" (dict "spool_dir" (printf "%s/usage-spool" (include "api-router.dataDir" .)))
+  "last_known_good" (dict "path" (printf "%s/last-known-good.sqlite" (include "api-router.dataDir" .))) }}
 {{- if .Values.policies.enabled }}
 {{- $_ := set $owned "limits" (dict "policies_file" (printf "%s/policies.yaml" (include "api-router.policiesDir" .))) }}
 {{- end }}
@@ -85,7 +86,8 @@ flush, and 10 s for closing clients.
 {{- add .Values.gateway.preStopSleepSeconds $drain $flush 10 }}
 {{- end }}
 
-{{/* The environment of every api-router container: secrets as API_ROUTER__* overrides. */}}
+{{/* The environment of every api-router container: secrets as API_ROUTER__* overrides
+(the standalone URL, and the passwords of a cluster's nodes or of a Sentinel setup). */}}
 {{- define "api-router.redisUrlEnv" -}}
 {{- if .Values.redisUrlSecret.name }}
 - name: API_ROUTER__REDIS__URL
@@ -93,6 +95,22 @@ flush, and 10 s for closing clients.
     secretKeyRef:
       name: {{ .Values.redisUrlSecret.name }}
       key: {{ .Values.redisUrlSecret.key }}
+{{- end }}
+{{- with .Values.redisPasswordSecret }}
+{{- if .name }}
+- name: API_ROUTER__REDIS__PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ .name }}
+      key: {{ .passwordKey }}
+{{- if .sentinelPasswordKey }}
+- name: API_ROUTER__REDIS__SENTINEL_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ .name }}
+      key: {{ .sentinelPasswordKey }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- end }}
 

@@ -10,6 +10,8 @@ Request path, outermost first (read top to bottom)::
     Router
       AuthMiddleware(scope)    per route: RFC 9421 signature or API key, then the route's
                                scope (a signed body's digest is checked when it is read)
+      IdempotencyMiddleware    chat routes, requests with an Idempotency-Key only: claim
+                               the key, or replay its stored answer (one Redis round trip)
       handler                  body limits, decode, admit (api/limits.py: limits and budget,
                                one Redis round trip), route, dispatch, respond, settle
 """
@@ -33,6 +35,7 @@ from starlette.middleware import Middleware
 
 from api_router.api.error_responses import render_error
 from api_router.api.openapi import build_openapi
+from api_router.api.public.job_runner import JOB_RUNNER_STATE, JobRunner
 from api_router.api.request_context import RequestContextMiddleware
 from api_router.api.routes import routes
 from api_router.api.shutdown_middleware import ShutdownMiddleware
@@ -44,15 +47,22 @@ from api_router.auth.last_used import LastUsedRecorder
 from api_router.auth.nonce_ledger import NonceLedger
 from api_router.auth.secret_box import SecretBox
 from api_router.auth.signature_verifier import SignatureVerifier
+from api_router.config.last_known_good import LastKnownGood, Saved
 from api_router.config.loader import require_kek, require_pepper
 from api_router.config.settings import Settings
 from api_router.dispatch.attempt_watch import AttemptWatch
+from api_router.dispatch.direct_nodes import DirectNodes
+from api_router.dispatch.direct_probe import DirectProber
 from api_router.dispatch.dispatcher import Dispatcher
 from api_router.dispatch.failover import Failover
+from api_router.dispatch.http_transport import HttpTransport
 from api_router.dispatch.reply_reader import ReplyReader
+from api_router.dispatch.transport import Transports
 from api_router.errors import ApiError, ShuttingDown, StoreUnavailable
 from api_router.graceful_shutdown import SHUTDOWN_STATE, GracefulShutdown
-from api_router.keyspace import Keyspace
+from api_router.idempotency.key_claims import KeyClaims
+from api_router.jobs.job_store import JobStore
+from api_router.keyspace import IDEMPOTENCY_LEASE_GRACE_S, Keyspace
 from api_router.limiter.admission import Admission
 from api_router.limiter.budget_usage import BudgetUsage
 from api_router.limiter.month_usage import MonthUsage
@@ -92,6 +102,7 @@ def create_app(settings: Settings) -> Starlette:
         async with AsyncExitStack() as stack:
             services = await _open_services(settings, pepper, box, instance_id, policies, stack)
             app.state.services = services
+            setattr(app.state, JOB_RUNNER_STATE, _open_job_runner(services, stack))
             log.info("gateway ready", extra={"instance_id": instance_id})
             # The server finds the shutdown here and runs it before it stops listening.
             yield {SHUTDOWN_STATE: services.shutdown}
@@ -124,6 +135,8 @@ async def _open_services(
     store_errors = StoreErrors()
     redis = connect(settings.redis, errors=store_errors)
     stack.push_async_callback(redis.aclose)
+    direct_nodes = DirectNodes(settings.direct)  # closed after the loops that use it stop
+    stack.push_async_callback(direct_nodes.aclose)
     health = HealthRegistry(redis, keys, settings.health)
     telemetry = Telemetry(settings.telemetry, lambda: health.snapshot)
     stack.callback(telemetry.shutdown)
@@ -153,10 +166,14 @@ async def _open_services(
     dispatcher = Dispatcher(
         redis, keys, replies, settings.dispatch, settings.stream, router.stream_ended
     )
+    transports = Transports(
+        dispatcher, HttpTransport(direct_nodes, settings.stream, router.stream_ended)
+    )
+    prober = DirectProber(direct_nodes, redis, keys, instance_id, health, router.breakers)
     failover = Failover(router.breakers, router.budget, settings.routing)
     shutdown = GracefulShutdown(
         settings.server.graceful_shutdown_s,
-        lambda: dispatcher.stop(ShuttingDown("the gateway shut down before the node answered")),
+        lambda: transports.stop(ShuttingDown("the gateway shut down before the node answered")),
     )
     # Closed after its loops stop (pushed before them, so run after): ships what is queued.
     usage = UsageExporter(
@@ -190,6 +207,9 @@ async def _open_services(
         health=health,
         replies=replies,
         dispatcher=dispatcher,
+        transports=transports,
+        prober=prober,
+        last_known_good=LastKnownGood(settings.last_known_good),
         router=router,
         overrides=overrides,
         failover=failover,
@@ -201,15 +221,24 @@ async def _open_services(
         usage=usage,
         audit=audit,
         openapi=json.dumps(build_openapi()).encode(),
+        idempotency=KeyClaims(
+            redis,
+            keys,
+            settings.idempotency.retention_s,
+            settings.dispatch.request_timeout_s + IDEMPOTENCY_LEASE_GRACE_S,
+        ),
+        jobs=JobStore(redis, keys, settings.jobs.retention_s),
     )
     try:
         await replies.open()
         await health.refresh()
         await overrides.refresh()
     except StoreUnavailable as exc:
-        # Serve anyway: /readyz says not ready and the background tasks catch up when
-        # Redis comes back.
+        # Serve anyway: /readyz says not ready (or local-only, with direct nodes) and the
+        # background tasks catch up when Redis comes back.
         log.warning("starting not ready: %s", exc.for_operators)
+        await _restore(services)
+    await prober.probe_all()  # direct nodes are routable from the first request
     loops = {
         "health_registry": health.run(),
         "routing_overrides": overrides.run(),
@@ -221,6 +250,10 @@ async def _open_services(
         "key_events": key_events.run(),
         "key_last_used": last_used.run(),
         "budget_usage": budgets.run(),
+        "direct_probe": prober.run(),
+        "last_known_good": services.last_known_good.run(
+            lambda: Saved(overrides.read_at, list(overrides.stored), key_store.verified())
+        ),
     }
     for name, job in loops.items():
         task = asyncio.create_task(job, name=name)
@@ -230,6 +263,31 @@ async def _open_services(
     if not await key_events.wait_subscribed(_SUBSCRIBE_WAIT_S):
         log.warning("key change notices not subscribed at start-up; keys cached for 1 s")
     return services
+
+
+def _open_job_runner(services: Services, stack: AsyncExitStack) -> JobRunner:
+    """The runner of asynchronous jobs and its sweep for jobs of dead replicas. Stopped
+    before the clients close: its runs are left to other replicas, not charged here."""
+    runner = JobRunner(services)
+    sweep = asyncio.create_task(runner.sweep(), name="job_sweeper")
+    services.background["job_sweeper"] = sweep
+    stack.push_async_callback(stop_task, sweep)
+    stack.push_async_callback(runner.stop)
+    return runner
+
+
+async def _restore(services: Services) -> None:
+    """Start-up without Redis: the last-known-good cache's overrides and keys, if trusted."""
+    saved = await services.last_known_good.load()
+    if saved is None:
+        return
+    if saved.overrides_read_at is not None:
+        services.overrides.restore(saved.overrides)
+    services.key_store.restore(saved.keys)
+    log.warning(
+        "serving from the last-known-good cache",
+        extra={"overrides": len(saved.overrides), "keys": len(saved.keys)},
+    )
 
 
 async def _audit_database(settings: Settings, stack: AsyncExitStack) -> AuditDatabase | None:

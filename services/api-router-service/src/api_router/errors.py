@@ -60,6 +60,14 @@ CATALOG: Final[Mapping[str, ErrorKind]] = {
     "method_not_allowed": ErrorKind(405, "invalid_request_error"),
     # 409: the change cannot be made in the resource's current state (admin API).
     "conflict": ErrorKind(409, "invalid_request_error"),
+    # Idempotency-Key (api/idempotency_middleware.py): a key that is not 1-255 printable
+    # characters (400); the first request with the key still running (409, or the client's
+    # `Prefer: wait=N` ran out); the key used before with another method, path or body (422).
+    "invalid_idempotency_key": ErrorKind(400, "invalid_request_error"),
+    "idempotency_in_progress": ErrorKind(409, "invalid_request_error", retry_after_s=1),
+    "idempotency_key_mismatch": ErrorKind(422, "invalid_request_error"),
+    # 410: the asynchronous job asked for was cancelled (DELETE) before it finished.
+    "job_cancelled": ErrorKind(410, "invalid_request_error"),
     # 408 / 413 / 415 / 431: how the request arrived.
     "request_timeout": ErrorKind(408, "invalid_request_error"),
     # Only ever an in-stream `error` event (the 200 has been sent): the client read a
@@ -132,7 +140,13 @@ class StoreUnavailable(ApiError):
         """The message with the Redis URL that was tried, and where it is configured."""
         if self.server is None:
             return self.message
-        return f"{self.message} (Redis at {self.server}: check it runs, or set redis.url)"
+        # A cluster's or Sentinels' label (redis_store.connect) names the nodes tried.
+        setting = (
+            "redis.nodes"
+            if self.server.startswith(("redis cluster", "redis sentinel"))
+            else "redis.url"
+        )
+        return f"{self.message} (Redis at {self.server}: check it runs, or set {setting})"
 
 
 class ShuttingDown(ApiError):

@@ -1,7 +1,34 @@
 """Every Redis key the gateway and the workers use, in one place.
 
-Keys that a single script or pipeline touches together share a ``{hash tag}`` so they live
-in one slot on Redis Cluster. ``prefix`` comes from ``redis.key_prefix``.
+``prefix`` comes from ``redis.key_prefix``. On Redis Cluster a key's slot is the CRC16 of
+its ``{hash tag}`` when it has one, else of the whole key. Every Lua script's keys share
+one tag, so each script runs on one node, atomically; there is no MULTI anywhere (the
+cluster client refuses one). Each key's docstring says its slot:
+
+=====================  =======================  =========================================
+key                    slot                     touched together with
+=====================  =======================  =========================================
+job_stream(node)       ``{node}``               nothing else (bounded_add, ack_and_trim)
+reply_stream(replica)  ``{replica}``            its cancel keys (emit, open_reply_stream)
+cancel(...)            ``{replica}``            its reply stream (emit)
+limit(tenant, ...)     ``{tenant}``             the tenant's other limits and budget
+budget(tenant)         ``{tenant}``             the tenant's limits (admit, settle)
+api_key(id)            the whole key            alone (swap_record); see ``tenant_keys``
+tenant_keys(tenant)    the whole key            alone (written before the record)
+tenants                the whole key            alone (written before ``tenant_keys``)
+idempotency(digest)    ``{digest}``             alone (claim, settle)
+job(request id)        ``{request id}``         alone (lease, end); ``active_jobs`` after
+nonce, health, ...     the whole key            alone
+=====================  =======================  =========================================
+
+Creating a key touches three slots, so it is three steps in a safe order (the tenant, then
+the tenant's key set, then the record: an interrupted creation leaves a listed id without
+a record, which listings skip). Reads of many keys across slots (``get_many``) are
+pipelines of single-key commands, split per node by the cluster client.
+
+The two pub/sub channels (``key_events``, ``routing_changes``) are not keys: a ``PUBLISH``
+on any node of a cluster is forwarded to every node, so a replica subscribed anywhere
+hears it (``SPUBLISH`` would keep it within one shard; see docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -19,7 +46,8 @@ class Keyspace:
     @property
     def health(self) -> str:
         """Hash node_id -> NodeHealth JSON. No TTL: a worker deletes its field on shutdown,
-        and gateways remove fields silent for ``health.forget_after_s``."""
+        and gateways remove fields silent for ``health.forget_after_s``. Single-key: its
+        slot is the whole key's."""
         return f"{self.prefix}:health"
 
     def job_stream(self, node_id: str) -> str:
@@ -42,11 +70,18 @@ class Keyspace:
         stream's hash tag: the worker checks it and writes ``accepted`` there in one script."""
         return f"{reply_stream}:cancel:{request_id}:{attempt}"
 
+    def probe_lease(self, node_id: str) -> str:
+        """The id of the replica that probes one direct node (``direct.nodes``); taken with
+        ``SET NX PX`` and renewed by its holder each round, it expires three probe
+        intervals after the holder's last round, so another replica takes over."""
+        return f"{self.prefix}:probe-lease:{node_id}"
+
     @property
     def routing_overrides(self) -> str:
         """Hash override id -> Override JSON (admin routing overrides). No TTL on the hash:
         an override's own ``expires_at`` ends it, and replicas delete expired fields when
-        they re-read the hash (every ``routing.overrides_refresh_s``)."""
+        they re-read the hash (every ``routing.overrides_refresh_s``). Single-key: written,
+        then announced on ``routing_changes`` (two commands, no MULTI)."""
         return f"{self.prefix}:routing-overrides"
 
     @property
@@ -56,11 +91,14 @@ class Keyspace:
         return f"{self.prefix}:routing-changes"
 
     def api_key(self, key_id: str) -> str:
-        """KeyRecord JSON of one API key. No TTL: keys live until deleted."""
+        """KeyRecord JSON of one API key. No TTL: keys live until deleted. Untagged (keys
+        are found by id alone, so the id's slot is the key's): written last on creation."""
         return f"{self.prefix}:key:{key_id}"
 
     def tenant_keys(self, tenant: str) -> str:
-        """Set of the key ids of one tenant (listing keys without a scan). No TTL."""
+        """Set of the key ids of one tenant (listing keys without a scan). No TTL. Its own
+        slot: an id is added before its record is written, so a listing may meet an id
+        without a record (skipped), never a record without an id."""
         return f"{self.prefix}:tenant-keys:{tenant}"
 
     @property
@@ -72,7 +110,7 @@ class Keyspace:
     @property
     def key_last_used(self) -> str:
         """Hash key_id -> epoch seconds of its last successful use. No TTL (one small field
-        per key); each replica writes a key's field at most once a minute."""
+        per key); each replica writes a key's field at most once a minute. Single-key."""
         return f"{self.prefix}:key-last-used"
 
     def nonce(self, key_id: str, nonce: str) -> str:
@@ -114,16 +152,51 @@ class Keyspace:
         by tenant, like the limits it is checked with."""
         return f"{self.prefix}:budget:{{{tenant}}}"
 
+    def idempotency(self, scope_digest: str) -> str:
+        """One Idempotency-Key of one tenant (``scope_digest``: a hash of both, so no
+        character of the client's key reaches a key name or a hash tag). A string: the
+        state (running / done), the request's fingerprint, the claim's owner and then the
+        running request's id or the stored answer. While running it expires after the
+        request deadline plus ``IDEMPOTENCY_LEASE_GRACE_S`` (a gateway that died mid-request
+        frees the key); once done, after ``idempotency.retention_s``. Tagged by the digest:
+        single-key scripts, spread over every slot."""
+        return f"{self.prefix}:idem:{{{scope_digest}}}"
+
+    def job(self, request_id: str) -> str:
+        """Hash of one asynchronous job (``Prefer: respond-async``): its tenant and key, the
+        request body, state, owner replica and owner lease, and once finished its stored
+        answer. Expires ``jobs.retention_s`` after it was submitted, and again that long
+        after it finished. Tagged by the request id: single-key scripts."""
+        return f"{self.prefix}:job:{{{request_id}}}"
+
+    @property
+    def active_jobs(self) -> str:
+        """Sorted set request_id -> owner lease expiry (epoch ms) of the asynchronous jobs
+        not yet finished, so that a replica finds jobs whose owner died without a scan.
+        Bounded by the jobs in flight: a job leaves it when it finishes, is cancelled, or
+        is found gone. No TTL (it empties itself)."""
+        return f"{self.prefix}:jobs-active"
+
     @property
     def tenants(self) -> str:
         """Set of the tenants that have had a key (the admins' tenant listing, without a
-        scan). No TTL: one small member per tenant."""
+        scan). No TTL: one small member per tenant. Single-key, written first on creation."""
         return f"{self.prefix}:tenants"
 
 
 # A replica refreshes its reply stream's TTL on every read (at least once a second), so
 # the stream outlives any pause of the replica but vanishes soon after it is gone.
 REPLY_STREAM_TTL_S = 300
+
+# A running Idempotency-Key claim outlives its request's deadline by this much: room for the
+# answer to be written and for a graceful shutdown, yet a dead gateway's claim ends soon.
+IDEMPOTENCY_LEASE_GRACE_S = 60
+
+# The replica running an asynchronous job renews its lease this often (and sees a DELETE
+# then); a lease not renewed for JOB_LEASE_S means the replica is gone, and another one
+# takes the job over.
+JOB_RENEW_S = 1.0
+JOB_LEASE_S = 10.0
 
 # The months a tenant's usage hash keeps: this one and the twelve before it.
 USAGE_MONTHS_KEPT = 13

@@ -7,38 +7,65 @@ never ``redis.exceptions``.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from importlib import resources
-from typing import Any, cast
+from typing import Any, TypeAlias, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
+from redis.asyncio.cluster import ClusterNode, ClusterPipeline
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
 
 from api_router.config.settings import RedisSettings
 from api_router.errors import StoreUnavailable
 
-Redis = aioredis.Redis
+# The client of every mode: a standalone server or a Sentinel-managed primary (both
+# ``redis.asyncio.Redis``), or a Redis Cluster.
+Redis: TypeAlias = aioredis.Redis | aioredis.RedisCluster
 
-# Connection trouble, timeouts and a server that is loading or read-only are "unavailable";
+# Connection trouble, timeouts, a server that is loading or read-only (a demoted primary
+# during a failover) and a cluster that is down or moving a slot are "unavailable";
 # anything else (a wrong type, a script error) is a bug and must surface as one.
 _UNAVAILABLE = (
     redis_errors.ConnectionError,
     redis_errors.TimeoutError,
     redis_errors.BusyLoadingError,
     redis_errors.ReadOnlyError,
+    redis_errors.ClusterDownError,
+    redis_errors.TryAgainError,
+    redis_errors.SlotNotCoveredError,
     OSError,
 )
+# redis-py raises its generic cluster exception when no seed node answers or the nodes
+# that answer do not cover every slot: unavailable too. Its other uses are bugs.
+_CLUSTER_UNREACHABLE = ("Redis Cluster cannot be connected", "All slots are not covered")
+# uvloop raises RuntimeError, not an OSError, when redis-py writes to a connection that the
+# server has just closed (seen when a Sentinel-managed primary dies mid-handshake).
+_CLOSED_TRANSPORT = "unable to perform operation on <TCPTransport closed=True"
+# What the adapter catches to look at: `_unavailable` tells which of them mean "Redis is
+# unavailable"; the rest are re-raised untouched.
+_CAUGHT = (*_UNAVAILABLE, redis_errors.RedisClusterException, RuntimeError)
+
+
+def _unavailable(exc: BaseException) -> bool:
+    if isinstance(exc, _UNAVAILABLE):
+        return True
+    if isinstance(exc, RuntimeError):
+        return str(exc).startswith(_CLOSED_TRANSPORT)
+    return isinstance(exc, redis_errors.RedisClusterException) and str(exc).startswith(
+        _CLUSTER_UNREACHABLE
+    )
 
 
 class RedisUnreachable(redis_errors.ConnectionError):
-    """Redis did not answer a command; ``server`` is its URL without credentials, so that
-    an operator reading the error knows which server was tried."""
+    """Redis did not answer a command; ``server`` is its URL (or nodes) without
+    credentials, so that an operator reading the error knows which server was tried."""
 
-    def __init__(self, server: str, cause: Exception) -> None:
+    def __init__(self, server: str, cause: BaseException) -> None:
         super().__init__(f"{server}: {cause}")
         self.server = server
 
@@ -54,12 +81,13 @@ class StoreErrors:
 def connect(
     settings: RedisSettings, *, bounded_s: float | None = None, errors: StoreErrors | None = None
 ) -> Redis:
-    """A pooled client; connections are opened lazily on first use.
+    """A pooled client of ``settings.mode``; connections are opened lazily on first use.
 
     ``bounded_s``: every command answers or fails within twice this long (connect and read
     timeouts of ``bounded_s``, one immediate retry so that a connection Redis closed, by a
-    restart say, is replaced rather than failing a request), for callers that must decide
-    without Redis rather than wait. ``errors``: where this client counts its failures.
+    restart or a failover say, is replaced rather than failing a request), for callers that
+    must decide without Redis rather than wait. ``errors``: where this client counts its
+    failures.
     """
     options: dict[str, Any] = {
         "socket_timeout": settings.socket_timeout_s,
@@ -72,17 +100,57 @@ def connect(
             "socket_connect_timeout": min(bounded_s, settings.connect_timeout_s),
             "retry": Retry(NoBackoff(), 1),
         }
+    options.update(max_connections=settings.max_connections, decode_responses=False)
+    client: _CountingRedis | _CountingCluster
+    if settings.mode == "cluster":
+        client = _cluster(settings, options)
+    elif settings.mode == "sentinel":
+        client = _sentinel_primary(settings, options)
+    else:
+        client = cast(_CountingRedis, _CountingRedis.from_url(settings.url, **options))
+        client.server = shown_url(settings.url)
+    client.errors = errors or StoreErrors()
+    return client
+
+
+def _cluster(settings: RedisSettings, options: dict[str, Any]) -> _CountingCluster:
+    client = _CountingCluster(
+        startup_nodes=[ClusterNode(host, port) for host, port in settings.node_addresses],
+        username=settings.username,
+        password=settings.password,
+        ssl=settings.tls,
+        **options,
+    )
+    client.server = f"redis cluster {settings.nodes}"
+    return client
+
+
+def _sentinel_primary(settings: RedisSettings, options: dict[str, Any]) -> _CountingRedis:
+    """The primary named ``master_name``, looked up from the Sentinels whenever a connection
+    is made: a connection to a primary that was demoted (ReadOnlyError) or died is dropped,
+    and the next one goes to the primary the Sentinels name then."""
+    sentinel = Sentinel(  # type: ignore[no-untyped-call]  # untyped in redis-py
+        settings.node_addresses,
+        sentinel_kwargs={
+            "password": settings.sentinel_password,
+            "ssl": settings.tls,
+            "socket_timeout": options["socket_timeout"],
+            "socket_connect_timeout": options["socket_connect_timeout"],
+        },
+    )
     client = cast(
         _CountingRedis,
-        _CountingRedis.from_url(
-            settings.url,
-            max_connections=settings.max_connections,
-            decode_responses=False,
+        sentinel.master_for(
+            settings.master_name,
+            redis_class=_CountingRedis,
+            username=settings.username,
+            password=settings.password,
+            ssl=settings.tls,
             **options,
         ),
     )
-    client.errors = errors or StoreErrors()
-    client.server = shown_url(settings.url)
+    client.sentinels = sentinel
+    client.server = f"redis sentinel {settings.master_name} via {settings.nodes}"
     return client
 
 
@@ -98,11 +166,14 @@ class _CountingRedis(aioredis.Redis):
 
     errors: StoreErrors
     server: str
+    sentinels: Sentinel | None = None
 
     async def execute_command(self, *args: Any, **options: Any) -> Any:
         try:
             return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
-        except _UNAVAILABLE as exc:
+        except _CAUGHT as exc:
+            if not _unavailable(exc):
+                raise
             self.errors.by_command[str(args[0]).upper()] += 1
             raise RedisUnreachable(self.server, exc) from exc
 
@@ -114,6 +185,11 @@ class _CountingRedis(aioredis.Redis):
         pipe.server = self.server
         return pipe
 
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        await super().aclose(close_connection_pool)
+        if self.sentinels is not None:  # its connections to the Sentinels are ours to close
+            await self.sentinels.aclose()
+
 
 class _CountingPipeline(aioredis.client.Pipeline):
     errors: StoreErrors
@@ -122,9 +198,77 @@ class _CountingPipeline(aioredis.client.Pipeline):
     async def execute(self, raise_on_error: bool = True) -> list[Any]:
         try:
             return await super().execute(raise_on_error)
-        except _UNAVAILABLE as exc:
+        except _CAUGHT as exc:
+            if not _unavailable(exc):
+                raise
             self.errors.by_command["MULTI" if self.is_transaction else "PIPELINE"] += 1
             raise RedisUnreachable(self.server, exc) from exc
+
+
+class _CountingCluster(aioredis.RedisCluster):
+    """``_CountingRedis`` for a Redis Cluster."""
+
+    errors: StoreErrors
+    server: str
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            if self._initialize:
+                # Learn the slot map before sending: commands that raced a first (or
+                # renewed) discovery were seen going to the wrong node, and the MOVED
+                # storm that followed made redis-py reset connections other commands
+                # were using (lost commands; a limiter that failed open).
+                await self.initialize()
+            return await super().execute_command(*args, **kwargs)
+        except _CAUGHT as exc:
+            if not _unavailable(exc):
+                raise
+            self.errors.by_command[str(args[0]).upper()] += 1
+            raise RedisUnreachable(self.server, exc) from exc
+
+    def pipeline(self, transaction: Any | None = None, shard_hint: Any | None = None) -> Any:
+        if transaction or shard_hint:
+            # Every multi-key write is a Lua script (one slot, atomic) or a sequence of
+            # single-slot steps in a safe order; see keyspace.py.
+            raise redis_errors.RedisClusterException("no MULTI on a cluster: use a script")
+        pipe = _CountingClusterPipeline(self)  # type: ignore[abstract]  # set in __init__
+        pipe.errors = self.errors
+        pipe.server = self.server
+        return pipe
+
+
+class _CountingClusterPipeline(ClusterPipeline):
+    errors: StoreErrors
+    server: str
+
+    async def execute(
+        self, raise_on_error: bool = True, allow_redirections: bool = True
+    ) -> list[Any]:
+        try:
+            return await super().execute(raise_on_error, allow_redirections)
+        except _CAUGHT as exc:
+            if not _unavailable(exc):
+                raise
+            self.errors.by_command["PIPELINE"] += 1
+            raise RedisUnreachable(self.server, exc) from exc
+
+
+async def learn_topology(redis: Redis) -> None:
+    """Make a cluster client learn which node serves which slot, if it has not yet: its
+    pub/sub picks the node to subscribe on from that map. Nothing to do in other modes."""
+    if isinstance(redis, aioredis.RedisCluster) and redis._initialize:
+        await redis.initialize()
+
+
+async def get_many(redis: Redis, keys: Sequence[str]) -> list[bytes | None]:
+    """``GET`` of each of ``keys`` in one round trip per node: unlike ``MGET``, the keys
+    need not share a slot on a cluster. Not atomic (nothing that calls it needs that)."""
+    if not keys:
+        return []
+    async with redis.pipeline(transaction=False) as pipe:
+        for key in keys:
+            pipe.get(key)
+        return cast(list[bytes | None], await pipe.execute())
 
 
 class MissingConsumerGroup(Exception):
@@ -136,13 +280,26 @@ def store_errors(what: str) -> Iterator[None]:
     """Turn Redis being unreachable during ``what`` into ``StoreUnavailable``."""
     try:
         yield
-    except _UNAVAILABLE as exc:
+    except _CAUGHT as exc:
+        if not _unavailable(exc):
+            raise
         server = exc.server if isinstance(exc, RedisUnreachable) else None
         raise StoreUnavailable(f"{what} is unavailable, retry shortly", server=server) from None
     except redis_errors.ResponseError as exc:
         if str(exc).startswith("NOGROUP"):
             raise MissingConsumerGroup(str(exc)) from None
         raise
+
+
+def connection_lost(error: StoreUnavailable) -> bool:
+    """``error`` came from Redis refusing or dropping the connection (a server that went
+    away or was demoted, a cluster that is down), not from an answer that was too slow:
+    what Redis held may be gone (a failover loses what was not replicated yet), whereas a
+    slow Redis still has it."""
+    cause = error.__context__
+    if isinstance(cause, RedisUnreachable):
+        cause = cause.__cause__
+    return not isinstance(cause, redis_errors.TimeoutError | TimeoutError)
 
 
 def lua_script(package: str, name: str) -> str:

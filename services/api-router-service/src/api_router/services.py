@@ -9,11 +9,16 @@ from starlette.types import Scope
 
 from api_router.auth.authenticator import Authenticator
 from api_router.auth.key_store import KeyStore
+from api_router.config.last_known_good import LastKnownGood
 from api_router.config.settings import Settings
+from api_router.dispatch.direct_probe import DirectProber
 from api_router.dispatch.dispatcher import Dispatcher
 from api_router.dispatch.failover import Failover
 from api_router.dispatch.reply_reader import ReplyReader
+from api_router.dispatch.transport import Transports
 from api_router.graceful_shutdown import GracefulShutdown
+from api_router.idempotency.key_claims import KeyClaims
+from api_router.jobs.job_store import JobStore
 from api_router.keyspace import Keyspace
 from api_router.limiter.admission import Admission
 from api_router.limiter.month_usage import MonthUsage
@@ -37,7 +42,10 @@ class Services:
     authenticator: Authenticator
     health: HealthRegistry
     replies: ReplyReader
-    dispatcher: Dispatcher
+    dispatcher: Dispatcher  # the streams transport
+    transports: Transports  # both transports: what requests dispatch through
+    prober: DirectProber  # health of the direct nodes
+    last_known_good: LastKnownGood  # what serves a start-up without Redis
     router: Router
     overrides: OverrideStore
     failover: Failover
@@ -49,6 +57,8 @@ class Services:
     usage: UsageExporter
     audit: AuditStore
     openapi: bytes
+    idempotency: KeyClaims
+    jobs: JobStore
     # Long-running tasks of this replica by name; /healthz fails when one has stopped.
     background: dict[str, asyncio.Task[None]] = field(default_factory=dict)
 

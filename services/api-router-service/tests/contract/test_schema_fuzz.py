@@ -127,7 +127,7 @@ async def test_the_served_document_holds_for_the_fuzzer_with_a_key_and_signed(
     signed = fuzz(stack, gateway.url, "signed", "", {**own, **signing})
     for run in (with_key, signed):
         assert (run.exit_code, run.failures) == (0, 0), run.output
-        assert run.operations == 25, run.output
+        assert run.operations == 27, run.output
         assert run.generated > 20 * EXAMPLES, run.output
         # Credentials that did not work would show as this warning, not as failures.
         assert "Authentication failed" not in run.output, run.output

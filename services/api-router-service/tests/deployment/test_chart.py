@@ -83,6 +83,8 @@ def test_values_schema_holds_the_settings_schemas() -> None:
     [
         ({"config": {"server": {"prot": 1}}}, "at '/config/server': additional properties 'prot'"),
         ({"config": {"auth": {"pepper": "p" * 40}}}, "at '/config/auth': additional properties"),
+        ({"config": {"redis": {"password": "pw"}}}, "at '/config/redis': additional properties"),
+        ({"config": {"redis": {"mode": "replicated"}}}, "at '/config/redis/mode'"),
         ({"config": {"usage": {"on_spool_full": "panic"}}}, "at '/config/usage/on_spool_full'"),
         ({"policies": {"content": {"plans": {"p": {"burst": 0}}}}}, "/policies/content/plans/p"),
         ({"workers": [{"name": "n", "pool": "p", "backend": "vllm"}]}, "/workers/0/backend"),

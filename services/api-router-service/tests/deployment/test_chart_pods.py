@@ -45,6 +45,8 @@ CLUSTER_SECRETS = {
     "vllm-api-key": {"api-key": "sk-vllm-0123456789"},
     "api-router-audit-db": {"database-url": "postgresql://audit@127.0.0.1:1/audit"},
 }
+# The Redis examples' passwords (cluster nodes, Sentinels), in the same outside Secret.
+REDIS_PASSWORDS = {"redis-password": "s3cret-data", "sentinel-password": "s3cret-sentinel"}
 MOCK_WORKER = {"name": "mock-0", "pool": "edge", "backend": "mock", "models": "mock"}
 
 
@@ -68,7 +70,8 @@ def containers(
     objects: list[dict[str, Any]], root: Path, redis_url: str = ""
 ) -> tuple[Container, list[Container]]:
     """The gateway container and every worker container of the rendered chart."""
-    secrets = {**CLUSTER_SECRETS, "api-router-redis": {"redis-url": redis_url}}
+    redis = {"redis-url": redis_url, **REDIS_PASSWORDS}
+    secrets = {**CLUSTER_SECRETS, "api-router-redis": redis}
     pod = gateway_workload(objects)["spec"]["template"]["spec"]
     gateway = pod_container(pod, "gateway", objects, root / "gateway", secrets)
     workers = [
@@ -96,6 +99,7 @@ def test_containers_run_real_commands_with_settings_the_loader_reads(
     # Everything the gateway writes is on a writable volume: its root is read-only.
     router = yaml.safe_load(find(objects, "ConfigMap", "-config")["data"]["router.yaml"])
     assert gateway.writable(router["usage"]["spool_dir"])
+    assert gateway.writable(str(Path(router["last_known_good"]["path"]).parent))
     assert gateway.writable(gateway.image.env["API_ROUTER__USAGE__SPOOL_DIR"])
     assert gateway.writable("/tmp")
 

@@ -183,6 +183,9 @@ async def test_health_and_readiness_report_each_component(stack: Stack) -> None:
         "key_events",
         "key_last_used",
         "routing_overrides",
+        "job_sweeper",
+        "direct_probe",
+        "last_known_good",
     }
     assert alive.status_code == 200 and alive.json()["status"] == "ok"
 

@@ -160,6 +160,7 @@ async def test_invalid_overrides_are_400_and_unknown_targets_409(stack: Stack) -
         "inflight": 0,
         "max_concurrency": 2,
         "drained": False,
+        "transport": "streams",
         "models_loaded": None,
     }
 

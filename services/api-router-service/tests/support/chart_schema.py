@@ -21,16 +21,19 @@ from api_router.config.settings import Settings
 
 VALUES_SCHEMA = Path(__file__).parents[4] / "deployments/helm/api-router-service/values.schema.json"
 # Only ever from a Secret: a schema without them makes helm refuse them in `config`.
-SECRET_SETTINGS = ("pepper", "kek")
+SECRET_SETTINGS = {
+    "AuthSettings": ("pepper", "kek"),
+    "RedisSettings": ("password", "sentinel_password"),
+}
 
 
 def settings_defs() -> dict[str, Any]:
     _, components = msgspec.json.schema_components(
         [Settings, Policies], ref_template="#/$defs/{name}"
     )
-    auth = components["AuthSettings"]["properties"]
-    for name in SECRET_SETTINGS:
-        del auth[name]
+    for struct, names in SECRET_SETTINGS.items():
+        for name in names:
+            del components[struct]["properties"][name]
     return components
 
 

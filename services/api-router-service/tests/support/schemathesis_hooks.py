@@ -5,13 +5,17 @@ Importing this module is what registers them, as schemathesis expects of a hooks
 - with ``FUZZ_SIGNING_KEY_ID`` and ``FUZZ_SIGNING_SECRET`` set, every request is signed
   (RFC 9421, the gateway's own signer) over its final bytes, as a ``requests`` auth that
   schemathesis treats as the configured credentials (its probes without them must fail);
-- two adjustments, each with its reason below: whole floats are sent as integers, and
-  the run's own key (``FUZZ_KEY_ID``) is never revoked or stripped of a signing secret.
+- three adjustments, each with its reason below: whole floats are sent as integers, the
+  run's own key (``FUZZ_KEY_ID``) is never revoked or stripped of a signing secret, and
+  each call's Idempotency-Key is its own.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
+import re
+import uuid
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -19,6 +23,7 @@ import schemathesis
 from requests import PreparedRequest
 from requests.auth import AuthBase
 
+from api_router.api.public.idempotency_openapi import KEY_PATTERN
 from api_router.auth.signature_base import RequestView, combine_headers
 from api_router.client.signer import RequestSigner
 
@@ -83,6 +88,24 @@ def before_call(
     own = os.environ.get("FUZZ_KEY_ID")
     if case.operation.label in _LOCKOUTS and case.path_parameters.get("key_id") == own:
         case.path_parameters["key_id"] = _NO_SUCH_KEY
+    _own_idempotency_key(case)
+
+
+_calls = itertools.count()
+_RUN = uuid.uuid4().hex[:8]  # the two runs share a gateway, and so their keys' tenant
+
+
+def _own_idempotency_key(case: schemathesis.Case[Any]) -> None:
+    """A generated Idempotency-Key that fits the document gets a suffix of its own call.
+    Reason: the fuzzer sends the same few keys (``0``, ``A``...) with different bodies,
+    which is rightly a 422 (a key reused for another request), and a valid body answered
+    422 reads as a rejection of valid data. Keys that do not fit are sent as generated
+    (still answered 400)."""
+    if case.headers is None:
+        return
+    key = case.headers.get("Idempotency-Key")
+    if isinstance(key, str) and re.fullmatch(KEY_PATTERN, key) and len(key) < 240:
+        case.headers["Idempotency-Key"] = f"{key}-{_RUN}-{next(_calls)}"
 
 
 def _whole_floats_as_integers(value: Any) -> Any:

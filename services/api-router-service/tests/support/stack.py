@@ -5,17 +5,21 @@ from __future__ import annotations
 import asyncio
 import base64
 import itertools
+import json
 import os
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
+from contextlib import AbstractContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, Protocol
 
 import httpx
 import msgspec
 from starlette.applications import Starlette
+from typing_extensions import TypeVar
 
 from api_router.app import create_app
 from api_router.auth.key_record import AuthMode, IssuedKey
@@ -28,6 +32,22 @@ from api_router.routing.node_health import NodeHealth, health_encoder
 from api_router.services import Services
 from tests.support.processes import AuditSinkProcess, GatewayProcess, ServiceProcess, WorkerProcess
 from tests.support.servers import RedisServer, TansuBroker, wait_until
+
+
+class RedisStore(Protocol):
+    """What a stack runs on: a standalone server, a cluster or a Sentinel-managed primary."""
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """The ``redis`` settings section that points at it."""
+        ...
+
+    def client(self) -> AbstractContextManager[Any]:
+        """A sync client of it."""
+        ...
+
+
+R = TypeVar("R", bound=RedisStore, default=RedisServer)
 
 PEPPER = "test-pepper-0123456789abcdef0123456789"
 KEK = base64.b64encode(bytes(range(32))).decode()
@@ -60,10 +80,11 @@ class Gateway:
             await asyncio.sleep(0.02)
 
 
-class Stack:
+class Stack(Generic[R]):
     def __init__(
-        self, redis: RedisServer, broker: TansuBroker, prefix: str, tmp: Path, ollama_url: str
+        self, redis: R, broker: TansuBroker, prefix: str, tmp: Path, ollama_url: str
     ) -> None:
+        """``redis``: a standalone server, a cluster or a Sentinel-managed primary."""
         self.redis = redis
         self.broker = broker
         self.prefix = prefix
@@ -79,7 +100,7 @@ class Stack:
 
     def settings(self, **sections: dict[str, Any]) -> Settings:
         tree: dict[str, Any] = {name: dict(values) for name, values in BASE_SETTINGS.items()}
-        tree["redis"] = {"url": self.redis.url, "key_prefix": self.prefix}
+        tree["redis"] = {**self.redis.settings, "key_prefix": self.prefix}
         tree["kafka"] = {
             "bootstrap_servers": self.broker.bootstrap,
             "usage_topic": self.usage_topic,
@@ -104,7 +125,8 @@ class Stack:
         for section, values in settings.items():
             for key, value in values.items():
                 if value is not None:
-                    env[f"API_ROUTER__{section.upper()}__{key.upper()}"] = str(value)
+                    text = json.dumps(value) if isinstance(value, list) else str(value)
+                    env[f"API_ROUTER__{section.upper()}__{key.upper()}"] = text
         return env
 
     def worker(
@@ -156,7 +178,12 @@ class Stack:
         self, name: str, check: str, port: int, sections: dict[str, dict[str, Any]]
     ) -> GatewayProcess:
         spool = {"spool_dir": str(self.tmp / f"{name}-spool")}
-        sections = {**sections, "usage": {**spool, **sections.get("usage", {})}}
+        lkg = {"path": str(self.tmp / f"{name}-last-known-good.sqlite")}
+        sections = {
+            **sections,
+            "usage": {**spool, **sections.get("usage", {})},
+            "last_known_good": {**lkg, **sections.get("last_known_good", {})},
+        }
         gateway = GatewayProcess(self.env(**sections), self.tmp, name, port)
         gateway.start()
         self._processes.append(gateway)
@@ -173,8 +200,11 @@ class Stack:
 
     @asynccontextmanager
     async def gateway(self, **sections: dict[str, Any]) -> AsyncIterator[Gateway]:
-        spool = self.tmp / f"in-process-{next(self._gateways)}-spool"
-        app = create_app(self.settings(**{"usage": {"spool_dir": str(spool)}, **sections}))
+        number = next(self._gateways)
+        spool = self.tmp / f"in-process-{number}-spool"
+        lkg = {"path": str(self.tmp / f"in-process-{number}-last-known-good.sqlite")}
+        own = {"usage": {"spool_dir": str(spool)}, "last_known_good": lkg}
+        app = create_app(self.settings(**{**own, **sections}))
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
@@ -207,6 +237,11 @@ class Stack:
             yield KeyStore(client, self.keys, PEPPER, 0.0, SecretBox(base64.b64decode(KEK)))
         finally:
             await client.aclose()
+
+    def cli(self, *argv: str) -> subprocess.CompletedProcess[bytes]:
+        """``api-router <argv>`` run as a process configured like this stack's gateways."""
+        command = [sys.executable, "-m", "api_router", *argv]
+        return subprocess.run(command, env=self.env(), capture_output=True, timeout=60)
 
     def put_health(self, node: NodeHealth) -> None:
         """Write a node entry directly, as a worker would (for nodes with no process)."""

@@ -86,3 +86,26 @@ def test_a_short_pepper_is_refused() -> None:
     with pytest.raises(ConfigError) as caught:
         load_settings(None, {"API_ROUTER__AUTH__PEPPER": "short"})
     assert caught.value.path == "auth.pepper"
+
+
+def test_direct_nodes_come_from_yaml_or_as_a_json_list_in_the_environment(
+    tmp_path: Path,
+) -> None:
+    path = write(
+        tmp_path,
+        "direct:\n  nodes:\n    - node_id: gpu-1\n      base_url: http://10.0.0.5:8000/v1\n",
+    )
+    from_file = load_settings(path, {})
+    assert [(n.node_id, n.flavour, n.pool, n.max_concurrency) for n in from_file.direct.nodes] == [
+        ("gpu-1", "openai", "direct", 32)
+    ]
+    nodes = '[{"node_id": "box", "base_url": "http://box:11434", "flavour": "ollama"}]'
+    from_env = load_settings(path, {"API_ROUTER__DIRECT__NODES": nodes})
+    assert [(n.node_id, n.flavour) for n in from_env.direct.nodes] == [("box", "ollama")]
+    with pytest.raises(ConfigError) as twice:
+        load_settings(None, {"API_ROUTER__DIRECT__NODES": nodes.replace("]", f", {nodes[1:]}")})
+    assert "same node_id" in str(twice.value)
+    with pytest.raises(ConfigError) as both:
+        key = '[{"node_id": "b", "base_url": "http://b", "api_key_env": "K", "api_key_file": "f"}]'
+        load_settings(None, {"API_ROUTER__DIRECT__NODES": key})
+    assert "not both" in str(both.value)

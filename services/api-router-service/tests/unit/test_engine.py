@@ -176,3 +176,27 @@ def test_unknown_model_is_not_found() -> None:
     with pytest.raises(ApiError) as caught:
         RoutingEngine().choose(snapshot(node("a")), "x", None, NONE, breakers())
     assert caught.value.code == "model_not_found"
+
+
+def test_node_weights_shift_the_choice_inside_a_pool_and_the_sessions() -> None:
+    # Equally idle, "a" ranks first; "b" weighs three times as much.
+    even = snapshot(node("a", "p1"), node("b", "p1"))
+    weighted = snapshot(node("a", "p1"), node("b", "p1", weight=3.0))
+    decisions = 4000
+
+    def share_of_b(snap: RoutingSnapshot, session: bool) -> float:
+        engine = RoutingEngine(random.Random(7))
+        chosen = [
+            engine.choose(
+                snap, "m", None, NONE, breakers(), f"chat-{i}" if session else None
+            ).candidates[0]
+            for i in range(decisions)
+        ]
+        return sum(c.node.node_id == "b" for c in chosen) / decisions
+
+    # Power of two choices: b is first when both picks are b, (w_b / W) ** 2.
+    assert 0.22 < share_of_b(even, session=False) < 0.28
+    assert 0.53 < share_of_b(weighted, session=False) < 0.60
+    # Weighted rendezvous: sessions in proportion to the weights.
+    assert 0.46 < share_of_b(even, session=True) < 0.54
+    assert 0.72 < share_of_b(weighted, session=True) < 0.78

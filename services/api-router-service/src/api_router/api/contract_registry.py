@@ -32,6 +32,7 @@ from api_router.api.public.embeddings_contract import (
     EmbedResponse,
 )
 from api_router.api.public.inference_contract import (
+    InferenceJob,
     InferenceRequest,
     InferenceResponse,
     StreamDelta,
@@ -57,6 +58,7 @@ CONTRACTS: Final[Mapping[str, Any]] = {
     "inference.response": InferenceResponse,
     "inference.chunk": StreamDelta,
     "inference.done": StreamDone,
+    "inference.job": InferenceJob,
     "chat.completion.request": Annotated[
         ChatCompletionRequest, msgspec.Meta(extra_json_schema=STREAM_OPTIONS_NEED_STREAM)
     ],

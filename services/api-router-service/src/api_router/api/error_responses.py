@@ -51,8 +51,9 @@ async def render_error(request: Request, exc: Exception) -> Response:
     a bug, answered ``internal_error`` without details (the server log has them). The
     OpenAI-compatible routes get the same error in OpenAI's shape (with ``param``).
     """
-    if isinstance(exc, StoreUnavailable):
-        log.warning(exc.for_operators)  # the client's answer does not name the server
+    store = exc if isinstance(exc, StoreUnavailable) else exc.__cause__  # a node skipped
+    if isinstance(store, StoreUnavailable):
+        log.warning(store.for_operators)  # the client's answer does not name the server
     if isinstance(exc, ApiError):
         error = exc
     elif isinstance(exc, HTTPException):

@@ -47,6 +47,9 @@ class RequestContext:
     response_headers: dict[str, str] = field(default_factory=dict)
     # Requests of one session go to the same node (routing affinity).
     session_id: str | None = None
+    # Set when this request replayed the stored answer of that one (Idempotency-Key): its
+    # audit record says so, and it leaves no usage record (nothing ran, nothing is billed).
+    replay_of: str | None = None
 
     def set_session(self, *candidates: str | None) -> None:
         """The first non-empty of ``metadata.session_id`` and ``X-Session-Id`` (bounded:
@@ -96,7 +99,7 @@ class RequestContextMiddleware:
             nonlocal recorded
             if not recorded and context.billable and context.usage.identified:
                 recorded = True
-                _record_usage(services, context, status)
+                write_records(services, context, status)
 
         async def send_with_request_id(message: Message) -> None:
             nonlocal status
@@ -123,7 +126,7 @@ class RequestContextMiddleware:
         request_id_var.reset(token)
 
 
-def _record_usage(services: Services, context: RequestContext, status: int) -> None:
+def write_records(services: Services, context: RequestContext, status: int) -> None:
     """Hand the request's usage record and audit message to the exporter (one journal
     write) and its audit record to the recent window (queued)."""
     audit = build_records(
@@ -135,8 +138,13 @@ def _record_usage(services: Services, context: RequestContext, status: int) -> N
         elapsed_s=time.perf_counter() - context.telemetry.started,
         gateway_instance=services.instance_id,
         limit_decisions=context.limit_decisions,
+        replay_of=context.replay_of,
     )
-    services.usage.record(usage_of(audit), audit_message(audit))  # one write(2) for both
+    message = audit_message(audit)
+    if context.replay_of is None:
+        services.usage.record(usage_of(audit), message)  # one write(2) for both
+    else:
+        services.usage.record(message)  # a replay is audited, never billed twice
     services.audit.remember(audit)
 
 

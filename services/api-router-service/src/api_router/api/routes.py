@@ -20,10 +20,12 @@ from api_router.api.admin import keys as admin_keys
 from api_router.api.admin import routing as admin_routing
 from api_router.api.admin import tenants as admin_tenants
 from api_router.api.auth_middleware import AuthMiddleware
+from api_router.api.idempotency_middleware import IdempotencyMiddleware
 from api_router.api.openapi import openapi_document
 from api_router.api.public.audit import audit_request, audit_requests
 from api_router.api.public.embeddings import embed, embeddings
 from api_router.api.public.inference import inference
+from api_router.api.public.inference_jobs import inference_job
 from api_router.api.public.metrics import metrics
 from api_router.api.public.openai_chat import chat_completions, models
 from api_router.api.public.status import healthz, readyz
@@ -31,6 +33,8 @@ from api_router.api.public.usage import own_usage
 from api_router.auth.key_record import Scope
 
 Endpoint = Callable[[Request], Awaitable[Response]]
+# Inside the authentication: a key is scoped to the caller's tenant.
+_IDEMPOTENT = Middleware(IdempotencyMiddleware)
 
 
 def routes() -> list[Route]:
@@ -39,13 +43,19 @@ def routes() -> list[Route]:
             "/v1/inference",
             inference,
             methods=["POST"],
-            middleware=_auth("inference", billable=True),
+            middleware=[*_auth("inference", billable=True), _IDEMPOTENT],
+        ),
+        Route(
+            "/v1/inference/{request_id}",
+            inference_job,
+            methods=["GET", "DELETE"],
+            middleware=_auth("inference"),
         ),
         Route(
             "/v1/chat/completions",
             chat_completions,
             methods=["POST"],
-            middleware=_auth("inference", billable=True),
+            middleware=[*_auth("inference", billable=True), _IDEMPOTENT],
         ),
         Route(
             "/v1/embeddings",

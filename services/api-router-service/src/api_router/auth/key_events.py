@@ -14,7 +14,7 @@ import logging
 
 from api_router.auth.key_store import KeyStore
 from api_router.errors import StoreUnavailable
-from api_router.redis_store import Redis, store_errors
+from api_router.redis_store import Redis, learn_topology, store_errors
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,7 @@ class KeyEventListener:
         pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
         try:
             with store_errors("key change notices"):
+                await learn_topology(self._redis)
                 await pubsub.subscribe(self._channel)
                 # Anything cached before the subscription may have missed a notice.
                 self._store.invalidate()

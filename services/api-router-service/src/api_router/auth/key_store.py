@@ -29,9 +29,9 @@ from api_router.auth.key_record import (
     bound_to,
 )
 from api_router.auth.secret_box import SealedSecretError, SecretBox
-from api_router.errors import ApiError
+from api_router.errors import ApiError, StoreUnavailable
 from api_router.keyspace import Keyspace
-from api_router.redis_store import Redis, lua_script, store_errors
+from api_router.redis_store import Redis, get_many, lua_script, store_errors
 
 __all__ = ["SCOPES", "IssuedKey", "KeyRecord", "KeyStore", "Scope", "Tenant"]
 
@@ -64,6 +64,10 @@ class KeyStore:
         self._cache_ttl_s = cache_ttl_s
         self._clock = clock
         self._cache: dict[str, tuple[float, KeyEntry | None]] = {}
+        # The last record read of each key, kept through blanket invalidations: what the
+        # gateway serves by while Redis cannot be read (local-only mode).
+        # With the time each was read (for the last-known-good cache's age).
+        self._verified: dict[str, tuple[float, KeyEntry | None]] = {}
         # Bumped by every invalidation: a lookup that raced one does not cache what it read.
         self._generation = 0
         self.subscribed = False
@@ -78,11 +82,20 @@ class KeyStore:
         if cached is not None and cached[0] > now:
             return cached[1]
         generation = self._generation
-        record = await self.read(key_id)
+        try:
+            record = await self.read(key_id)
+        except StoreUnavailable:
+            if key_id not in self._verified:
+                raise
+            # Local-only mode: Redis is away, so nobody can change the key there either;
+            # its last verified record serves until Redis answers again.
+            return self._verified[key_id][1]
         entry = None if record is None else KeyEntry(record, self._open_secrets(record))
         if generation == self._generation:
             if len(self._cache) >= _MAX_CACHED:
                 self._cache.clear()
+                self._verified.clear()
+            self._verified[key_id] = (time.time(), entry)
             ttl = (
                 self._cache_ttl_s
                 if self.subscribed
@@ -90,6 +103,16 @@ class KeyStore:
             )
             self._cache[key_id] = (now + ttl, entry)
         return entry
+
+    def verified(self) -> list[tuple[float, KeyRecord]]:
+        """The records read from Redis and still believed, each with when it was read."""
+        return [(at, entry.record) for at, entry in self._verified.values() if entry is not None]
+
+    def restore(self, records: Iterable[tuple[float, KeyRecord]]) -> None:
+        """Records from the last-known-good cache: served only while Redis is away (a
+        read that succeeds replaces them)."""
+        for at, record in records:
+            self._verified[record.id] = (at, KeyEntry(record, self._open_secrets(record)))
 
     async def get(self, key_id: str) -> KeyRecord | None:
         entry = await self.lookup(key_id)
@@ -102,6 +125,7 @@ class KeyStore:
             self._cache.clear()
         else:
             self._cache.pop(key_id, None)
+            self._verified.pop(key_id, None)
 
     # -- reads for the admin API ------------------------------------------------------
 
@@ -113,12 +137,11 @@ class KeyStore:
     async def of_tenant(self, tenant: str) -> list[KeyRecord]:
         with store_errors("the key store"):
             ids = sorted(await self._redis.smembers(self._keys.tenant_keys(tenant)))
-            blobs = (
-                await self._redis.mget([self._keys.api_key(_text(i)) for i in ids]) if ids else []
-            )
-        return sorted(
-            (_decoder.decode(b) for b in blobs if b is not None), key=lambda r: r.created_at
-        )
+            blobs = await get_many(self._redis, [self._keys.api_key(_text(i)) for i in ids])
+        # An id whose record is missing, or is another tenant's, was left by a `create` that
+        # stopped (or collided) after listing it: not this tenant's key.
+        records = (_decoder.decode(b) for b in blobs if b is not None)
+        return sorted((r for r in records if r.tenant == tenant), key=lambda r: r.created_at)
 
     async def tenants(self) -> dict[str, int]:
         """Every tenant that has had a key, with its number of keys (revoked ones too)."""
@@ -164,14 +187,17 @@ class KeyStore:
             },
             KeyRecord,
         )
+        # Three keys in three slots (a cluster cannot write them in one step), so listed
+        # first, written last: a create that stops half-way leaves at most a listed id
+        # with no record, which listings skip, never a live key that no listing shows.
         with store_errors("the key store"):
-            pipe = self._redis.pipeline(transaction=True)
-            pipe.set(self._keys.api_key(record.id), msgspec.json.encode(record), nx=True)
-            pipe.sadd(self._keys.tenant_keys(tenant), record.id)
-            pipe.sadd(self._keys.tenants, tenant)
+            await self._redis.sadd(self._keys.tenants, tenant)
+            await self._redis.sadd(self._keys.tenant_keys(tenant), record.id)
+            created = await self._redis.set(
+                self._keys.api_key(record.id), msgspec.json.encode(record), nx=True
+            )
             # A replica may hold a cached miss for this id: drop it.
-            pipe.publish(self._keys.key_events, record.id)
-            created, *_ = await pipe.execute()
+            await self._redis.publish(self._keys.key_events, record.id)
         if not created:  # a 60-bit id collided; astronomically rare, so just try again
             return await self.create(tenant, scopes, name, expires_at, auth)
         return IssuedKey(record, api_keys.format_key(record.id, secret), (shown[1],))

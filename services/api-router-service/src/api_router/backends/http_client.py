@@ -30,13 +30,23 @@ class JsonHttpClient:
     """JSON requests to one backend base URL, raising only ``BackendError``."""
 
     def __init__(
-        self, base_url: str, backend: str, api_key: Callable[[], str | None] | None = None
+        self,
+        base_url: str,
+        backend: str,
+        api_key: Callable[[], str | None] | None = None,
+        session: aiohttp.ClientSession | None = None,
+        connect_timeout_s: float | None = None,
     ) -> None:
-        """``api_key``: the backend's key as of now (it may be rotated while we run)."""
+        """``api_key``: the backend's key as of now (it may be rotated while we run).
+        ``session``: a pool shared with other backends (the gateway's direct transport),
+        which its owner closes; without one the client opens its own.
+        ``connect_timeout_s``: bound on opening a connection (inside each call's own)."""
         self._base_url = base_url.rstrip("/")
         self._backend = backend
         self._api_key = api_key or (lambda: None)
-        self._session: aiohttp.ClientSession | None = None
+        self._session = session
+        self._owns_session = session is None
+        self._connect_timeout_s = connect_timeout_s
 
     async def post(
         self,
@@ -65,7 +75,7 @@ class JsonHttpClient:
                 self._base_url + path,
                 data=msgspec.json.encode(body),
                 headers=self._headers(json=True),
-                timeout=aiohttp.ClientTimeout(total=timeout_s),
+                timeout=self._timeout(timeout_s),
                 allow_redirects=False,
             ) as response:
                 if response.status >= 300:
@@ -88,7 +98,7 @@ class JsonHttpClient:
             raise self._error("backend_error", f"failed ({_describe(exc)})", True) from None
 
     async def aclose(self) -> None:
-        if self._session is not None:
+        if self._session is not None and self._owns_session:
             await self._session.close()
 
     async def _request(
@@ -101,7 +111,7 @@ class JsonHttpClient:
                 self._base_url + path,
                 data=body,
                 headers=self._headers(json=body is not None),
-                timeout=aiohttp.ClientTimeout(total=timeout_s),
+                timeout=self._timeout(timeout_s),
                 allow_redirects=False,
             ) as response:
                 content = await response.read()
@@ -122,6 +132,9 @@ class JsonHttpClient:
         if key:
             headers["authorization"] = f"Bearer {key}"
         return headers
+
+    def _timeout(self, total_s: float) -> aiohttp.ClientTimeout:
+        return aiohttp.ClientTimeout(total=total_s, sock_connect=self._connect_timeout_s)
 
     def _open(self) -> aiohttp.ClientSession:
         if self._session is None:  # created on first use, inside the running loop

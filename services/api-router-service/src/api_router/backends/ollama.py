@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Sequence
 
+import aiohttp
 import msgspec
 
 from api_router.backends.base import (
@@ -44,9 +45,16 @@ _model_list = msgspec.json.Decoder(_ModelList)
 class OllamaBackend:
     name = "ollama"
 
-    def __init__(self, base_url: str, api_key: Callable[[], str | None] | None = None) -> None:
-        """``api_key``: for an Ollama behind a proxy that asks for one."""
-        self._http = JsonHttpClient(base_url, "ollama", api_key)
+    def __init__(
+        self,
+        base_url: str,
+        api_key: Callable[[], str | None] | None = None,
+        session: aiohttp.ClientSession | None = None,
+        connect_timeout_s: float | None = None,
+    ) -> None:
+        """``api_key``: for an Ollama behind a proxy that asks for one; ``session``,
+        ``connect_timeout_s``: see ``JsonHttpClient``."""
+        self._http = JsonHttpClient(base_url, "ollama", api_key, session, connect_timeout_s)
 
     async def chat(
         self,

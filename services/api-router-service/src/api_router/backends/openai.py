@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Sequence
 
+import aiohttp
 import msgspec
 
 from api_router.backends.base import (
@@ -43,10 +44,17 @@ _model_list = msgspec.json.Decoder(_ModelList)
 class OpenAIBackend:
     name = "openai"
 
-    def __init__(self, base_url: str, api_key: Callable[[], str | None] | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: Callable[[], str | None] | None = None,
+        session: aiohttp.ClientSession | None = None,
+        connect_timeout_s: float | None = None,
+    ) -> None:
+        """``session``, ``connect_timeout_s``: see ``JsonHttpClient``."""
         # Accept both "http://host:8000" and "http://host:8000/v1".
         base = base_url.rstrip("/").removesuffix("/v1")
-        self._http = JsonHttpClient(base, "openai backend", api_key)
+        self._http = JsonHttpClient(base, "openai backend", api_key, session, connect_timeout_s)
 
     def _body(
         self, model: str, messages: Sequence[ChatMessage], options: ChatOptions, stream: bool

@@ -66,11 +66,12 @@ def _path(*parts: str) -> str:
 
 def render_routing(view: dict[str, Any]) -> str:
     nodes = table(
-        ("NODE", "POOL", "STATE", "BREAKER", "INFLIGHT", "DRAINED", "MODELS LOADED"),
+        ("NODE", "POOL", "TRANSPORT", "STATE", "BREAKER", "INFLIGHT", "DRAINED", "MODELS LOADED"),
         (
             (
                 n["node_id"],
                 n["pool"],
+                n.get("transport", "streams"),
                 n["state"],
                 n["breaker"],
                 f"{n['inflight']}/{n['max_concurrency']}",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import os
 import re
 from collections.abc import Mapping
@@ -98,7 +99,17 @@ def _apply_env_overrides(tree: dict[str, Any], environ: Mapping[str, str]) -> No
         if not isinstance(section, dict):
             raise ConfigError(parts[0], "must be a mapping")
         # Kept as strings: validation in lax mode turns "8080" into 8080 where an int is due.
-        section[parts[1]] = raw
+        section[parts[1]] = _list_or_text(raw)
+
+
+def _list_or_text(raw: str) -> Any:
+    """A list setting (``direct.nodes``) comes as a JSON list; anything else stays text."""
+    if raw.startswith("["):
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError:
+            pass  # not JSON ("[::1]"): the text it is
+    return raw
 
 
 def config_error(message: str) -> ConfigError:

@@ -43,13 +43,39 @@ class ServerSettings(_Section, frozen=True):
 
 
 class RedisSettings(_Section, frozen=True):
+    # standalone: one server at `url` (a primary endpoint). cluster: a Redis Cluster found
+    # through the seed `nodes`. sentinel: the primary that the Sentinels at `nodes` name
+    # `master_name`, followed through failovers (see docs/architecture.md, "Redis modes").
+    mode: Literal["standalone", "cluster", "sentinel"] = "standalone"
+    # standalone only: the server (redis:// or rediss:// for TLS; may carry a password).
     url: str = "redis://127.0.0.1:6379/0"
+    # cluster: seed nodes; sentinel: the Sentinels. "host:port" comma-separated.
+    nodes: Annotated[str, msgspec.Meta(pattern=r"^([^,:\s]+:\d{1,5}(,[^,:\s]+:\d{1,5})*)?$")] = ""
+    master_name: Annotated[str, msgspec.Meta(min_length=1)] = "mymaster"
+    # cluster and sentinel: the data nodes' ACL user and password, and the Sentinels'
+    # password. Never write passwords here: API_ROUTER__REDIS__PASSWORD and
+    # API_ROUTER__REDIS__SENTINEL_PASSWORD (the chart takes them from a Secret).
+    username: str | None = None
+    password: str | None = None
+    sentinel_password: str | None = None
+    # cluster and sentinel: TLS to the data nodes (and to the Sentinels).
+    tls: bool = False
     # Every key the service writes starts with this prefix (see keyspace.py).
     key_prefix: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9._-]{1,32}$")] = "api-router"
     # Per-command socket timeout; must exceed the 1 s blocking reads.
     socket_timeout_s: Annotated[float, msgspec.Meta(gt=1)] = 3.0
     connect_timeout_s: Seconds = 1.0
     max_connections: Annotated[int, msgspec.Meta(ge=4)] = 512
+
+    def __post_init__(self) -> None:
+        if self.mode != "standalone" and not self.nodes:
+            raise ValueError(f"redis.nodes is required in {self.mode} mode")
+
+    @property
+    def node_addresses(self) -> list[tuple[str, int]]:
+        """``nodes`` as (host, port) pairs."""
+        pairs = (node.rpartition(":") for node in self.nodes.split(",") if node)
+        return [(host, int(port)) for host, _, port in pairs]
 
 
 class AuthSettings(_Section, frozen=True):
@@ -136,6 +162,59 @@ class RoutingSettings(_Section, frozen=True):
     overrides_refresh_s: Seconds = 1.0
 
 
+class DirectNode(_Section, frozen=True):
+    """A backend the gateway calls itself (``transport: http``): a datacenter server that
+    the gateway can reach, so that no worker or Redis stream sits in between."""
+
+    node_id: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
+    # The server's base URL (an OpenAI-compatible server's may end in /v1).
+    base_url: Annotated[str, msgspec.Meta(pattern=r"^https?://")]
+    # The API it speaks: the backend adapter the gateway calls it through.
+    flavour: Literal["ollama", "openai"] = "openai"
+    pool: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] = "direct"
+    # Its share of its pool's traffic against the pool's other nodes (all 1: even).
+    weight: Annotated[float, msgspec.Meta(gt=0, le=1000)] = 1.0
+    # Requests this gateway has in flight to it at most (also its connection limit); a
+    # node at the limit is skipped as full.
+    max_concurrency: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 32
+    # Its API key, if it wants one: from this environment variable (read at start) or
+    # this file (a mounted secret, re-read when it changes). Never in this file itself.
+    api_key_env: str | None = None
+    api_key_file: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.api_key_env is not None and self.api_key_file is not None:
+            raise ValueError("a direct node takes api_key_env or api_key_file, not both")
+
+
+class DirectSettings(_Section, frozen=True):
+    # The direct nodes (an environment override gives them as a JSON list).
+    nodes: list[DirectNode] = msgspec.field(default_factory=list)
+    # How often a direct node is probed (its model list; with Ollama, its loaded models)
+    # by the one replica that holds its probe lease.
+    probe_interval_s: Seconds = 2.0
+    # A probe not answered within this counts as a failure (for the node's breaker).
+    probe_timeout_s: Seconds = 2.0
+    # Time to open a new connection to a direct node (inside the request's deadline).
+    connect_timeout_s: Seconds = 1.0
+
+    def __post_init__(self) -> None:
+        ids = [node.node_id for node in self.nodes]
+        if len(set(ids)) != len(ids):
+            raise ValueError("direct.nodes has two nodes with the same node_id")
+
+
+class LastKnownGoodSettings(_Section, frozen=True):
+    # Where each gateway keeps what it needs to serve its direct nodes if it starts while
+    # Redis is away: the routing overrides in force and the API keys it has verified, as
+    # Redis last held them (secrets only hashed or sealed). One file per gateway process.
+    path: str = ".run/last-known-good.sqlite"
+    # What is older than this (since it was last read from Redis) is not trusted.
+    max_age_s: Seconds = 86_400.0
+    # How often the file is rewritten, off the request path.
+    save_interval_s: Seconds = 5.0
+
+
 class KafkaSettings(_Section, frozen=True):
     # The broker usage records go to; `api-router dev` points it at its own broker.
     bootstrap_servers: str = "127.0.0.1:9092"
@@ -194,6 +273,23 @@ class AuditSettings(_Section, frozen=True):
     read_pool_size: Annotated[int, msgspec.Meta(ge=1, le=100)] = 4
 
 
+class IdempotencySettings(_Section, frozen=True):
+    # How long the final answer to a request with an Idempotency-Key is kept (and replayed
+    # to a retry with the same key); the key can be used again for another request after it.
+    retention_s: Annotated[int, msgspec.Meta(ge=60)] = 24 * 3600
+    # A client's `Prefer: wait=N` on a retry whose first request still runs waits at most
+    # this long for its answer (then 409 idempotency_in_progress).
+    max_wait_s: Seconds = 60.0
+
+
+class JobsSettings(_Section, frozen=True):
+    # How long an asynchronous job (`Prefer: respond-async`) and its result are kept once
+    # it has ended (while it runs, it is kept).
+    retention_s: Annotated[int, msgspec.Meta(ge=1)] = 24 * 3600
+    # How often each replica looks for jobs whose replica died (their lease ran out).
+    sweep_interval_s: Seconds = 2.0
+
+
 class LimitsSettings(_Section, frozen=True):
     # The policies file (plans, tenants, model prices); none means no limits at all.
     # A relative path is read from the gateway's working directory.
@@ -231,8 +327,12 @@ class Settings(_Section, frozen=True):
     stream: StreamSettings = msgspec.field(default_factory=StreamSettings)
     health: HealthSettings = msgspec.field(default_factory=HealthSettings)
     routing: RoutingSettings = msgspec.field(default_factory=RoutingSettings)
+    direct: DirectSettings = msgspec.field(default_factory=DirectSettings)
+    last_known_good: LastKnownGoodSettings = msgspec.field(default_factory=LastKnownGoodSettings)
     kafka: KafkaSettings = msgspec.field(default_factory=KafkaSettings)
     usage: UsageSettings = msgspec.field(default_factory=UsageSettings)
     audit: AuditSettings = msgspec.field(default_factory=AuditSettings)
+    idempotency: IdempotencySettings = msgspec.field(default_factory=IdempotencySettings)
+    jobs: JobsSettings = msgspec.field(default_factory=JobsSettings)
     limits: LimitsSettings = msgspec.field(default_factory=LimitsSettings)
     telemetry: TelemetrySettings = msgspec.field(default_factory=TelemetrySettings)

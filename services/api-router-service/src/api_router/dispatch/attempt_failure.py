@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Final
 
-from api_router.dispatch.protocol import Event, ProtocolError
+from api_router.backends.base import BackendError
+from api_router.dispatch.protocol import ErrorData, Event, ProtocolError
 from api_router.errors import ApiError
 
 # Worker error reasons never retried whatever the worker says: the deadline has passed, or
@@ -42,6 +43,17 @@ class NodeFull(JobNotAccepted):
         super().__init__("no_capacity", f"node {node_id} is full", retryable=True, node_fault=False)
 
 
+class NodeOutOfReach(NodeFull):
+    """A streams node while Redis is away (its stream cannot be written): skipped like a
+    full node, so a direct node of the plan still serves (local-only mode); when no node
+    can, the request gets the store's own 503."""
+
+    def __init__(self, node_id: str, store: ApiError) -> None:
+        super().__init__(node_id)
+        self.code, self.message, self.headers = store.code, store.message, dict(store.headers)
+        self.args = (store.message,)
+
+
 def attempt_lost(node_id: str, why: str) -> AttemptFailed:
     """An accepted attempt whose worker is taken for dead: silent, or gone from the health
     registry. Another node may take the job over (the lost one is cancelled)."""
@@ -62,13 +74,32 @@ def upstream_error(event: Event, kind: type[AttemptFailed]) -> AttemptFailed:
             retryable=False,
             node_fault=True,
         )
+    return failure_of(event.node, error, kind)
+
+
+def failure_of(node_id: str, error: ErrorData, kind: type[AttemptFailed]) -> AttemptFailed:
+    """A node's failure as an attempt's, whichever transport reported it (a worker's
+    ``error`` event, or the direct transport's backend call): retryable when the node
+    says so (a node-side failure), except for the reasons in ``_NEVER_RETRIED``."""
     if error.reason == "invalid_request":  # the node answered: the request is at fault
-        message = f"node {event.node} refused the request: {error.message}"
+        message = f"node {node_id} refused the request: {error.message}"
         return kind("invalid_request", message, retryable=False, node_fault=False)
     retryable = error.retryable and error.reason not in _NEVER_RETRIED
     return kind(
         "upstream_error",
-        f"node {event.node} failed: {error.reason}: {error.message}",
+        f"node {node_id} failed: {error.reason}: {error.message}",
         retryable=retryable,
         node_fault=retryable,
     )
+
+
+def backend_failure(node_id: str, error: BackendError) -> AttemptFailed:
+    """A direct node's backend call failed (the direct transport): as a worker would have
+    reported it, except that running out of time is a timeout (504) here. It may go to
+    another node when time is left (a connection not opened in ``direct.connect_timeout_s``);
+    the failover loop sees whether it is."""
+    if error.reason == "backend_timeout":
+        message = f"node {node_id} failed: {error.message}"
+        return AttemptFailed("upstream_timeout", message, retryable=True, node_fault=True)
+    data = ErrorData(error.reason, error.message, error.retryable)
+    return failure_of(node_id, data, AttemptFailed)

@@ -17,7 +17,7 @@ from typing import cast
 from api_router.dispatch.protocol import Event, ProtocolError
 from api_router.errors import StoreUnavailable
 from api_router.keyspace import REPLY_STREAM_TTL_S
-from api_router.redis_store import Redis, store_errors
+from api_router.redis_store import Redis, connection_lost, lua_script, store_errors
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +27,7 @@ _BATCH = 512
 # per-event path: each read is then a single XREAD.
 _UPKEEP_INTERVAL_S = 1.0
 _RETRY_DELAY_S = (0.05, 0.1, 0.25, 0.5, 1.0)
+_UNREADABLE = "the reply stream is unavailable, retry shortly"
 
 
 class ReplyWaiter:
@@ -125,6 +126,7 @@ class ReplyWaiter:
 class ReplyReader:
     def __init__(self, redis: Redis, stream: str) -> None:
         self._redis = redis
+        self._open = redis.register_script(lua_script(__package__, "open_reply_stream"))
         self.stream = stream
         self._waiters: dict[str, ReplyWaiter] = {}
         self._last_id = b"0-0"
@@ -159,10 +161,18 @@ class ReplyReader:
         while True:
             try:
                 batch = await self._read_batch()
-            except StoreUnavailable:
+            except StoreUnavailable as exc:
                 delay = _RETRY_DELAY_S[min(failures, len(_RETRY_DELAY_S) - 1)]
                 if failures == 0:
                     log.warning("reply stream unreadable; retrying", extra={"stream": self.stream})
+                # Refused or dropped after redis-py's own retries: Redis is gone, not
+                # blinking, and the events of the requests waiting now may never come (a
+                # failover loses what the old primary had not replicated yet). They end now
+                # with the 503 rather than wait out their timeouts. A Redis that is only
+                # slow keeps them: it still holds their events.
+                if connection_lost(exc):
+                    for waiter in self.waiting():
+                        waiter.interrupt(StoreUnavailable(_UNREADABLE, server=exc.server))
                 failures += 1
                 await asyncio.sleep(delay)
                 continue
@@ -213,10 +223,6 @@ class ReplyReader:
 
     async def _create_stream(self) -> None:
         with store_errors("the reply stream"):
-            pipe = self._redis.pipeline(transaction=True)
-            pipe.xadd(self.stream, {"type": "open"})
-            pipe.xtrim(self.stream, maxlen=0)
-            pipe.expire(self.stream, REPLY_STREAM_TTL_S)
-            entry_id, _, _ = await pipe.execute()
+            entry_id = await self._open(keys=[self.stream], args=[REPLY_STREAM_TTL_S])
         if self._last_id == b"0-0":
             self._last_id = entry_id

@@ -9,7 +9,8 @@ Order of a plan (the first candidate is the choice, the rest are for retries):
    ``u ** (1 / w)``): the first pool is picked in proportion to the effective weights of
    the pools that have a candidate.
 3. Inside a pool, nodes with the model loaded first (``sticky``): the better of two random
-   picks (power of two choices, so replicas do not herd on the same idle node), then the
+   picks, each in proportion to the nodes' weights (power of two choices, so replicas do
+   not herd on the same idle node), then the
    rest least busy first; then nodes that would load it, most free memory first
    (``least_loaded``).
 4. With a session id, the tier's resident node with the highest weighted rendezvous score
@@ -128,7 +129,7 @@ class RoutingEngine:
             resident, cold = pools[pool]
             warm = [n for n in resident if n is not pinned and eligible(n)]
             if len(warm) > 1:  # power of two choices over the ranked list: the better index
-                best = min(rng.randrange(len(warm)), rng.randrange(len(warm)))
+                best = min(_pick(rng, warm), _pick(rng, warm))
                 warm.insert(0, warm.pop(best))
             for node in warm:
                 add(node, "sticky")
@@ -158,6 +159,15 @@ def tiers(
     return base
 
 
+def _pick(rng: random.Random, nodes: list[NodeHealth]) -> int:
+    """A random index, in proportion to the nodes' weights (uniform when they are equal,
+    as they are for worker nodes)."""
+    weights = [node.weight for node in nodes]
+    if min(weights) == max(weights):
+        return rng.randrange(len(nodes))
+    return rng.choices(range(len(nodes)), weights)[0]
+
+
 def _rendezvous(
     session_id: str,
     pools: dict[str, PoolNodes],
@@ -166,8 +176,9 @@ def _rendezvous(
     eligible: _Filter,
 ) -> NodeHealth | None:
     """Weighted rendezvous hashing over the tier's eligible resident nodes: the highest
-    ``w / -ln(h)`` wins, so a session keeps its node while that node stays eligible, and
-    sessions spread over pools in proportion to their weights."""
+    ``w / -ln(h)`` wins (``w``: the pool's weight times the node's), so a session keeps
+    its node while that node stays eligible, and sessions spread over pools (and nodes)
+    in proportion to their weights."""
     session = _stable_hash(session_id)
     best: NodeHealth | None = None
     best_score = -1.0
@@ -181,7 +192,7 @@ def _rendezvous(
             mixed = session ^ _stable_hash(node.node_id)
             mixed = ((mixed ^ (mixed >> 30)) * 0xBF58476D1CE4E5B9) & mask
             mixed = ((mixed ^ (mixed >> 27)) * 0x94D049BB133111EB) & mask
-            score = weight / -log(((mixed ^ (mixed >> 31)) + 1) / span)  # h in (0, 1)
+            score = weight * node.weight / -log(((mixed ^ (mixed >> 31)) + 1) / span)
             if score > best_score:
                 best, best_score = node, score
     return best

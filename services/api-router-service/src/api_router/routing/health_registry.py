@@ -2,6 +2,11 @@
 
 Requests read :attr:`HealthRegistry.snapshot` (no Redis call). When Redis cannot be read,
 the last entries are re-judged against the clock, so silent nodes still turn stale.
+
+The replica's own probes of its direct nodes (``dispatch/direct_probe.py``) are added as
+they are made (:meth:`HealthRegistry.observe`): of two entries of one node, the newer
+counts, so a replica that cannot read Redis still routes to its direct nodes by their
+last probe, and a replica that can sees the probes of whichever replica made them.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ class HealthRegistry:
         self._limits = limits
         self._clock = clock
         self._entries: tuple[NodeHealth, ...] = ()
+        self._observed: dict[str, NodeHealth] = {}  # this replica's probes, by node
         self._snapshot = RoutingSnapshot()
         self._last_refresh_ok = False
 
@@ -57,7 +63,21 @@ class HealthRegistry:
             if self._last_refresh_ok:
                 log.warning("health registry unreadable; judging last known entries")
             self._last_refresh_ok = False
-        self._snapshot = RoutingSnapshot.build(self._entries, now, self._limits, self._snapshot)
+        self._publish(now)
+
+    def observe(self, entry: NodeHealth) -> None:
+        """This replica's probe of a direct node: counted at once, and for as long as it
+        is newer than what the registry holds."""
+        self._observed[entry.node_id] = entry
+        self._publish(self._clock())
+
+    def _publish(self, now: float) -> None:
+        nodes = {node.node_id: node for node in self._entries}
+        for node_id, entry in self._observed.items():
+            known = nodes.get(node_id)
+            if known is None or entry.last_seen >= known.last_seen:
+                nodes[node_id] = entry
+        self._snapshot = RoutingSnapshot.build(nodes.values(), now, self._limits, self._snapshot)
 
     async def run(self) -> None:
         """Refresh forever, every ``refresh_interval_s``."""

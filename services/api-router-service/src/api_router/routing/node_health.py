@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -28,6 +28,11 @@ class NodeHealth(msgspec.Struct, frozen=True):
     # protocol version its worker reads.
     backend: str = ""
     protocol: Annotated[int, msgspec.Meta(ge=1)] = 1
+    # Added with direct nodes (defaults as above): how the gateway reaches the node
+    # (``streams``: through its worker; ``http``: it calls the backend itself, see
+    # dispatch/http_transport.py), and the node's share of its pool's traffic.
+    transport: Literal["streams", "http"] = "streams"
+    weight: Annotated[float, msgspec.Meta(gt=0)] = 1.0
 
     @property
     def load(self) -> float:

@@ -12,14 +12,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import cast
 
 import msgspec
 
 from api_router.errors import StoreUnavailable
 from api_router.keyspace import Keyspace
-from api_router.redis_store import Redis, store_errors
+from api_router.redis_store import Redis, learn_topology, store_errors
 from api_router.routing.override_set import Override, OverrideSet, override_decoder
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,7 @@ class OverrideStore:
         self._clock = clock
         self._stored: tuple[Override, ...] = ()
         self._current = OverrideSet()
+        self.read_at: float | None = None  # when Redis last answered (epoch seconds)
 
     @property
     def current(self) -> OverrideSet:
@@ -57,8 +58,19 @@ class OverrideStore:
                 with store_errors("routing overrides"):
                     await self._redis.hdel(self._keys.routing_overrides, *expired)
             self._stored = tuple(stored)
+            self.read_at = now
         finally:
             self._current = OverrideSet.of(self._stored, now)
+
+    @property
+    def stored(self) -> tuple[Override, ...]:
+        """The overrides as Redis last held them (expired ones included)."""
+        return self._stored
+
+    def restore(self, overrides: Iterable[Override]) -> None:
+        """Overrides from the last-known-good cache, until Redis can be read."""
+        self._stored = tuple(overrides)
+        self._current = OverrideSet.of(self._stored, self._clock())
 
     async def read(self) -> list[Override]:
         with store_errors("routing overrides"):
@@ -74,18 +86,19 @@ class OverrideStore:
     async def put(self, override: Override) -> None:
         """Store an override and tell every replica."""
         with store_errors("routing overrides"):
-            pipe = self._redis.pipeline(transaction=True)
-            pipe.hset(self._keys.routing_overrides, override.id, msgspec.json.encode(override))
-            pipe.publish(self._keys.routing_changes, override.id)
-            await pipe.execute()
+            # Written, then announced (two steps, so the same on a cluster): a replica told
+            # re-reads a hash that has the change; a notice lost between the two is made up
+            # for by the re-read every `routing.overrides_refresh_s`.
+            await self._redis.hset(
+                self._keys.routing_overrides, override.id, msgspec.json.encode(override)
+            )
+            await self._redis.publish(self._keys.routing_changes, override.id)
         await self._refresh_quietly()
 
     async def delete(self, *override_ids: str) -> None:
         with store_errors("routing overrides"):
-            pipe = self._redis.pipeline(transaction=True)
-            pipe.hdel(self._keys.routing_overrides, *override_ids)
-            pipe.publish(self._keys.routing_changes, ",".join(override_ids))
-            await pipe.execute()
+            await self._redis.hdel(self._keys.routing_overrides, *override_ids)
+            await self._redis.publish(self._keys.routing_changes, ",".join(override_ids))
         await self._refresh_quietly()
 
     async def run(self) -> None:
@@ -103,6 +116,7 @@ class OverrideStore:
         pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
         try:
             with store_errors("routing overrides"):
+                await learn_topology(self._redis)
                 await pubsub.subscribe(self._keys.routing_changes)
             await self.refresh()  # what changed while we were not subscribed
             while True:

@@ -22,6 +22,8 @@ class NodeView(msgspec.Struct, frozen=True):
     max_concurrency: int
     drained: bool
     models_loaded: list[str]
+    # How the gateway reaches it: `streams` (its worker) or `http` (a direct node).
+    transport: str = "streams"
 
 
 class ModelView(msgspec.Struct, frozen=True):
@@ -64,6 +66,7 @@ def routing_view(
             node.max_concurrency,
             node.node_id in overrides.drained,
             list(node.models_loaded),
+            node.transport,
         )
         for node in sorted(snapshot.nodes, key=lambda n: n.node_id)
     ]

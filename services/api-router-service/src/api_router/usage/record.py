@@ -86,6 +86,9 @@ class AuditRecord(UsageRecord, frozen=True, kw_only=True):
 
     auth_method: AuthMethod
     limit_decisions: list[dict[str, Any]]
+    # The request whose stored answer this one replayed (Idempotency-Key); such a request
+    # ran nothing and has no usage record.
+    replay_of: str | None = None
 
 
 class AdminAction(msgspec.Struct, frozen=True, kw_only=True):
@@ -184,6 +187,7 @@ def build_records(
     elapsed_s: float,
     gateway_instance: str,
     limit_decisions: Sequence[msgspec.Struct] = (),
+    replay_of: str | None = None,
 ) -> AuditRecord:
     """The audit record of a finished request; :func:`usage_of` cuts the usage record."""
     total_ms = round(elapsed_s * 1000, 3)
@@ -222,6 +226,7 @@ def build_records(
         gateway_instance=gateway_instance,
         auth_method=facts.auth_method,
         limit_decisions=[msgspec.to_builtins(d) for d in limit_decisions],
+        replay_of=replay_of,
     )
 
 

@@ -81,5 +81,15 @@ async def test_our_client_signs_inference_requests(stack: Stack) -> None:
     ) as client:
         reply = client.inference("llama3.2", [{"role": "user", "content": "hi"}], max_tokens=8)
         models = client.request("GET", "/v1/models", params={"verbose": "1"})
+        job = client.submit(
+            "llama3.2", [{"role": "user", "content": "hi"}], idempotency_key="j1", max_tokens=8
+        )
+        same_job = client.submit(
+            "llama3.2", [{"role": "user", "content": "hi"}], idempotency_key="j1", max_tokens=8
+        )
+        answer = client.result(job, wait_s=30)
     assert reply["object"] == "inference" and reply["message"]["content"]
     assert "data" in models
+    assert same_job == job
+    assert answer is not None
+    assert (answer["id"], answer["message"]) == (job, reply["message"])

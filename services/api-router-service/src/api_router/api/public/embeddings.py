@@ -24,7 +24,8 @@ from api_router.api.public.embeddings_contract import (
     decode_embedding_request,
     input_list,
 )
-from api_router.api.public.inference import router_timings, server_timing
+from api_router.api.public.inference import router_timings
+from api_router.api.public.inference_contract import server_timing
 from api_router.api.request_context import RequestContext, context_of
 from api_router.dispatch.dispatcher import Dispatched
 from api_router.dispatch.protocol import EmbedPayload

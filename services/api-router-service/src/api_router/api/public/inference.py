@@ -11,7 +11,8 @@ from starlette.responses import Response
 
 from api_router.api.body import read_json_body
 from api_router.api.error_responses import error_body
-from api_router.api.public import routed_chat
+from api_router.api.prefer import preferences
+from api_router.api.public import inference_jobs, routed_chat
 from api_router.api.public.event_stream import EventStreamResponse
 from api_router.api.public.inference_contract import (
     InferenceResponse,
@@ -22,6 +23,7 @@ from api_router.api.public.inference_contract import (
     TokenUsage,
     decode_request,
     encode_response,
+    server_timing,
 )
 from api_router.api.request_context import RequestContext, context_of
 from api_router.chat import Completion
@@ -38,9 +40,13 @@ async def inference(request: Request) -> Response | EventStreamResponse:
     services = services_of(request.scope)
     context = context_of(request.scope)
     context.authenticated()
-    body = decode_request(await read_json_body(request, services.settings.server))
+    raw = await read_json_body(request, services.settings.server)
+    body = decode_request(raw)
     payload = JobPayload(body.messages, body.options)
     context.set_session(body.metadata.get("session_id"), request.headers.get("x-session-id"))
+    if not body.stream and "prefer" in request.headers:
+        if preferences(request.headers).respond_async:  # a stream is never asynchronous
+            return await inference_jobs.submit(services, context, request, raw, body)
     if body.stream:
         routed = await routed_chat.start_stream(services, context, body.model, payload)
         spelling = InferenceEvents(context, body.model)
@@ -113,13 +119,6 @@ def _response(
         usage=TokenUsage(usage.prompt_tokens, usage.completion_tokens, usage.total_tokens),
         timings=timings,
         metadata=completion.metadata,
-    )
-
-
-def server_timing(timings: Timings) -> str:
-    return (
-        f"gateway;dur={timings.gateway_ms}, queue;dur={timings.queue_ms}, "
-        f"inference;dur={timings.inference_ms}, total;dur={timings.total_ms}"
     )
 
 

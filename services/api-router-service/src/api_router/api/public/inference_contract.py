@@ -54,6 +54,14 @@ class Timings(msgspec.Struct, frozen=True):
     inference_ms: float
 
 
+def server_timing(timings: Timings) -> str:
+    """The ``Server-Timing`` field of a whole answer."""
+    return (
+        f"gateway;dur={timings.gateway_ms}, queue;dur={timings.queue_ms}, "
+        f"inference;dur={timings.inference_ms}, total;dur={timings.total_ms}"
+    )
+
+
 class StreamTimings(Timings, frozen=True):
     """Timings of a streamed answer; ``ttft_ms`` runs from arrival to the first text
     handed to the client."""
@@ -106,3 +114,14 @@ encode_response = msgspec.json.Encoder().encode
 def decode_request(body: bytes) -> InferenceRequest:
     """Decode and validate; the error names the field path (``$.messages[0].role``)."""
     return decode_body(body, _decoder)
+
+
+class InferenceJob(msgspec.Struct, frozen=True):
+    """An asynchronous inference job (``Prefer: respond-async``) that has not finished:
+    ``queued`` until a node's worker accepts it, then ``running``; ``cancelled`` answers
+    its DELETE."""
+
+    id: str
+    created: int
+    status: Literal["queued", "running", "cancelled"]
+    object: Literal["inference.job"] = "inference.job"

@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 from api_router.api.openapi_operation import Refs, Spec, answer, errors, json_content, operation
+from api_router.api.public.idempotency_openapi import (
+    IDEMPOTENCY_ERRORS,
+    IDEMPOTENCY_KEY,
+    PREFER_WAIT,
+    REPLAYED,
+)
 from api_router.api.public.inference_openapi import (
     INFERENCE_ERRORS,
     event_stream,
@@ -15,6 +21,7 @@ def openai_paths(ref: Refs) -> Spec:
     completion = {
         "description": "The completion; with `stream: true`, `data:` "
         "frames holding chat.completion.chunk, ending with `data: [DONE]`",
+        "headers": REPLAYED,
         "content": {
             **json_content(ref["chat.completion"]),
             **event_stream(
@@ -37,8 +44,9 @@ def openai_paths(ref: Refs) -> Spec:
             "post": operation(
                 "createChatCompletion",
                 "OpenAI-compatible chat completion (whole or streamed)",
-                {"200": completion, **errors(error, INFERENCE_ERRORS)},
+                {"200": completion, **errors(error, (*INFERENCE_ERRORS, *IDEMPOTENCY_ERRORS))},
                 body=ref["chat.completion.request"],
+                parameters=[IDEMPOTENCY_KEY, PREFER_WAIT],
             )
         },
         "/v1/embeddings": {

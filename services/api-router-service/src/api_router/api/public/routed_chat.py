@@ -18,7 +18,8 @@ from api_router.dispatch.attempt_failure import AttemptFailed
 from api_router.dispatch.dispatcher import Dispatched
 from api_router.dispatch.failover import FailoverRun, Trail
 from api_router.dispatch.protocol import EmbedPayload, Job, JobPayload, Payload
-from api_router.dispatch.streamed_job import Outcome, StreamedJob
+from api_router.dispatch.streamed_job import Outcome
+from api_router.dispatch.transport import JobStream
 from api_router.errors import ApiError
 from api_router.limiter.token_estimate import estimate_prompt_tokens, estimate_text_tokens
 from api_router.routing.engine import RoutePlan
@@ -36,7 +37,7 @@ async def complete(
     observe = context.telemetry.dispatched
 
     async def attempt(job: Job, node: NodeHealth) -> Dispatched:
-        return await services.dispatcher.dispatch(job, node, observe)
+        return await services.transports.dispatch(job, node, observe)
 
     trail = Trail()
     try:
@@ -67,12 +68,12 @@ class RoutedStream:
 
     def __init__(
         self,
-        streamed: StreamedJob,
+        streamed: JobStream,
         admitted: Admitted,
         context: RequestContext,
         plan: RoutePlan,
         trail: Trail,
-        run: FailoverRun[StreamedJob],
+        run: FailoverRun[JobStream],
     ) -> None:
         self.streamed = streamed
         self.admitted = admitted
@@ -81,7 +82,7 @@ class RoutedStream:
         self._trail = trail
         self._run = run
 
-    async def take_over(self, lost: AttemptFailed) -> StreamedJob:
+    async def take_over(self, lost: AttemptFailed) -> JobStream:
         """The stream's attempt failed before any text reached the client (the caller
         has closed it): the next candidate takes it over, under the failover rules; else
         ``lost`` (or a later failure) is raised."""
@@ -103,8 +104,8 @@ async def start_stream(
     observe = context.telemetry.dispatched
     overflowed = asyncio.Event()
 
-    async def attempt(job: Job, node: NodeHealth) -> StreamedJob:
-        return await services.dispatcher.stream(job, node, observe, overflowed)
+    async def attempt(job: Job, node: NodeHealth) -> JobStream:
+        return await services.transports.stream(job, node, observe, overflowed)
 
     trail = Trail()
     run = services.failover.start(job, plan, attempt, trail)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Literal
 
 import msgspec
@@ -61,7 +62,21 @@ async def _ping(services: Services) -> ComponentStatus:
             async with asyncio.timeout(_PING_TIMEOUT_S):
                 await services.redis.ping()
     except (StoreUnavailable, TimeoutError):
-        return ComponentStatus("failed", "redis did not answer PING")
+        snapshot = services.health.snapshot
+        direct = [
+            n
+            for n in snapshot.nodes
+            if n.transport == "http" and snapshot.states.get(n.node_id) == "healthy"
+        ]
+        if not direct:
+            return ComponentStatus("failed", "redis did not answer PING")
+        # Local-only mode (docs/architecture.md): direct nodes serve without Redis.
+        detail = f"redis did not answer PING; local-only mode: {len(direct)} direct node(s) serve"
+        saved_at = services.last_known_good.loaded_from
+        if saved_at is not None:
+            when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(saved_at))
+            detail += f", from the last-known-good cache (read from redis until {when})"
+        return ComponentStatus("degraded", detail)
     return OK
 
 
