@@ -22,6 +22,7 @@ from tests.support.audit_rows import request_rows
 from tests.support.cli_output import ISO_UTC, parse_fields, parse_table
 from tests.support.limits import write_policies
 from tests.support.processes import GatewayProcess
+from tests.support.recent_actions import recent_admin_actions
 from tests.support.servers import wait_until
 from tests.support.stack import Stack, bearer, chat, node_health
 
@@ -61,9 +62,7 @@ class Admin:
 
     def actions(self) -> list[dict[str, Any]]:
         """The admin actions the gateway audited, oldest first."""
-        with self.stack.redis.client() as client:
-            entries = client.xrange(self.stack.keys.audit_admin)
-        return [json.loads(fields[b"action"]) for _, fields in entries]
+        return recent_admin_actions(self.stack.redis, self.stack.keys.audit_admin)
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from api_router.cli import main
+from tests.support.recent_actions import recent_admin_actions
 from tests.support.servers import free_port
 from tests.support.stack import KEK, PEPPER, Stack, chat
 
@@ -129,7 +130,7 @@ async def test_keys_create_direct_prints_a_working_key_once(
     assert set(secret) == {"id", "secret", "created_at"} and secret["secret"].startswith("arks_")
     with stack.redis.client() as client:
         stored = client.get(stack.keys.api_key(created["id"]))
-        actions = [json.loads(f[b"action"]) for _, f in client.xrange(stack.keys.audit_admin)]
+    actions = recent_admin_actions(stack.redis, stack.keys.audit_admin)
     assert stored is not None and created["api_key"].split("_")[2].encode() not in stored
     assert [(a["action"], a["actor"]) for a in actions] == [
         ("keys.create", f"cli:{getpass.getuser()}")

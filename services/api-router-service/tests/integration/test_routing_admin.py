@@ -10,6 +10,7 @@ import httpx
 import msgspec
 
 from api_router.usage.record import AdminAction
+from tests.support.recent_actions import recent_admin_actions
 from tests.support.servers import eventually
 from tests.support.stack import Gateway, Stack, bearer, chat
 
@@ -103,9 +104,10 @@ async def test_drain_pin_and_weights_reach_another_gateway_and_expire(stack: Sta
             lambda: process_view(other.url, admin)["overrides"] == [], what="the deletion"
         )
     # The gateway has stopped: its audit writer has flushed.
-    with stack.redis.client() as client:
-        entries = client.xrange(stack.keys.audit_admin)
-    actions = [msgspec.json.decode(fields[b"action"], type=AdminAction) for _, fields in entries]
+    actions = [
+        msgspec.convert(action, AdminAction)
+        for action in recent_admin_actions(stack.redis, stack.keys.audit_admin)
+    ]
     assert [a.action for a in actions] == [
         "routing.drain",
         "routing.undrain",

@@ -114,10 +114,16 @@ class AuditStore:
         return None if self._database is None else await self._database.get(request_id)
 
     async def admin_actions(self, count: int = 100) -> list[AdminAction]:
-        """The latest admin actions of the recent window, newest first."""
+        """The latest admin actions of the recent window, newest first, each once (a write
+        retried after a timeout may have added one twice)."""
         with store_errors("the audit store"):
             entries = await self._redis.xrevrange(self._keys.audit_admin, count=count)
-        return [_decode_action(fields[b"action"]) for _, fields in entries or () if fields]
+        actions: dict[str, AdminAction] = {}
+        for _, fields in entries or ():
+            if fields:
+                action = _decode_action(fields[b"action"])
+                actions.setdefault(action.action_id, action)
+        return list(actions.values())
 
     async def query(self, query: AuditQuery) -> AuditPage:
         """Records newest first within ``[since_ms, until_ms]``, filtered by status."""
@@ -153,7 +159,8 @@ class AuditStore:
             return False
         except asyncio.CancelledError:
             # The loop was stopped mid-write (shutdown): put the batch back for aclose() to
-            # write, or to report; writing a record twice is harmless (SET).
+            # write, or to report; a record written twice is one key (SET), an admin
+            # action twice is two stream entries that readers dedupe by action_id.
             self._queue.extendleft(reversed(batch))
             raise
         return True
