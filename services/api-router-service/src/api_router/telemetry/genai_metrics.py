@@ -7,8 +7,7 @@ usage record is built from), so the metrics and the records cannot disagree.
 
 from __future__ import annotations
 
-from opentelemetry.metrics import Meter
-
+from api_router.telemetry.prometheus_meter import PrometheusMeter
 from api_router.telemetry.tenant_labels import TenantLabels
 from api_router.usage.record import UsageFacts
 
@@ -52,44 +51,44 @@ TPOT_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1
 
 
 class GenAiMetrics:
-    def __init__(self, meter: Meter, tenants: TenantLabels) -> None:
+    def __init__(self, meter: PrometheusMeter, tenants: TenantLabels) -> None:
         self._tenants = tenants
-        self.token_usage = meter.create_histogram(
+        self.token_usage = meter.histogram(
             "gen_ai.client.token.usage",
             unit="{token}",
             description="Input and output tokens per request, as the backend counted them",
-            explicit_bucket_boundaries_advisory=TOKEN_BUCKETS,
+            buckets=TOKEN_BUCKETS,
         )
-        self.request_duration = meter.create_histogram(
+        self.request_duration = meter.histogram(
             "gen_ai.server.request.duration",
             unit="s",
             description="Inference requests from arrival to the last byte of the answer",
-            explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
+            buckets=DURATION_BUCKETS,
         )
-        self.time_to_first_token = meter.create_histogram(
+        self.time_to_first_token = meter.histogram(
             "gen_ai.server.time_to_first_token",
             unit="s",
             description="Streamed answers: from arrival to the first text sent",
-            explicit_bucket_boundaries_advisory=TTFT_BUCKETS,
+            buckets=TTFT_BUCKETS,
         )
-        self.time_per_output_token = meter.create_histogram(
+        self.time_per_output_token = meter.histogram(
             "gen_ai.server.time_per_output_token",
             unit="s",
             description="Streamed answers: time per output token after the first",
-            explicit_bucket_boundaries_advisory=TPOT_BUCKETS,
+            buckets=TPOT_BUCKETS,
         )
-        self.cost = meter.create_counter(
+        self.cost = meter.counter(
             "api_router.cost",
             unit="1",
             description="Cost of the tokens used, at the model prices (budget currency)",
         )
-        self.tenant_requests = meter.create_counter(
+        self.tenant_requests = meter.counter(
             "api_router.tenant.requests", unit="1", description="Inference requests per tenant"
         )
-        self.tenant_tokens = meter.create_counter(
+        self.tenant_tokens = meter.counter(
             "api_router.tenant.tokens", unit="1", description="Tokens used per tenant"
         )
-        self.tenant_cost = meter.create_counter(
+        self.tenant_cost = meter.counter(
             "api_router.tenant.cost", unit="1", description="Cost per tenant (budget currency)"
         )
 

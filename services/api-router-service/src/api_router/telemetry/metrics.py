@@ -55,36 +55,36 @@ class GatewayMetrics:
         self._exported = PrometheusMeter(settings.service_name, "api_router")
         meter = self._meter = self._exported.meter
         self.tenants = TenantLabels(settings.tenant_label, settings.max_tenants)
-        self.genai = GenAiMetrics(meter, self.tenants)
-        self.requests = meter.create_counter(
+        self.genai = GenAiMetrics(self._exported, self.tenants)
+        self.requests = self._exported.counter(
             "api_router.requests", unit="1", description="HTTP requests answered"
         )
-        self.request_duration = meter.create_histogram(
+        self.request_duration = self._exported.histogram(
             "api_router.request.duration",
             unit="s",
             description="Time from request arrival to the end of the response",
-            explicit_bucket_boundaries_advisory=LATENCY_BUCKETS,
+            buckets=LATENCY_BUCKETS,
         )
-        self.dispatch_duration = meter.create_histogram(
+        self.dispatch_duration = self._exported.histogram(
             "api_router.dispatch.duration",
             unit="s",
             description="Time from a job on the node's stream to its last event",
-            explicit_bucket_boundaries_advisory=LATENCY_BUCKETS,
+            buckets=LATENCY_BUCKETS,
         )
-        self.limit_decisions = meter.create_counter(
+        self.limit_decisions = self._exported.counter(
             "api_router.limit_decisions",
             unit="1",
             description="Admission decisions other than a plain admit, by outcome, limit, tenant",
         )
-        self.routing_decisions = meter.create_counter(
+        self.routing_decisions = self._exported.counter(
             "api_router.routing.decisions",
             unit="1",
             description="Routing decisions by model, pool and reason of the first choice",
         )
-        self.retries = meter.create_counter(
+        self.retries = self._exported.counter(
             "api_router.routing.retries", unit="1", description="Attempts retried on another node"
         )
-        self.retry_budget_rejections = meter.create_counter(
+        self.retry_budget_rejections = self._exported.counter(
             "api_router.routing.retry_budget_rejections",
             unit="1",
             description="Failures answered unretried because the retry budget was spent",

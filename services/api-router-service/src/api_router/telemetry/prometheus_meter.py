@@ -1,8 +1,13 @@
-"""An OpenTelemetry meter whose instruments are exported in Prometheus text format, with
-its own registry (no process-wide globals: several apps in one process do not collide)
-holding prometheus_client's standard process_*, python_gc_* and python_info series too."""
+"""A meter exported in Prometheus text format, with its own registry (no process-wide
+globals: several apps in one process do not collide) holding prometheus_client's standard
+process_*, python_gc_* and python_info series too.
+
+Counters and histograms recorded per request or job are ``request_instruments`` (plain
+dicts, read at scrape time); the observable instruments are OpenTelemetry's (``meter``)."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.metrics import Meter
@@ -15,6 +20,8 @@ from prometheus_client import (
     CollectorRegistry,
     generate_latest,
 )
+
+from api_router.telemetry.request_instruments import Counter, Histogram, InstrumentsCollector
 
 
 class PrometheusMeter:
@@ -29,6 +36,16 @@ class PrometheusMeter:
             metric_readers=[reader], resource=Resource.create({"service.name": service_name})
         )
         self.meter: Meter = self._provider.get_meter(scope)
+        self._instruments = InstrumentsCollector()
+        self.registry.register(self._instruments)
+
+    def counter(self, name: str, unit: str, description: str) -> Counter:
+        return self._instruments.counter(name, unit, description)
+
+    def histogram(
+        self, name: str, unit: str, description: str, buckets: Sequence[float]
+    ) -> Histogram:
+        return self._instruments.histogram(name, unit, description, buckets)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

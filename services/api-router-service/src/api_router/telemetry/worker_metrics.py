@@ -24,42 +24,42 @@ class WorkerMetrics:
     def __init__(self, node_id: str, service_name: str) -> None:
         self.node = node_id
         self._exported = PrometheusMeter(service_name, "api_router.worker")
-        meter = self._meter = self._exported.meter
-        self._accepted = meter.create_counter(
+        self._meter = self._exported.meter
+        self._accepted = self._exported.counter(
             "api_router.worker.jobs.accepted", unit="1", description="Jobs accepted"
         )
-        self._completed = meter.create_counter(
+        self._completed = self._exported.counter(
             "api_router.worker.jobs.completed", unit="1", description="Jobs answered `done`"
         )
-        self._failed = meter.create_counter(
+        self._failed = self._exported.counter(
             "api_router.worker.jobs.failed",
             unit="1",
             description="Jobs answered `error`, by reason",
         )
-        self._dropped = meter.create_counter(
+        self._dropped = self._exported.counter(
             "api_router.worker.jobs.dropped",
             unit="1",
             description="Jobs stopped unanswered: cancelled by their gateway, or it was gone",
         )
-        self._reclaimed = meter.create_counter(
+        self._reclaimed = self._exported.counter(
             "api_router.worker.jobs.reclaimed",
             unit="1",
             description="Jobs taken over from a worker of this node that stopped renewing them",
         )
         self._reclaimed.add(0, self._labels())  # a rate of 0, rather than no series, until then
-        self.backend_duration = meter.create_histogram(
+        self.backend_duration = self._exported.histogram(
             "api_router.worker.backend.duration",
             unit="s",
             description="Backend calls from request to the whole answer (or failure)",
-            explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
+            buckets=DURATION_BUCKETS,
         )
-        self.backend_ttft = meter.create_histogram(
+        self.backend_ttft = self._exported.histogram(
             "api_router.worker.backend.time_to_first_token",
             unit="s",
             description="Streamed backend calls: from request to the first text",
-            explicit_bucket_boundaries_advisory=TTFT_BUCKETS,
+            buckets=TTFT_BUCKETS,
         )
-        self.backend_errors = meter.create_counter(
+        self.backend_errors = self._exported.counter(
             "api_router.worker.backend.errors",
             unit="1",
             description="Failed backend calls by kind (the error reason) and call",
