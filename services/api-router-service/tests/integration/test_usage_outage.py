@@ -126,20 +126,30 @@ async def test_an_unreadable_spool_is_set_aside_and_requests_are_served(
 async def test_a_full_spool_disk_is_reported_and_records_still_reach_kafka(
     stack: Stack, caplog: pytest.LogCaptureFixture
 ) -> None:
+    broker = TansuBroker().start()
+    kafka = {"bootstrap_servers": broker.bootstrap, "send_timeout_s": 1.0}
     stack.worker("node-a")
     key = await stack.create_key()
-    with caplog.at_level(logging.ERROR, logger="api_router.usage.exporter"):
-        async with stack.gateway() as gw:
-            await gw.wait_for_model("llama3.2")
-            # Capping SQLite's file at its current size gives the real "database or disk
-            # is full" error that a full disk does.
-            spool = gw.services.usage._spool._db.conn  # noqa: SLF001 - the file under test
-            (pages,) = spool.select_one("PRAGMA page_count")
-            spool.execute(f"PRAGMA max_page_count = {pages}")
-            answers = [await _post(gw, key) for _ in range(20)]
-            # Each request leaves two records: its usage record and its audit message.
-            await eventually(lambda: gw.services.usage.counts.produced == 40, 10, "shipped")
-            metrics = (await gw.client.get("/metrics")).text
+    try:
+        with caplog.at_level(logging.ERROR, logger="api_router.usage.exporter"):
+            async with stack.gateway(kafka=kafka) as gw:
+                await gw.wait_for_model("llama3.2")
+                # Capping SQLite's file at its current size gives the real "database or
+                # disk is full" error that a full disk does.
+                spool = gw.services.usage._spool._db.conn  # noqa: SLF001 - the file under test
+                (pages,) = spool.select_one("PRAGMA page_count")
+                spool.execute(f"PRAGMA max_page_count = {pages}")
+                # Records are spooled only while Kafka is away (else they go from memory).
+                broker.stop()
+                answers = [await _post(gw, key)]
+                await eventually(lambda: not gw.services.usage.kafka_up, 10, "kafka seen away")
+                answers += [await _post(gw, key) for _ in range(19)]
+                broker = TansuBroker(broker.port).start()
+                # Each request leaves two records: its usage record and its audit message.
+                await eventually(lambda: gw.services.usage.counts.produced == 40, 30, "shipped")
+                metrics = (await gw.client.get("/metrics")).text
+    finally:
+        broker.stop()
     assert [a.status_code for a in answers] == [200] * 20
     assert gw.services.usage.counts.produced == 40  # each once: the failed batch is not kept
     assert gw.services.usage.counts.spool_errors >= 1

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from pathlib import Path
 
 from api_router.auth.api_keys import parse_key
+from api_router.usage.journal import leftover_journals
 from tests.support.servers import eventually
 from tests.support.stack import Stack, bearer, chat
 from tests.support.usage_topic import read_usage
@@ -119,3 +122,29 @@ async def test_status_and_health_routes_leave_no_record(stack: Stack) -> None:
         assert gw.services.usage.depth == 0
         assert gw.services.usage.counts.spooled == 0
     assert ready["components"]["usage_export"]["status"] == "ok"
+
+
+async def test_while_kafka_keeps_up_records_go_from_memory_not_through_the_spool(
+    stack: Stack,
+) -> None:
+    stack.worker("node-a")
+    key = await stack.create_key()
+    async with stack.gateway() as gw:
+        await gw.wait_for_model("llama3.2")
+        await eventually(lambda: gw.services.usage.kafka_up, what="producer connected")
+        for i in range(10):  # over several batch windows
+            answer = await gw.client.post(
+                "/v1/inference", json=chat(content=f"hi {i}"), headers=bearer(key)
+            )
+            assert answer.status_code == 200
+            await asyncio.sleep(0.03)
+        # Each request leaves two records: its usage record and its audit message.
+        await eventually(lambda: gw.services.usage.counts.produced == 20, 10, "shipped")
+        await eventually(lambda: len(_journals(stack)) == 1, 5, "shipped batches' files deleted")
+        assert (gw.services.usage.counts.spooled, gw.services.usage.depth) == (0, 0)
+
+
+def _journals(stack: Stack) -> list[Path]:
+    """Journal files of the in-process gateway's spool directory (the open one included)."""
+    [directory] = stack.tmp.glob("in-process-*-spool")
+    return leftover_journals(directory)

@@ -3,12 +3,14 @@ waiting on Kafka.
 
 Write-ahead: the request path appends each record to the journal (one ``write(2)``, before
 the response's last byte: it survives a SIGKILL from then on, see ``journal.py``) and to an
-in-memory batch. Every batch window the commit loop rotates the journal, commits the batch
-to the disk spool and deletes the rotated file; the ship loop sends the spool to Kafka,
-oldest first, and deletes records only after Kafka acknowledged them. So at any moment a
-record is in the journal or in the spool, and a kill of the process, an outage of Kafka, a
-stalled producer or a restart of the gateway loses nothing: records wait on disk and are
-re-sent, keeping their ``record_id`` for consumers to dedupe.
+in-memory batch. Every batch window the commit loop rotates the journal. While Kafka keeps
+up, the ship loop sends the batch from memory and the rotated file is deleted once Kafka
+acknowledged it; otherwise (Kafka away or behind) the batch is committed to the disk spool
+and the file deleted then, and the ship loop sends the spool, oldest first, deleting records
+only after Kafka acknowledged them. So at any moment a record is in a journal file or in the
+spool, and a kill of the process, an outage of Kafka, a stalled producer or a restart of the
+gateway loses nothing: records wait on disk and are re-sent, keeping their ``record_id``
+for consumers to dedupe.
 
 The audit trail rides the same pipeline: a request's :class:`AuditMessage` is journaled in
 the same ``write(2)`` as its usage record, and an admin action's on its own; the ship loop
@@ -74,7 +76,8 @@ class UsageExporter:
         self._topics = (kafka.usage_topic, audit_topic)
         self._window_s = settings.batch_window_ms / 1000
         self._batch: deque[tuple[str, str]] = deque()
-        # Batches the spool failed to take: shipped straight from memory instead.
+        # Batches shipped straight from memory: while Kafka keeps up (their journal files
+        # keep them until it acknowledges), or when the spool failed to take them.
         self._unspooled: deque[tuple[str, str]] = deque()
         directory = Path(settings.spool_dir)
         self._spool = UsageSpool(directory)
@@ -131,7 +134,7 @@ class UsageExporter:
 
     @property
     def state(self) -> ExportState:
-        return "ok" if self.kafka_up and self.depth <= len(self._batch) else "spooling"
+        return "ok" if self.kafka_up and not self._spool.depth else "spooling"
 
     @property
     def depth(self) -> int:
@@ -207,6 +210,24 @@ class UsageExporter:
         except JournalError as exc:
             finished = None  # its records stay in the current file, deleted at a later rotation
             self._journal_failed(exc)
+        if self._ships_from_memory():
+            # Kafka keeps up: the batch goes straight from memory, and its journal file is
+            # deleted once Kafka has it. SQLite is for the backlog of an outage only (a
+            # commit and a delete of every batch was most of a quiet gateway's CPU).
+            self._unspooled.extend(batch)
+        else:
+            await self._spool_batch(batch)
+        if finished is not None:
+            self._finished.append(finished)
+        self._discard_journals()
+        self._wake_shipper.set()
+
+    def _ships_from_memory(self) -> bool:
+        """Kafka is up, nothing older waits in the spool, and memory holds under a batch."""
+        waiting = len(self._unspooled)
+        return self.kafka_up and not self._spool.depth and waiting < self._settings.ship_batch
+
+    async def _spool_batch(self, batch: list[tuple[str, str]]) -> None:
         try:
             await self._make_room(len(batch))
             await self._call_spool(self._spool.append, batch)
@@ -215,10 +236,6 @@ class UsageExporter:
             self.counts.spool_errors += 1
             log.error("usage spool write failed; shipping from memory", extra={"error": str(exc)})
             self._unspooled.extend(batch)
-        if finished is not None:
-            self._finished.append(finished)
-        self._discard_journals()
-        self._wake_shipper.set()
 
     def _discard_journals(self) -> None:
         """Delete rotated journal files once every record of theirs is in the spool or
