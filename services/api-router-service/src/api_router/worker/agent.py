@@ -48,6 +48,9 @@ from api_router.worker.whole_answer import complete_answer
 log = logging.getLogger(__name__)
 
 _RETRY_DELAY_S = 0.5
+# A job read within this long of being queued is "fresh": its gateway, still waiting, has
+# not cancelled it, so its backend call need not wait for `accepted` to be written.
+_FRESH_MS = 250
 
 Action = Callable[[], Awaitable[None]]
 
@@ -179,7 +182,7 @@ class WorkerAgent:
                     "api_router.request_id": job.id,
                 },
             ):
-                await self._answer(job)
+                await self._answer(job, fresh=_age_ms(entry_id) < _FRESH_MS)
             await self._jobs.ack(entry_id)
         except StoreUnavailable:
             # Left pending: this worker (or another of the node) reclaims it once idle.
@@ -191,22 +194,36 @@ class WorkerAgent:
             await self._quietly(lambda: self._finish_shutting_down(entry_id, job))
             raise
 
-    async def _answer(self, job: Job) -> None:
+    async def _answer(self, job: Job, fresh: bool) -> None:
         node = self._settings.node_id
         started = time.perf_counter()
         remaining_s = job.deadline_ms / 1000 - time.time()
         if remaining_s <= 0:
             await self._reply(job, _error(job, node, "expired", "the job's deadline passed"))
             return
-        outcome = await self._jobs.emit(job, accepted(job, node, self.consumer))
-        if outcome != "written":
-            log.info("job skipped", extra={"request_id": job.id, "outcome": outcome})
-            self.metrics.dropped(job.model, outcome)
-            return
-        self.metrics.accepted(job.model)
         timeout_s = min(self._settings.backend_timeout_s, remaining_s)
-        answer = stream_answer if job.stream and job.operation == "chat" else complete_answer
-        event = await answer(job, node, self._backend, self._jobs, timeout_s)
+        if not fresh or (job.stream and job.operation == "chat"):
+            # `accepted` first: it finds out whether the job was cancelled before the
+            # backend is asked, and a stream's first chunk must follow it.
+            if not await self._accept(job):
+                return
+            answer = stream_answer if job.stream and job.operation == "chat" else complete_answer
+            event = await answer(job, node, self._backend, self._jobs, timeout_s)
+        else:
+            # A fresh whole job (its gateway is still waiting): the backend call starts
+            # while `accepted` is on its way, so that round trip no longer delays the answer.
+            call = asyncio.create_task(
+                complete_answer(job, node, self._backend, self._jobs, timeout_s)
+            )
+            taken = False
+            try:
+                taken = await self._accept(job)
+            finally:
+                if not taken:  # cancelled, its gateway gone, or Redis away: stop the call
+                    await stop_task(call)
+            if not taken:
+                return
+            event = await call
         if event is None:  # cancelled by its gateway, or the gateway is gone
             self.metrics.dropped(job.model, "cancelled")
             return
@@ -221,6 +238,17 @@ class WorkerAgent:
                 "traceparent": job.traceparent,
             },
         )
+
+    async def _accept(self, job: Job) -> bool:
+        """Write `accepted`; False (logged and counted) when the job's gateway cancelled it
+        or is gone."""
+        outcome = await self._jobs.emit(job, accepted(job, self._settings.node_id, self.consumer))
+        if outcome != "written":
+            log.info("job skipped", extra={"request_id": job.id, "outcome": outcome})
+            self.metrics.dropped(job.model, outcome)
+            return False
+        self.metrics.accepted(job.model)
+        return True
 
     async def _reply(self, job: Job, event: Event) -> None:
         if not await self._jobs.reply(job.reply_to, event):
@@ -284,6 +312,7 @@ class WorkerAgent:
 
     async def _renew(self) -> None:
         await self._jobs.renew(list(self._inflight))
+        await self._jobs.trim()
 
     async def _every(self, interval_s: float, action: Action) -> None:
         while True:
@@ -297,6 +326,12 @@ class WorkerAgent:
             await action()
         except StoreUnavailable as exc:
             log.warning("housekeeping step failed", extra={"reason": exc.message})
+
+
+def _age_ms(entry_id: bytes) -> float:
+    """How long ago the job was queued, from its entry id (Redis's clock, in ms)."""
+    queued_ms = int(entry_id.split(b"-", 1)[0])
+    return time.time() * 1000 - queued_ms
 
 
 def _error(

@@ -17,6 +17,8 @@ from api_router.redis_store import Redis, ensure_consumer_group, lua_script, sto
 Entry = tuple[bytes, dict[bytes, bytes]]
 EmitOutcome = Literal["written", "cancelled", "gateway_gone"]
 _EMIT_OUTCOMES: dict[int, EmitOutcome] = {1: "written", 0: "cancelled", -1: "gateway_gone"}
+# A worker trims its node's stream every this many acks (and when its work pauses).
+TRIM_EVERY = 16
 
 
 class JobStream:
@@ -28,6 +30,7 @@ class JobStream:
         self._emit = redis.register_script(lua_script(__package__, "emit"))
         self._ack_and_trim = redis.register_script(lua_script(__package__, "ack_and_trim"))
         self._claim_cursor = "0-0"
+        self._untrimmed = 0  # acks since this worker last trimmed the stream
 
     async def open(self) -> None:
         await ensure_consumer_group(self._redis, self.stream, WORKER_GROUP)
@@ -86,8 +89,22 @@ class JobStream:
         return added is not None
 
     async def ack(self, entry_id: bytes) -> None:
+        """Acknowledge a finished job, trimming the stream every ``TRIM_EVERY`` acks (a
+        trim per job cost three more Redis calls; ``trim`` catches up when work pauses)."""
         with store_errors("the job stream"):
-            await self._ack_and_trim(keys=[self.stream], args=[WORKER_GROUP, entry_id])
+            if self._untrimmed + 1 < TRIM_EVERY:
+                await self._redis.xack(self.stream, WORKER_GROUP, entry_id)
+                self._untrimmed += 1
+            else:
+                await self._ack_and_trim(keys=[self.stream], args=[WORKER_GROUP, entry_id])
+                self._untrimmed = 0
+
+    async def trim(self) -> None:
+        """Trim what this worker's acks since the last trim left behind (periodically)."""
+        if self._untrimmed:
+            with store_errors("the job stream"):
+                await self._ack_and_trim(keys=[self.stream], args=[WORKER_GROUP])
+            self._untrimmed = 0
 
     async def backlog(self) -> tuple[int, int]:
         """The group's pending jobs (delivered, not yet acknowledged) and its lag (not yet
