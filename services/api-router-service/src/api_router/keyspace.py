@@ -148,8 +148,9 @@ class Keyspace:
         and ``YYYY-MM:<model>:<counter>`` -> requests, prompt_tokens, completion_tokens
         and cost (millionths) of what that model was charged once settled. Fields of
         months older than ``USAGE_MONTHS_KEPT`` are deleted when a new month's first
-        request is counted; the hash expires ``USAGE_TTL_S`` after its last write. Tagged
-        by tenant, like the limits it is checked with."""
+        request is counted; the hash expires ``USAGE_TTL_S`` (longer than the kept months)
+        after a budget write or a model's first request of a month, whichever was last.
+        Tagged by tenant, like the limits it is checked with."""
         return f"{self.prefix}:budget:{{{tenant}}}"
 
     def idempotency(self, scope_digest: str) -> str:

@@ -41,15 +41,15 @@ from api_router.telemetry.tracing import parent_context
 from api_router.telemetry.worker_metrics import WorkerMetrics
 from api_router.worker import system_probe
 from api_router.worker.health_reporter import HealthReporter
-from api_router.worker.job_stream import Entry, JobStream
+from api_router.worker.job_stream import EmitOutcome, Entry, JobStream
 from api_router.worker.streamed_answer import stream_answer
 from api_router.worker.whole_answer import complete_answer
 
 log = logging.getLogger(__name__)
 
 _RETRY_DELAY_S = 0.5
-# A job read within this long of being queued is "fresh": its gateway, still waiting, has
-# not cancelled it, so its backend call need not wait for `accepted` to be written.
+# A job read within this long of being queued is "fresh": its gateway is still waiting for
+# it (a gateway cancels a job after its accept timeout, seconds, or when its client leaves).
 _FRESH_MS = 250
 
 Action = Callable[[], Awaitable[None]]
@@ -217,7 +217,7 @@ class WorkerAgent:
             )
             taken = False
             try:
-                taken = await self._accept(job)
+                taken = await self._accept(job, fresh=True)
             finally:
                 if not taken:  # cancelled, its gateway gone, or Redis away: stop the call
                     await stop_task(call)
@@ -239,10 +239,17 @@ class WorkerAgent:
             },
         )
 
-    async def _accept(self, job: Job) -> bool:
+    async def _accept(self, job: Job, fresh: bool = False) -> bool:
         """Write `accepted`; False (logged and counted) when the job's gateway cancelled it
-        or is gone."""
-        outcome = await self._jobs.emit(job, accepted(job, self._settings.node_id, self.consumer))
+        or is gone. A fresh job's gateway is still waiting and is not asked whether it
+        cancelled (two Redis calls fewer): a client that left at once has its job's
+        backend call stopped at the first keepalive (``KEEPALIVE_S``) instead."""
+        event = accepted(job, self._settings.node_id, self.consumer)
+        if fresh:
+            written = await self._jobs.reply(job.reply_to, event)
+            outcome: EmitOutcome = "written" if written else "gateway_gone"
+        else:
+            outcome = await self._jobs.emit(job, event)
         if outcome != "written":
             log.info("job skipped", extra={"request_id": job.id, "outcome": outcome})
             self.metrics.dropped(job.model, outcome)
