@@ -6,7 +6,7 @@ import logging
 import sys
 from contextvars import ContextVar
 
-from pythonjsonlogger.json import JsonFormatter
+from pythonjsonlogger.msgspec import MsgspecFormatter
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 
@@ -24,7 +24,7 @@ def configure_logging(level: str, service: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(_RequestIdFilter())
     handler.setFormatter(
-        JsonFormatter(
+        MsgspecFormatter(
             "{levelname}{name}{message}{request_id}",
             style="{",
             rename_fields={"levelname": "level", "name": "logger"},
