@@ -26,6 +26,7 @@ from api_router.limiter.limit_set import COST_UNIT, LimitSet, NoPlan, cost_units
 from api_router.limiter.local_bucket import LocalBuckets
 from api_router.limiter.policy_source import PolicySource
 from api_router.limiter.rate_limit_headers import rate_limit_headers, tightest, with_budget
+from api_router.limiter.settlements import Settlement, Settlements
 from api_router.redis_store import Redis, lua_script, store_errors
 
 log = logging.getLogger(__name__)
@@ -87,12 +88,12 @@ class Admission:
         ``budgets`` is told the tenants with a budget, for the metrics."""
         month = lua_script(__package__, "calendar_month")
         self._admit = redis.register_script(month + lua_script(__package__, "admit"))
-        self._settle = settle_redis.register_script(month + lua_script(__package__, "settle"))
+        settle = settle_redis.register_script(month + lua_script(__package__, "settle"))
+        self._settlements = Settlements(settle_redis, settle)
         self._keys = keys
         self._policies = policies
         self._lease_ms = lease_ms
         self._local = LocalBuckets()
-        self._settling: set[asyncio.Task[None]] = set()
         self._budgets = budgets
 
     async def acquire(self, request: AdmissionRequest, record: DecisionSink) -> Grant:
@@ -166,9 +167,9 @@ class Admission:
 
     def settle(self, grant: Grant, usage: Usage | None, *, accepted: bool) -> None:
         """Replace the reservations with ``usage`` (None: nothing was generated), off the
-        response path. ``accepted``: a worker took the job (else the request slot is given
-        back too). A request that was charged tokens is counted in its tenant's month,
-        whatever its limits."""
+        response path (queued for the next batch of ``Settlements``). ``accepted``: a
+        worker took the job (else the request slot is given back too). A request that
+        was charged tokens is counted in its tenant's month, whatever its limits."""
         keys: list[str] = []
         args: list[str | int] = [USAGE_TTL_S, USAGE_MONTHS_KEPT]
         if grant.in_store and grant.limits is not None:
@@ -178,16 +179,12 @@ class Admission:
             keys.append(self._keys.budget(request.tenant))
             counts = f"{usage.prompt_tokens} {usage.completion_tokens} {grant.charge(usage)}"
             args += ["u", grant.month, request.model, counts]
-        if not keys:
-            return
-        task = asyncio.create_task(self._run_settle(grant.request.request_id, keys, args))
-        self._settling.add(task)
-        task.add_done_callback(self._settling.discard)
+        if keys:
+            self._settlements.add(Settlement(grant.request.request_id, keys, args))
 
     async def settled(self, timeout_s: float = 2.0) -> None:
         """Wait for the settlements scheduled so far (shutdown; tests)."""
-        if self._settling:
-            await asyncio.wait(set(self._settling), timeout=timeout_s)
+        await self._settlements.written(timeout_s)
 
     async def aclose(self) -> None:
         """Let pending settlements reach Redis before its client closes."""
@@ -242,14 +239,6 @@ class Admission:
             if spent != grant.budget_units:
                 keys.append(limits.budget_key)
                 args += ["g", grant.month, spent - grant.budget_units, "-"]
-
-    async def _run_settle(self, request_id: str, keys: list[str], args: list[str | int]) -> None:
-        try:
-            with store_errors("the limiter"):
-                await self._settle(keys=keys, args=args)
-        except StoreUnavailable:
-            # Leases expire by themselves; the reservation stays charged (never undercharged).
-            log.warning("settlement lost: redis unavailable", extra={"request_id": request_id})
 
     def _without_store(self, grant: Grant, limits: LimitSet, record: DecisionSink) -> Grant:
         plan = limits.plan

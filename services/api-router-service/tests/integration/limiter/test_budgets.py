@@ -152,3 +152,24 @@ def test_month_rollover_in_the_scripts_calendar(stack: Stack, instant: str, mont
     )
     with stack.redis.client() as client:
         assert client.eval(script, 0, seconds) == month.encode()
+
+
+async def test_settlements_queued_together_all_land_even_once_redis_lost_its_scripts(
+    stack: Stack, tmp_path: Path
+) -> None:
+    policies = write_policies(tmp_path / "p.yaml", _tokens_budget(10_000))
+    async with limiter(stack.redis.url, stack.prefix, policies) as lim:
+        grants = [await lim.acquire(request(prompt_tokens=10, max_tokens=90)) for _ in range(20)]
+        for batch in (grants[:10], grants[10:]):
+            # Queued with no await in between: written together, in one pipeline.
+            for grant in batch:
+                lim.admission.settle(grant, usage(10, 40), accepted=True)
+            await lim.admission.settled()
+            with stack.redis.client() as client:
+                client.script_flush()  # as a restarted Redis: the next batch reloads it
+    month = grants[0].month
+    assert _spent(stack, month) == 20 * 50
+    with stack.redis.client() as client:
+        counters = client.hgetall(stack.keys.budget("acme"))
+    requests = {k: int(v) for k, v in counters.items() if k.endswith(b":requests")}
+    assert list(requests.values()) == [20]
