@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 
 import httpx
@@ -18,6 +19,7 @@ async def test_a_worker_counts_its_jobs_backend_calls_and_node_readings(
     port = free_port()
     worker = stack.worker("node-a", "--metrics-port", str(port))
     base = f"http://127.0.0.1:{port}"
+    node = {"node": "node-a"}
     key = await stack.create_key()
     async with stack.gateway() as gw:
         await gw.wait_for_model("llama3.2")
@@ -28,10 +30,15 @@ async def test_a_worker_counts_its_jobs_backend_calls_and_node_readings(
         fake_ollama.fail_status = 500
         failed = await gw.client.post("/v1/inference", json=chat(), headers=bearer(key))
         async with httpx.AsyncClient(base_url=base, timeout=5) as worker_http:
+            # A client has its answer once the job's last event is written; its worker
+            # counts the job as answered right after.
+            for _ in range(100):
+                metrics = (await worker_http.get("/metrics")).text
+                if sample(metrics, "api_router_worker_jobs_inflight", node) == 0:
+                    break
+                await asyncio.sleep(0.05)
             healthz = await worker_http.get("/healthz")
-            metrics = (await worker_http.get("/metrics")).text
     assert (ok.status_code, streamed.status_code, failed.status_code) == (200, 200, 502)
-    node = {"node": "node-a"}
     model = {**node, "model": "llama3.2"}
     assert sample(metrics, "api_router_worker_jobs_accepted_total", model) == 3
     assert sample(metrics, "api_router_worker_jobs_completed_total", model) == 2

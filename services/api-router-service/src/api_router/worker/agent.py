@@ -182,8 +182,13 @@ class WorkerAgent:
                     "api_router.request_id": job.id,
                 },
             ):
-                await self._answer(job, fresh=_age_ms(entry_id) < _FRESH_MS)
-            await self._jobs.ack(entry_id)
+                started = time.perf_counter()
+                event = await self._answer(job, fresh=_age_ms(entry_id) < _FRESH_MS)
+                if event is not None:
+                    await self._reply(job, event, entry_id)
+                    _answered(job, event, started)
+            if event is None:
+                await self._jobs.ack(entry_id)
         except StoreUnavailable:
             # Left pending: this worker (or another of the node) reclaims it once idle.
             log.warning(
@@ -194,19 +199,19 @@ class WorkerAgent:
             await self._quietly(lambda: self._finish_shutting_down(entry_id, job))
             raise
 
-    async def _answer(self, job: Job, fresh: bool) -> None:
+    async def _answer(self, job: Job, fresh: bool) -> Event | None:
+        """The job's last event (``done`` or ``error``) to write; None when it was dropped
+        (cancelled, or its gateway gone)."""
         node = self._settings.node_id
-        started = time.perf_counter()
         remaining_s = job.deadline_ms / 1000 - time.time()
         if remaining_s <= 0:
-            await self._reply(job, _error(job, node, "expired", "the job's deadline passed"))
-            return
+            return _error(job, node, "expired", "the job's deadline passed")
         timeout_s = min(self._settings.backend_timeout_s, remaining_s)
         if not fresh or (job.stream and job.operation == "chat"):
             # `accepted` first: it finds out whether the job was cancelled before the
             # backend is asked, and a stream's first chunk must follow it.
             if not await self._accept(job):
-                return
+                return None
             answer = stream_answer if job.stream and job.operation == "chat" else complete_answer
             event = await answer(job, node, self._backend, self._jobs, timeout_s)
         else:
@@ -222,22 +227,11 @@ class WorkerAgent:
                 if not taken:  # cancelled, its gateway gone, or Redis away: stop the call
                     await stop_task(call)
             if not taken:
-                return
+                return None
             event = await call
         if event is None:  # cancelled by its gateway, or the gateway is gone
             self.metrics.dropped(job.model, "cancelled")
-            return
-        await self._reply(job, event)
-        log.info(
-            "job answered",
-            extra={
-                "request_id": job.id,
-                "model": job.model,
-                "event": event.type,
-                "duration_ms": round((time.perf_counter() - started) * 1000, 3),
-                "traceparent": job.traceparent,
-            },
-        )
+        return event
 
     async def _accept(self, job: Job, fresh: bool = False) -> bool:
         """Write `accepted`; False (logged and counted) when the job's gateway cancelled it
@@ -257,8 +251,9 @@ class WorkerAgent:
         self.metrics.accepted(job.model)
         return True
 
-    async def _reply(self, job: Job, event: Event) -> None:
-        if not await self._jobs.reply(job.reply_to, event):
+    async def _reply(self, job: Job, event: Event, entry_id: bytes) -> None:
+        """Write the job's last event and acknowledge its entry, in one round trip."""
+        if not await self._jobs.reply(job.reply_to, event, ack=entry_id):
             log.info("gateway gone; answer dropped", extra={"request_id": job.id})
             self.metrics.dropped(job.model, "gateway_gone")
             return
@@ -279,8 +274,7 @@ class WorkerAgent:
     async def _finish_shutting_down(self, entry_id: bytes, job: Job) -> None:
         node = self._settings.node_id
         error = _error(job, node, "shutting_down", "the worker stopped", retryable=True)
-        await self._reply(job, error)
-        await self._jobs.ack(entry_id)
+        await self._reply(job, error, entry_id)
 
     async def _drain(self) -> None:
         if not self._inflight:
@@ -333,6 +327,19 @@ class WorkerAgent:
             await action()
         except StoreUnavailable as exc:
             log.warning("housekeeping step failed", extra={"reason": exc.message})
+
+
+def _answered(job: Job, event: Event, started: float) -> None:
+    log.info(
+        "job answered",
+        extra={
+            "request_id": job.id,
+            "model": job.model,
+            "event": event.type,
+            "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+            "traceparent": job.traceparent,
+        },
+    )
 
 
 def _age_ms(entry_id: bytes) -> float:

@@ -82,22 +82,37 @@ class JobStream:
                 await self._redis.exists(self._keys.cancel(job.reply_to, job.id, job.attempt))
             )
 
-    async def reply(self, reply_to: str, event: Event) -> bool:
-        """Write an event; False when the gateway's reply stream is gone."""
+    async def reply(self, reply_to: str, event: Event, ack: bytes | None = None) -> bool:
+        """Write an event; False when the gateway's reply stream is gone. ``ack``: the
+        job's entry, acknowledged in the same round trip (with a job's last event)."""
+        fields = event.to_fields()
+        if ack is not None and not self._trim_due():
+            with store_errors("the reply stream"):
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    pipe.xadd(reply_to, fields, nomkstream=True)  # type: ignore[arg-type]
+                    pipe.xack(self.stream, WORKER_GROUP, ack)
+                    added, _ = await pipe.execute()
+            self._untrimmed += 1
+            return added is not None
         with store_errors("the reply stream"):
-            added = await self._redis.xadd(reply_to, event.to_fields(), nomkstream=True)  # type: ignore[arg-type]
+            added = await self._redis.xadd(reply_to, fields, nomkstream=True)  # type: ignore[arg-type]
+        if ack is not None:
+            await self.ack(ack)
         return added is not None
 
     async def ack(self, entry_id: bytes) -> None:
         """Acknowledge a finished job, trimming the stream every ``TRIM_EVERY`` acks (a
         trim per job cost three more Redis calls; ``trim`` catches up when work pauses)."""
         with store_errors("the job stream"):
-            if self._untrimmed + 1 < TRIM_EVERY:
+            if not self._trim_due():
                 await self._redis.xack(self.stream, WORKER_GROUP, entry_id)
                 self._untrimmed += 1
             else:
                 await self._ack_and_trim(keys=[self.stream], args=[WORKER_GROUP, entry_id])
                 self._untrimmed = 0
+
+    def _trim_due(self) -> bool:
+        return self._untrimmed + 1 >= TRIM_EVERY
 
     async def trim(self) -> None:
         """Trim what this worker's acks since the last trim left behind (periodically)."""
