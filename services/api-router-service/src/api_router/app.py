@@ -243,7 +243,9 @@ async def _open_services(
         "health_registry": health.run(),
         "routing_overrides": overrides.run(),
         "reply_reader": replies.run(),
-        "attempt_watch": AttemptWatch(replies.waiting, lambda: health.snapshot).run(),
+        "attempt_watch": AttemptWatch(
+            replies.waiting, lambda: health.snapshot, direct=transports.direct.check_lost
+        ).run(),
         "audit_writer": audit.run(),
         "usage_exporter": usage.run(),
         "policies_reload": policies.run(),

@@ -203,6 +203,28 @@ async def test_failed_probes_open_the_breaker_and_mark_the_node_unavailable(
         assert refused.json()["error"]["code"] == "no_capacity"
 
 
+async def test_calls_to_a_direct_node_that_stops_answering_its_probes_fail_over(
+    stack: Stack, vllm: FakeOpenAI
+) -> None:
+    stack.worker("node-a", pool="edge")
+    key = await stack.create_key()
+    limits = routes(stack.tmp, {"gpu": 1}, {"edge": 1})  # the direct node first
+    settings = {"nodes": [vllm_node(vllm)], "probe_interval_s": 0.1}
+    async with stack.gateway(limits=limits, direct=settings) as gw:
+        await gw.wait_for_model("llama3.2", nodes=2)
+        vllm.delay_s = 60.0  # hung: it takes requests and never answers them
+        calls = [asyncio.create_task(post(gw, key, stream=stream)) for stream in (False, True)]
+        await eventually(lambda: len(vllm.chats) == 2, what="both calls at the hung node")
+        vllm.api_key = "another key"  # ... and from now on its probes fail
+        answers = await asyncio.gather(*calls)
+        lost = gw.services.transports.direct.nodes.get("vllm-1")
+        assert lost is not None and lost.inflight == 0
+    for answer in answers:
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["x-route-node"] == "node-a"
+        assert answer.headers["x-route-attempts"] == "2"
+
+
 async def test_one_replica_of_two_probes_a_direct_node_under_its_lease(
     stack: Stack, vllm: FakeOpenAI
 ) -> None:

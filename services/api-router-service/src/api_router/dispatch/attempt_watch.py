@@ -9,6 +9,9 @@ After ``accepted``, an attempt is lost when
   registry. A drained or stopping worker still beats (``available: false``) and answers
   its jobs itself, so it is not lost.
 
+The same loop hands the states to the direct transport, whose calls to a node that
+stopped answering its probes are lost too (``HttpTransport.check_lost``).
+
 One loop per replica looks at every waiting attempt twice a second, instead of a timer
 per request. A lost attempt's wait is interrupted with :func:`attempt_lost`; the
 dispatcher (whole answers) or the relay (streams) then cancels the job, so a worker that
@@ -20,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 from api_router.dispatch.attempt_failure import attempt_lost
 from api_router.dispatch.reply_reader import ReplyWaiter
@@ -37,12 +40,15 @@ class AttemptWatch:
         waiting: Callable[[], Iterable[ReplyWaiter]],
         snapshot: Callable[[], RoutingSnapshot],
         clock: Callable[[], float] = time.monotonic,
+        direct: Callable[[Mapping[str, NodeState]], int] | None = None,
     ) -> None:
         """``waiting``: the attempts waiting now (``ReplyReader.waiting``); ``snapshot``:
-        the current health snapshot."""
+        the current health snapshot; ``direct``: interrupts the lost calls to direct
+        nodes, by their states (``HttpTransport.check_lost``)."""
         self._waiting = waiting
         self._snapshot = snapshot
         self._clock = clock
+        self._direct = direct
 
     async def run(self) -> None:
         while True:
@@ -66,6 +72,8 @@ class AttemptWatch:
                 extra={"request_id": waiter.request_id, "node_id": waiter.node_id, "reason": why},
             )
             waiter.interrupt(attempt_lost(waiter.node_id, why))
+        if self._direct is not None:
+            lost += self._direct(states)
         return lost
 
 

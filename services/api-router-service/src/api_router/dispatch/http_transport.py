@@ -11,8 +11,9 @@ elsewhere, a refusal of the request itself (HTTP 400/422) is answered as it is.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from api_router.backends.base import BackendError
 from api_router.chat import Completion
@@ -21,6 +22,7 @@ from api_router.dispatch.attempt_failure import (
     AttemptFailed,
     JobNotAccepted,
     NodeFull,
+    attempt_lost,
     backend_failure,
 )
 from api_router.dispatch.direct_nodes import DirectNodes, DirectTarget
@@ -29,8 +31,11 @@ from api_router.dispatch.dispatcher import Dispatched
 from api_router.dispatch.protocol import EmbedPayload, Job
 from api_router.dispatch.streamed_job import DispatchObserver, Outcome
 from api_router.embeddings import Embeddings
-from api_router.errors import ShuttingDown
+from api_router.errors import ApiError, ShuttingDown
 from api_router.routing.node_health import NodeHealth
+from api_router.routing.snapshot import NodeState
+
+log = logging.getLogger(__name__)
 
 
 class HttpTransport:
@@ -44,7 +49,10 @@ class HttpTransport:
         self.nodes = nodes
         self._buffer = stream_settings.buffer_events
         self._stream_ended = stream_ended
-        self._calls: set[asyncio.Task[object]] = set()  # whole answers in flight
+        # Whole answers in flight: the task waiting on each and its node.
+        self._calls: dict[asyncio.Task[object], str] = {}
+        # Calls cancelled from outside, with the error their request gets.
+        self._interrupted: dict[asyncio.Task[object], ApiError] = {}
         self._streams: set[DirectStream] = set()
         self._stopped: ShuttingDown | None = None
 
@@ -52,9 +60,37 @@ class HttpTransport:
         """Shutdown: end every call in flight with ``error``; refuse new ones."""
         self._stopped = error
         for call in self._calls:
-            call.cancel()
+            self._interrupt(call, error)
         for stream in self._streams:
             stream.interrupt(error)
+
+    def check_lost(self, states: Mapping[str, NodeState]) -> int:
+        """Interrupt the calls in flight to nodes that stopped answering their probes
+        (a direct node's entry is ``unavailable`` only then: drains are overrides), went
+        stale or left the registry, as a worker's lost attempt is: a whole answer fails
+        over, a stream ends with the error. How many there were.
+
+        A hung backend would otherwise hold its calls until their deadline: a whole
+        answer's first byte is its last, so no read timeout can tell it from a long
+        generation, but its probes (a model list) can."""
+        lost = 0
+        for call, node_id in list(self._calls.items()):
+            why = _why_lost(states.get(node_id))
+            if why is not None and call not in self._interrupted:
+                self._interrupt(call, attempt_lost(node_id, why))
+                lost += 1
+        for stream in self._streams:
+            why = _why_lost(states.get(stream.node.node_id))
+            if why is not None and not stream.finished:
+                stream.interrupt(attempt_lost(stream.node.node_id, why))
+                lost += 1
+        if lost:
+            log.warning("direct calls lost", extra={"calls": lost})
+        return lost
+
+    def _interrupt(self, call: asyncio.Task[object], error: ApiError) -> None:
+        self._interrupted[call] = error
+        call.cancel()
 
     async def dispatch(self, job: Job, node: NodeHealth, observe: DispatchObserver) -> Dispatched:
         timeout_s = _time_left(job, node)
@@ -62,7 +98,7 @@ class HttpTransport:
         submitted_at = time.perf_counter()
         task = asyncio.current_task()
         if task is not None:
-            self._calls.add(task)
+            self._calls[task] = node.node_id
         try:
             answer = await _call(target, job, timeout_s)
         except BackendError as exc:
@@ -70,12 +106,15 @@ class HttpTransport:
             observe(node.node_id, failure.code, time.perf_counter() - submitted_at)
             raise failure from None
         except asyncio.CancelledError:
-            if self._stopped is None or task is None or task.uncancel() > 0:
+            error = self._interrupted.pop(task, None) if task is not None else None
+            if error is None or task is None or task.uncancel() > 0:
                 raise  # the request itself was cancelled
-            observe(node.node_id, self._stopped.code, time.perf_counter() - submitted_at)
-            raise self._stopped from None
+            observe(node.node_id, error.code, time.perf_counter() - submitted_at)
+            raise error from None
         finally:
-            self._calls.discard(task)
+            if task is not None:
+                self._calls.pop(task, None)
+                self._interrupted.pop(task, None)
             target.give_back()
         done_at = time.perf_counter()
         observe(node.node_id, "done", done_at - submitted_at)
@@ -146,3 +185,13 @@ def _time_left(job: Job, node: NodeHealth) -> float:
             node_fault=False,
         )
     return left
+
+
+def _why_lost(state: NodeState | None) -> str | None:
+    if state is None:
+        return "left the health registry"
+    if state == "stale":
+        return "is no longer probed"
+    if state == "unavailable":
+        return "stopped answering its probes"
+    return None
