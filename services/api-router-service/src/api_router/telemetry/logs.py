@@ -32,6 +32,11 @@ def configure_logging(level: str, service: str) -> None:
             timestamp="time",  # ISO 8601, UTC
         )
     )
+    # Our lines carry none of the caller's file and line, thread or process: not working
+    # them out for each record is the logging HOWTO's own optimization (a request's
+    # access line is on every request).
+    logging._srcfile = None
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
