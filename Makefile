@@ -10,7 +10,7 @@ PYTHON  ?= python3
 
 HELM    := $(VENV)/bin/helm
 
-.PHONY: run test lint typecheck pytest bench wrk bootstrap redis-server postgresql systemd-analyze prometheus curl chart-schema dashboards drill-backend-failover drill-exporter-outage clean
+.PHONY: run test lint typecheck pytest bench soak wrk bootstrap redis-server postgresql systemd-analyze prometheus curl chart-schema dashboards drill-backend-failover drill-exporter-outage clean
 
 # The stack's processes and the lines it prints find `api-router` on PATH; in another shell
 # use the full path or activate the venv.
@@ -32,8 +32,14 @@ pytest: bootstrap
 
 # The transport matrix (bench/transport_matrix.py): upstream, direct node, streams node,
 # pinned with taskset, paced latency and TTFT, wrk for saturation; writes a Markdown table.
+# ARGS="--baseline <git-ref>" adds that commit's code beside today's, "--features-off" the
+# gateway with its optional features off.
 bench: bootstrap wrk
 	cd $(SERVICE) && $(BIN)/python -m bench.transport_matrix $(ARGS)
+
+# The gateway's RSS over 30 minutes of steady traffic (bench/soak.py); ARGS="--minutes 2".
+soak: bootstrap
+	cd $(SERVICE) && $(BIN)/python -m bench.soak $(ARGS)
 
 wrk:
 	@scripts/ensure-command.sh wrk wrk

@@ -7,7 +7,7 @@ import asyncio
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,13 +45,19 @@ def bench_stack() -> Iterator[BenchStack]:
         ollama.wait()
 
 
+StackType = Callable[[RedisServer, TansuBroker, str, Path, str], Stack]
+
+
 @contextmanager
-def servers_stack(ollama_url: str = "http://127.0.0.1:9") -> Iterator[Stack]:
-    """A ``Stack`` on its own redis-server and broker; everything stops on exit."""
+def servers_stack(
+    ollama_url: str = "http://127.0.0.1:9", stack_type: StackType = Stack
+) -> Iterator[Stack]:
+    """A ``Stack`` (or ``stack_type``'s) on its own redis-server and broker; everything
+    stops on exit."""
     workdir = Path(tempfile.mkdtemp(prefix="api-router-bench-"))
     redis = RedisServer(workdir / "redis").start()
     broker = TansuBroker().start()
-    stack = Stack(redis, broker, "bench", workdir, ollama_url)
+    stack = stack_type(redis, broker, "bench", workdir, ollama_url)
     try:
         yield stack
     finally:

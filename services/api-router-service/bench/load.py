@@ -5,6 +5,7 @@
   each hop as real traffic does. Whole answers give latency; streamed ones the time to
   the first frame that carries text (TTFT).
 - ``saturate``: ``wrk`` with a Lua body, as many requests as the stack takes.
+- ``quiesce``: between rows, wait until the stack is idle again.
 - CPU seconds of a process (all threads) from ``/proc/<pid>/stat``, its RSS from
   ``/proc/<pid>/status``, Redis commands from ``INFO commandstats`` (commands that
   scripts call are counted there too).
@@ -19,6 +20,7 @@ import re
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import aiohttp
@@ -110,6 +112,22 @@ def cpu_s(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as stat:
         fields = stat.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime
+
+
+def quiesce(pids: Iterable[int], timeout_s: float = 15.0) -> float:
+    """Wait until ``pids`` together use under a tenth of a core (over a second), at most
+    ``timeout_s``; the seconds waited. What a row leaves running (its records shipped to
+    Kafka, its settlements) is then neither billed to the next row nor slowing it."""
+    pids = list(pids)
+    began = time.monotonic()
+    before = sum(cpu_s(pid) for pid in pids)
+    while time.monotonic() - began < timeout_s:
+        time.sleep(1.0)
+        now = sum(cpu_s(pid) for pid in pids)
+        if now - before < 0.1:
+            break
+        before = now
+    return time.monotonic() - began
 
 
 def rss_mb(pid: int) -> float:
