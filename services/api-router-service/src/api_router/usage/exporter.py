@@ -74,6 +74,7 @@ class UsageExporter:
         self._topics = (kafka.usage_topic, audit_topic)
         self._window_s = settings.batch_window_ms / 1000
         self._batch: deque[tuple[str, str]] = deque()
+        self._committing = 0  # records of the batch the spool is taking now
         # Batches the spool failed to take: shipped straight from memory instead.
         self._unspooled: deque[tuple[str, str]] = deque()
         directory = Path(settings.spool_dir)
@@ -131,12 +132,14 @@ class UsageExporter:
 
     @property
     def state(self) -> ExportState:
-        return "ok" if self.kafka_up and self.depth <= len(self._batch) else "spooling"
+        # Records on their way to the spool (the batch, a commit) are no backlog.
+        backlog = self._spool.depth + len(self._unspooled)
+        return "ok" if self.kafka_up and not backlog else "spooling"
 
     @property
     def depth(self) -> int:
         """Records not yet acknowledged by Kafka."""
-        return self._spool.depth + len(self._unspooled) + len(self._batch)
+        return self._spool.depth + len(self._unspooled) + len(self._batch) + self._committing
 
     def oldest_age_s(self) -> float:
         return 0.0 if self._oldest_finished is None else time.time() - self._oldest_finished
@@ -207,6 +210,9 @@ class UsageExporter:
         except JournalError as exc:
             finished = None  # its records stay in the current file, deleted at a later rotation
             self._journal_failed(exc)
+        # Counted in ``depth`` while the spool takes them: they are in neither place then,
+        # and a depth of 0 must mean that Kafka acknowledged everything.
+        self._committing = len(batch)
         try:
             await self._make_room(len(batch))
             await self._call_spool(self._spool.append, batch)
@@ -215,6 +221,8 @@ class UsageExporter:
             self.counts.spool_errors += 1
             log.error("usage spool write failed; shipping from memory", extra={"error": str(exc)})
             self._unspooled.extend(batch)
+        finally:
+            self._committing = 0
         if finished is not None:
             self._finished.append(finished)
         self._discard_journals()
