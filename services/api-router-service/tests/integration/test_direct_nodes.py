@@ -1,6 +1,7 @@
 """Direct nodes (``transport: http``): the gateway calls a fake OpenAI-compatible server and
 the fake Ollama itself, whole and streamed, on both APIs; fails over to and from worker
-nodes; opens a node's breaker on failed probes; and probes each node from one replica."""
+nodes; opens a node's breaker on failed probes; probes each node from one replica; and
+serves an outage of Redis and Kafka in local-only mode, its records delivered after."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from api_router.errors import ShuttingDown
 from tests.support.fake_ollama import FakeOllama
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.limits import routes
-from tests.support.servers import eventually
+from tests.support.servers import TansuBroker, eventually
 from tests.support.sse import parse_sse
 from tests.support.stack import Gateway, Stack, bearer, chat, node_health
 from tests.support.usage_topic import TopicReader
@@ -275,39 +276,67 @@ async def test_without_redis_every_replica_probes_its_direct_nodes_itself(
         assert (a.services.prober.probes, b.services.prober.probes) == (2, 1)
 
 
-async def test_a_redis_outage_is_served_by_direct_nodes_in_local_only_mode(
-    own_redis_stack: Stack, vllm: FakeOpenAI
+@pytest.fixture
+def own_broker(own_redis_stack: Stack) -> Iterator[TansuBroker]:
+    """A broker of the test's own, which it may stop and start again (empty: Tansu keeps
+    topics and messages in memory) on the same port."""
+    broker = TansuBroker().start()
+    own_redis_stack.broker = broker
+    yield broker
+    broker.stop()
+
+
+async def test_an_outage_of_redis_and_kafka_is_served_in_local_only_mode_and_billed_after(
+    own_redis_stack: Stack, own_broker: TansuBroker, vllm: FakeOpenAI
 ) -> None:
     stack = own_redis_stack
     stack.worker("node-a", pool="edge")
     key = await stack.create_key()
     limits = routes(stack.tmp, {"edge": 1}, {"gpu": 1})  # the streams node first
-    sent: set[str] = set()
+    served: dict[str, str] = {}  # request id -> the node that answered it
     async with stack.gateway(limits=limits, direct={"nodes": [vllm_node(vllm)]}) as gw:
         await gw.wait_for_model("llama3.2", nodes=2)
         warm = await post(gw, key)
         assert warm.headers["x-route-node"] == "node-a"
+        await eventually(lambda: gw.services.usage.depth == 0, 30, "first records shipped")
+        # What the first broker acknowledged is gone with it: read it before stopping it.
+        warm_id = {warm.headers["x-request-id"]: "node-a"}
+        assert await delivered(stack, stack.usage_topic, warm_id) == warm_id
+        assert await delivered(stack, stack.audit_topic, warm_id) == warm_id
         stack.redis.stop()
+        own_broker.stop()
         # The key as last verified, the plan's fail_open local limits, the direct node by
         # its own probes; the streams node skipped at once (its stream is out of reach).
-        for stream in (False, False, True, False):
+        for stream in (False, True, False, True):
             answer = await post(gw, key, stream=stream)
             assert answer.status_code == 200, answer.text
             assert answer.headers["x-route-node"] == "vllm-1"
             assert answer.headers["x-route-attempts"] == "1"
-            sent.add(answer.headers["x-request-id"])
+            served[answer.headers["x-request-id"]] = "vllm-1"
         ready = await gw.client.get("/v1/status/readyz")
         assert ready.status_code == 200
         assert ready.json()["components"]["redis"] == {
             "status": "degraded",
             "detail": "redis did not answer PING; local-only mode: 1 direct node(s) serve",
         }
+        # A usage record and an audit message per request, waiting on disk.
+        assert gw.services.usage.depth == 2 * len(served)
         stack.redis.start()  # the same port, empty
+        own_broker.start()  # the same port, empty: no topic
         await eventually(lambda: gw.services.usage.depth == 0, 30, "spool drained")
-    records = await TopicReader(stack.broker.bootstrap, stack.usage_topic).read_covering(sent)
-    assert {
-        r["request_id"]: r["node_id"] for r in records if r["request_id"] in sent
-    } == dict.fromkeys(sent, "vllm-1")
+    assert await delivered(stack, stack.usage_topic, served) == served
+    assert await delivered(stack, stack.audit_topic, served) == served
+
+
+async def delivered(stack: Stack, topic: str, expected: dict[str, str]) -> dict[str, str]:
+    """Request id -> node id of every request with a message in ``topic``, read until
+    ``expected``'s requests all have one (or a timeout); duplicates, which at-least-once
+    delivery allows, deduped by ``record_id`` as consumers do."""
+    messages = await TopicReader(stack.broker.bootstrap, topic).read_covering(set(expected))
+    unique = {m["record_id"]: m.get("request") or m for m in messages if not m.get("action")}
+    nodes = {record["request_id"]: record["node_id"] for record in unique.values()}
+    assert len(nodes) == len(unique), "a request with two records"
+    return nodes
 
 
 async def test_calls_in_flight_to_a_direct_node_are_answered_shutting_down(

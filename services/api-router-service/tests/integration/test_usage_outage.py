@@ -18,6 +18,8 @@ from typing import Any
 import httpx
 import pytest
 
+from api_router.config.settings import KafkaSettings
+from api_router.usage.kafka_producer import KafkaUnavailable, UsageProducer
 from tests.support.servers import TansuBroker, eventually, free_port
 from tests.support.stack import Gateway, Stack, bearer, chat
 from tests.support.usage_topic import TopicReader
@@ -193,3 +195,28 @@ async def test_a_full_spool_refuses_requests_or_drops_the_oldest_as_configured(
     else:
         assert codes == [200] * 6
         assert (depth, counts.dropped) == (6, 6)
+
+
+async def test_a_batch_a_restarted_empty_broker_took_into_no_topic_counts_as_unsent() -> None:
+    # Tansu keeps topics in memory: restarted, it has none, yet it acknowledges a produce
+    # to a topic it does not have (the producer's metadata from before the restart still
+    # names the partition) and keeps nothing. The adapter must not count such a batch; the
+    # exporter then replaces the producer, which creates the topics before sending again
+    # (test_direct_nodes' outage of Redis and Kafka finds every record).
+    broker = TansuBroker().start()
+    settings = KafkaSettings(
+        bootstrap_servers=broker.bootstrap, usage_topic="usage.restart", enable_idempotence=False
+    )
+    producer = UsageProducer(settings, "test", ("usage.restart",))
+    try:
+        await producer.start()
+        await producer.send([("usage.restart", "acme", b'{"n": 1}')])
+        broker.stop()
+        sending = asyncio.create_task(producer.send([("usage.restart", "acme", b'{"n": 2}')]))
+        await asyncio.sleep(0)  # the record is in the producer's hands, its partition chosen
+        broker.start()  # the same port, empty
+        with pytest.raises(KafkaUnavailable, match="the topics changed under the producer"):
+            await sending
+    finally:
+        await producer.close()
+        broker.stop()

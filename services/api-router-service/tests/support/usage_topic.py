@@ -1,4 +1,5 @@
-"""Reading usage records back from the broker, as a downstream consumer would."""
+"""Reading usage records and audit messages back from the broker, as a downstream
+consumer would."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ class TopicReader:
         a record delivered twice, as at-least-once delivery allows, counts once."""
 
         def covered() -> bool:
-            return request_ids <= {record["request_id"] for record in self.records}
+            return request_ids <= {request_id_of(record) for record in self.records}
 
         return await self._read(covered, timeout_s)
 
@@ -58,6 +59,14 @@ class TopicReader:
         finally:
             await asyncio.wait_for(consumer.stop(), 5)
         return self.records
+
+
+def request_id_of(message: dict[str, Any]) -> str | None:
+    """The request of a usage record or of an audit message (None for an admin action)."""
+    if "request_id" in message:
+        return str(message["request_id"])
+    request = message.get("request")
+    return None if request is None else str(request["request_id"])
 
 
 async def read_usage(

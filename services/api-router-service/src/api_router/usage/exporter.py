@@ -76,6 +76,7 @@ class UsageExporter:
         self._topics = (kafka.usage_topic, audit_topic)
         self._window_s = settings.batch_window_ms / 1000
         self._batch: deque[tuple[str, str]] = deque()
+        self._committing = 0  # records of the batch the spool is taking now
         # Batches shipped straight from memory: while Kafka keeps up (their journal files
         # keep them until it acknowledges), or when the spool failed to take them.
         self._unspooled: deque[tuple[str, str]] = deque()
@@ -139,7 +140,7 @@ class UsageExporter:
     @property
     def depth(self) -> int:
         """Records not yet acknowledged by Kafka."""
-        return self._spool.depth + len(self._unspooled) + len(self._batch)
+        return self._spool.depth + len(self._unspooled) + len(self._batch) + self._committing
 
     def oldest_age_s(self) -> float:
         return 0.0 if self._oldest_finished is None else time.time() - self._oldest_finished
@@ -228,6 +229,9 @@ class UsageExporter:
         return self.kafka_up and not self._spool.depth and waiting < self._settings.ship_batch
 
     async def _spool_batch(self, batch: list[tuple[str, str]]) -> None:
+        # Counted in ``depth`` while the spool takes them: they are in neither place then,
+        # and a depth of 0 must mean that Kafka acknowledged everything.
+        self._committing = len(batch)
         try:
             await self._make_room(len(batch))
             await self._call_spool(self._spool.append, batch)
@@ -236,6 +240,8 @@ class UsageExporter:
             self.counts.spool_errors += 1
             log.error("usage spool write failed; shipping from memory", extra={"error": str(exc)})
             self._unspooled.extend(batch)
+        finally:
+            self._committing = 0
 
     def _discard_journals(self) -> None:
         """Delete rotated journal files once every record of theirs is in the spool or

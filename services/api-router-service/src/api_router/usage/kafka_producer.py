@@ -11,7 +11,13 @@ from collections.abc import Awaitable, Sequence
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
+from aiokafka.errors import (
+    KafkaError,
+    TopicAlreadyExistsError,
+    UnknownTopicOrPartitionError,
+    for_code,
+)
+from aiokafka.protocol.metadata import MetadataRequest
 
 from api_router.config.settings import KafkaSettings
 
@@ -37,6 +43,9 @@ class UsageProducer:
         self._admin: AIOKafkaAdminClient | None = None
         self._producer: AIOKafkaProducer | None = None
         self._starting: asyncio.Task[None] | None = None
+        # The topics' partitions when the producer started; a batch counts as sent only
+        # if the broker still has them so (see _confirm_kept).
+        self._layout_at_start: dict[str, frozenset[int]] = {}
         self.started = False
 
     async def start(self) -> None:
@@ -65,6 +74,9 @@ class UsageProducer:
                     request_timeout_ms=int(self._settings.send_timeout_s * 1000),
                 )
                 await self._producer.start()
+                self._layout_at_start = await self._layout(self._producer)
+                if set(self._layout_at_start) != set(self._topics):
+                    raise UnknownTopicOrPartitionError(f"topics missing: {self._layout_at_start}")
         except (KafkaError, OSError, TimeoutError) as exc:
             await self._close_clients()
             raise KafkaUnavailable(f"kafka unavailable: {exc!r}") from None
@@ -72,17 +84,49 @@ class UsageProducer:
 
     async def send(self, records: Sequence[tuple[str, str, bytes]]) -> None:
         """Send ``(topic, tenant, json)`` records and wait until Kafka acknowledged every one."""
-        if self._producer is None or not self.started:
+        producer = self._producer
+        if producer is None or not self.started:
             raise KafkaUnavailable("producer not started")
         try:
             async with asyncio.timeout(self._settings.send_timeout_s):
                 acks = [
-                    await self._producer.send(topic, value, key=tenant.encode())
+                    await producer.send(topic, value, key=tenant.encode())
                     for topic, tenant, value in records
                 ]
                 await asyncio.gather(*acks)
+                await self._confirm_kept(producer)
         except (KafkaError, OSError, TimeoutError) as exc:
             raise KafkaUnavailable(f"kafka send failed: {exc!r}") from None
+
+    async def _confirm_kept(self, producer: AIOKafkaProducer) -> None:
+        """Fail the batch unless the broker still has the topics as the producer found them.
+
+        A broker that lost its topics may have acknowledged records for them and kept none:
+        Tansu (memory only; tests and `api-router dev`), restarted while a send was being
+        retried on the producer's metadata from before (the refresh failed while it was
+        down), takes a produce to a topic it does not have, answers no error and stores
+        nothing readable. Asked without auto-creation, it names the topic unknown, or shows
+        the one a metadata request since auto-created with its default partitions. The
+        batch then counts as unsent; a new producer creates the topics and sends it again.
+        One metadata request per batch, off the request path."""
+        if (layout := await self._layout(producer)) != self._layout_at_start:
+            raise UnknownTopicOrPartitionError(
+                f"the topics changed under the producer: {layout} after {self._layout_at_start}"
+            )
+
+    async def _layout(self, producer: AIOKafkaProducer) -> dict[str, frozenset[int]]:
+        """The partitions of each of the topics the broker has now."""
+        client = producer.client
+        node = client.get_random_node()
+        if node is None:
+            raise KafkaError("no broker known to ask for the topics")
+        request = MetadataRequest(list(self._topics), allow_auto_topic_creation=False)
+        topics = (await client.send(node, request)).to_object()["topics"]
+        return {
+            topic["topic"]: frozenset(partition["partition"] for partition in topic["partitions"])
+            for topic in topics
+            if topic["error_code"] == 0
+        }
 
     async def close(self) -> None:
         starting, self._starting = self._starting, None
