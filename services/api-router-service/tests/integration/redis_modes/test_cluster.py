@@ -226,10 +226,13 @@ async def test_usage_records_and_the_months_figures(
     key = await stack.create_key("acme")
     async with stack.gateway(limits={"policies_file": str(policies)}) as gw:
         await gw.wait_for_model("llama3.2")
-        answers = [
-            await gw.client.post("/v1/inference", json=chat(content=f"hi {n}"), headers=bearer(key))
-            for n in range(4)
-        ]
+        # At once: their settlements are written together, a pipeline across the nodes.
+        answers = await asyncio.gather(
+            *(
+                gw.client.post("/v1/inference", json=chat(content=f"hi {n}"), headers=bearer(key))
+                for n in range(4)
+            )
+        )
         await gw.services.admission.settled()
         usage = await gw.client.get("/v1/usage", headers=bearer(key))
     assert [a.status_code for a in answers] == [200] * 4
