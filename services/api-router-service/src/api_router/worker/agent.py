@@ -16,6 +16,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from opentelemetry import trace
@@ -96,6 +97,7 @@ class WorkerAgent:
             thermal_zones=settings.thermal_zones,
         )
         self._inflight: dict[bytes, asyncio.Task[None]] = {}
+        self._running: dict[bytes, Job] = {}  # the decoded job of each task in flight
         self._slot_freed = asyncio.Event()
         self._accepting = True
         self._reported_at: float | None = None  # monotonic time of the last health beat
@@ -161,6 +163,7 @@ class WorkerAgent:
 
     def _finished(self, entry_id: bytes) -> None:
         self._inflight.pop(entry_id, None)
+        self._running.pop(entry_id, None)
         self._slot_freed.set()
 
     async def _run_job(self, entry_id: bytes, fields: dict[bytes, bytes]) -> None:
@@ -171,6 +174,7 @@ class WorkerAgent:
             log.error("malformed job", extra={"entry": entry_id, "reason": reason})
             await self._quietly(lambda: self._reject_malformed(entry_id, fields, reason))
             return
+        self._running[entry_id] = job
         try:
             with self._tracer.start_as_current_span(
                 "worker.job",
@@ -194,10 +198,6 @@ class WorkerAgent:
             log.warning(
                 "redis unavailable mid-job; it will be reclaimed", extra={"request_id": job.id}
             )
-        except asyncio.CancelledError:
-            # Drain grace is over: answer now rather than leave the client waiting.
-            await self._quietly(lambda: self._finish_shutting_down(entry_id, job))
-            raise
 
     async def _answer(self, job: Job, fresh: bool) -> Event | None:
         """The job's last event (``done`` or ``error``) to write; None when it was dropped
@@ -283,9 +283,20 @@ class WorkerAgent:
         _, unfinished = await asyncio.wait(
             list(self._inflight.values()), timeout=self._settings.drain_grace_s
         )
-        for task in unfinished:
-            task.cancel()
-        await asyncio.gather(*unfinished, return_exceptions=True)
+        # The grace is over: the jobs still running are stopped, then answered
+        # `shutting_down` from here rather than leave their clients waiting. From here: a
+        # cancellation that lands in a Redis call can be swallowed by redis-py
+        # (redis/redis-py#2028), so a task is cancelled until it has ended, and an answer
+        # written from its own except clause could itself be cut off that way.
+        stopped = [
+            (entry_id, self._running.get(entry_id))
+            for entry_id, task in list(self._inflight.items())
+            if task in unfinished
+        ]
+        await asyncio.gather(*(stop_task(task) for task in unfinished), return_exceptions=True)
+        for entry_id, job in stopped:
+            if job is not None:
+                await self._quietly(partial(self._finish_shutting_down, entry_id, job))
 
     async def _publish_health(self) -> None:
         # A node only advertises itself with a stream to receive on: Redis may have lost
