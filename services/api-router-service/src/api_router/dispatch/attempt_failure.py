@@ -62,6 +62,11 @@ def attempt_lost(node_id: str, why: str) -> AttemptFailed:
     )
 
 
+def stream_out_of_time(node_id: str) -> ApiError:
+    """A running stream's deadline passed: final, whichever transport carried it."""
+    return ApiError("upstream_timeout", f"node {node_id} did not finish in time")
+
+
 def upstream_error(event: Event, kind: type[AttemptFailed]) -> AttemptFailed:
     """The worker's error event; retryable when the worker says so (a node-side failure),
     except for the reasons in ``_NEVER_RETRIED``."""

@@ -18,7 +18,7 @@ from contextlib import aclosing
 
 from api_router.backends.base import BackendError
 from api_router.chat import Completion, StreamPiece
-from api_router.dispatch.attempt_failure import AttemptFailed, backend_failure
+from api_router.dispatch.attempt_failure import AttemptFailed, backend_failure, stream_out_of_time
 from api_router.dispatch.protocol import Job
 from api_router.dispatch.streamed_job import DispatchObserver, Outcome
 from api_router.errors import ApiError
@@ -94,9 +94,7 @@ class DirectStream:
                 first = await self._get(min(wait_s, self._deadline - time.perf_counter()))
             except TimeoutError:
                 if time.perf_counter() >= self._deadline:
-                    raise ApiError(
-                        "upstream_timeout", f"node {self.node.node_id} did not finish in time"
-                    ) from None
+                    raise stream_out_of_time(self.node.node_id) from None
                 return []
         pieces: list[StreamPiece] = []
         for item in (first, *self._ready()):

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Literal
 
 from api_router.chat import StreamPiece
-from api_router.dispatch.attempt_failure import AttemptFailed, upstream_error
+from api_router.dispatch.attempt_failure import AttemptFailed, stream_out_of_time, upstream_error
 from api_router.dispatch.protocol import Event, Job, ProtocolError
 from api_router.dispatch.reply_reader import ReplyWaiter
 from api_router.errors import ApiError
@@ -73,9 +73,7 @@ class StreamedJob:
             first = await self._waiter.next(min(wait_s, self._deadline - now))
         except TimeoutError:
             if time.perf_counter() >= self._deadline:
-                raise ApiError(
-                    "upstream_timeout", f"node {self.node.node_id} did not finish in time"
-                ) from None
+                raise stream_out_of_time(self.node.node_id) from None
             return []
         except AttemptFailed as lost:
             raise self._after_text(lost) from None
