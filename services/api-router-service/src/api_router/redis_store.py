@@ -49,6 +49,8 @@ _CLOSED_TRANSPORT = "unable to perform operation on <TCPTransport closed=True"
 # What the adapter catches to look at: `_unavailable` tells which of them mean "Redis is
 # unavailable"; the rest are re-raised untouched.
 _CAUGHT = (*_UNAVAILABLE, redis_errors.RedisClusterException, RuntimeError)
+# What redis-py may send again: a connection lost (refused, reset, closed by a restart).
+_RETRIED = (redis_errors.ConnectionError,)
 
 
 def _unavailable(exc: BaseException) -> bool:
@@ -88,6 +90,9 @@ def connect(
     restart or a failover say, is replaced rather than failing a request), for callers that
     must decide without Redis rather than wait. ``errors``: where this client counts its
     failures.
+
+    A command that timed out is never sent again (only a lost connection is): it may have
+    run, and running a script that debits a bucket, or an XADD, again would do it twice.
     """
     options: dict[str, Any] = {
         "socket_timeout": settings.socket_timeout_s,
@@ -98,7 +103,7 @@ def connect(
         options = {
             "socket_timeout": bounded_s,
             "socket_connect_timeout": min(bounded_s, settings.connect_timeout_s),
-            "retry": Retry(NoBackoff(), 1),
+            "retry": Retry(NoBackoff(), 1, _RETRIED),
         }
     options.update(max_connections=settings.max_connections, decode_responses=False)
     client: _CountingRedis | _CountingCluster
@@ -208,6 +213,13 @@ class _CountingPipeline(aioredis.client.Pipeline):
 class _CountingCluster(aioredis.RedisCluster):
     """``_CountingRedis`` for a Redis Cluster."""
 
+    # redis-py's cluster retries by this list, not by ``retry``'s errors: its own, less
+    # TimeoutError, for the reason ``connect`` gives.
+    ERRORS_ALLOW_RETRY = (  # type: ignore[assignment]  # typed as exactly redis-py's four
+        redis_errors.ConnectionError,
+        redis_errors.ClusterDownError,
+        redis_errors.SlotNotCoveredError,
+    )
     errors: StoreErrors
     server: str
 
