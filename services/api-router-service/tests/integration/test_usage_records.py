@@ -144,6 +144,27 @@ async def test_while_kafka_keeps_up_records_go_from_memory_not_through_the_spool
         assert (gw.services.usage.counts.spooled, gw.services.usage.depth) == (0, 0)
 
 
+async def test_records_wait_in_memory_for_a_slow_broker_up_to_several_batches(
+    stack: Stack,
+) -> None:
+    """At saturation a batch's round trip to the broker outlasted a commit window, and with
+    room for under one batch the spool took nearly every record. Here batches of 2 are
+    committed every millisecond while each send lingers 50 ms: 12 records fit in memory."""
+    stack.worker("node-a")
+    key = await stack.create_key()
+    slow_kafka = {"linger_ms": 50}
+    async with stack.gateway(usage={"ship_batch": 2, "batch_window_ms": 1}, kafka=slow_kafka) as gw:
+        await gw.wait_for_model("llama3.2")
+        await eventually(lambda: gw.services.usage.kafka_up, what="producer connected")
+        for i in range(6):
+            answer = await gw.client.post(
+                "/v1/inference", json=chat(content=f"hi {i}"), headers=bearer(key)
+            )
+            assert answer.status_code == 200
+        await eventually(lambda: gw.services.usage.counts.produced == 12, 10, "shipped")
+        assert (gw.services.usage.counts.spooled, gw.services.usage.depth) == (0, 0)
+
+
 def _journals(stack: Stack) -> list[Path]:
     """Journal files of the in-process gateway's spool directory (the open one included)."""
     [directory] = stack.tmp.glob("in-process-*-spool")

@@ -204,7 +204,8 @@ class Stack(Generic[R]):
         spool = self.tmp / f"in-process-{number}-spool"
         lkg = {"path": str(self.tmp / f"in-process-{number}-last-known-good.sqlite")}
         own = {"usage": {"spool_dir": str(spool)}, "last_known_good": lkg}
-        app = create_app(self.settings(**{**own, **sections}))
+        usage = {**own["usage"], **sections.get("usage", {})}
+        app = create_app(self.settings(**{**own, **sections, "usage": usage}))
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:

@@ -51,6 +51,12 @@ _RETRY_MAX_S = 5.0
 # A spool call that takes longer than this is treated as failed (sqlitedict's thread can
 # die on a failed commit and leave callers waiting forever).
 _SPOOL_TIMEOUT_S = 10.0
+# Records memory may hold for Kafka, in ship batches, before new ones go to the spool. Each
+# is on disk in its journal file already; the bound only caps memory. At saturation a
+# batch's round trip to the broker can take longer than a commit window, and with room
+# for less than a few batches the spool took nearly every record (a commit, a read and a
+# delete each, and most of a saturated gateway's usage CPU).
+_MEMORY_BATCHES = 8
 
 ExportState = Literal["ok", "spooling"]
 P = ParamSpec("P")
@@ -224,9 +230,9 @@ class UsageExporter:
         self._wake_shipper.set()
 
     def _ships_from_memory(self) -> bool:
-        """Kafka is up, nothing older waits in the spool, and memory holds under a batch."""
-        waiting = len(self._unspooled)
-        return self.kafka_up and not self._spool.depth and waiting < self._settings.ship_batch
+        """Kafka is up, nothing older waits in the spool, and memory has room."""
+        room = len(self._unspooled) < self._settings.ship_batch * _MEMORY_BATCHES
+        return self.kafka_up and not self._spool.depth and room
 
     async def _spool_batch(self, batch: list[tuple[str, str]]) -> None:
         # Counted in ``depth`` while the spool takes them: they are in neither place then,

@@ -26,6 +26,10 @@ log = logging.getLogger(__name__)
 # Starting a client or creating the topic gets this long; the broker is away otherwise.
 _CONNECT_TIMEOUT_S = 5.0
 _CLOSE_TIMEOUT_S = 2.0
+# Bytes per partition in one produce request (aiokafka's default is 16 KiB, about 25
+# records): a ship batch of 500 took several round trips, one at a time, and at saturation
+# the broker fell behind. Well under Kafka's default message.max.bytes (1 MiB).
+_MAX_BATCH_BYTES = 256 * 1024
 
 
 class KafkaUnavailable(Exception):
@@ -71,6 +75,7 @@ class UsageProducer:
                     acks="all",
                     enable_idempotence=self._settings.enable_idempotence,
                     linger_ms=self._settings.linger_ms,
+                    max_batch_size=_MAX_BATCH_BYTES,
                     request_timeout_ms=int(self._settings.send_timeout_s * 1000),
                 )
                 await self._producer.start()
