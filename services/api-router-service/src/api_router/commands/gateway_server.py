@@ -1,4 +1,5 @@
-"""uvicorn's server with the gateway's own shutdown in front of uvicorn's.
+"""uvicorn's server with the gateway's own shutdown in front of uvicorn's, and the garbage
+collector tuned once start-up is done (``gc_tuning``).
 
 uvicorn, on SIGTERM, stops listening at once, waits for in-flight requests and cancels
 those still running at its timeout: a load balancer's requests then meet a closed port,
@@ -15,6 +16,7 @@ import socket
 
 import uvicorn
 
+from api_router.gc_tuning import tune_for_serving
 from api_router.graceful_shutdown import SHUTDOWN_STATE, GracefulShutdown
 
 # uvicorn's own wait for requests, after the app's drain: for stragglers only.
@@ -22,6 +24,10 @@ AFTER_DRAIN_S = 1
 
 
 class GatewayServer(uvicorn.Server):
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)  # the app and its lifespan's clients exist now
+        tune_for_serving()
+
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         shutdown = self.lifespan.state.get(SHUTDOWN_STATE)
         if isinstance(shutdown, GracefulShutdown) and not self.force_exit:

@@ -19,6 +19,7 @@ def run(args: argparse.Namespace) -> int:
 
     from api_router.backends import BackendSpec, build_backend
     from api_router.backends.api_key import ApiKeyError
+    from api_router.gc_tuning import tune_for_serving
     from api_router.keyspace import Keyspace
     from api_router.redis_store import StoreErrors, connect
     from api_router.telemetry.logs import configure_logging
@@ -78,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
                     metrics, agent.status, args.metrics_host, args.metrics_port
                 )
                 await endpoints.start()
+            tune_for_serving()
             await agent.run(stop)
         finally:
             # The agent has drained and left the registry by now; close the clients.
