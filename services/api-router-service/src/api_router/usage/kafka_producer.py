@@ -13,10 +13,13 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import (
     KafkaError,
+    MessageSizeTooLargeError,
     TopicAlreadyExistsError,
     UnknownTopicOrPartitionError,
     for_code,
 )
+from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.protocol.metadata import MetadataRequest
 
 from api_router.config.settings import KafkaSettings
@@ -30,6 +33,7 @@ _CLOSE_TIMEOUT_S = 2.0
 # records): a ship batch of 500 took several round trips, one at a time, and at saturation
 # the broker fell behind. Well under Kafka's default message.max.bytes (1 MiB).
 _MAX_BATCH_BYTES = 256 * 1024
+_PARTITIONER = DefaultPartitioner()
 
 
 class KafkaUnavailable(Exception):
@@ -94,9 +98,10 @@ class UsageProducer:
             raise KafkaUnavailable("producer not started")
         try:
             async with asyncio.timeout(self._settings.send_timeout_s):
+                batches = await _batches(producer, records)
                 acks = [
-                    await producer.send(topic, value, key=tenant.encode())
-                    for topic, tenant, value in records
+                    await producer.send_batch(batch, topic, partition=partition)
+                    for (topic, partition), batch in batches
                 ]
                 await asyncio.gather(*acks)
                 await self._confirm_kept(producer)
@@ -197,3 +202,31 @@ async def _within_a_moment(closing: Awaitable[None]) -> None:
             await closing
     except (KafkaError, OSError, TimeoutError):
         log.warning("kafka client did not close cleanly")
+
+
+async def _batches(
+    producer: AIOKafkaProducer, records: Sequence[tuple[str, str, bytes]]
+) -> list[tuple[tuple[str, int], BatchBuilder]]:
+    """The records in batches by topic and partition, placed as ``producer.send`` would
+    place them (the default partitioner, keyed by tenant), in their order within each.
+
+    One ``send`` per record cost about 17 µs each (a partitioner hash, a future, the
+    accumulator), twice per request; appending to a batch costs a fraction of that."""
+    topics = {topic for topic, _, _ in records}
+    partitions = {topic: sorted(await producer.partitions_for(topic)) for topic in topics}
+    placed: dict[tuple[str, str], int] = {}
+    batches: list[tuple[tuple[str, int], BatchBuilder]] = []
+    open_batches: dict[tuple[str, int], BatchBuilder] = {}
+    for topic, tenant, value in records:
+        key = tenant.encode()
+        if (partition := placed.get((topic, tenant))) is None:
+            partition = _PARTITIONER(key, partitions[topic], partitions[topic])
+            placed[topic, tenant] = partition
+        where = (topic, partition)
+        batch = open_batches.get(where)
+        if batch is None or batch.append(key=key, value=value, timestamp=None) is None:
+            batch = open_batches[where] = producer.create_batch()
+            batches.append((where, batch))
+            if batch.append(key=key, value=value, timestamp=None) is None:
+                raise MessageSizeTooLargeError(f"a record of {len(value)} bytes")
+    return batches
