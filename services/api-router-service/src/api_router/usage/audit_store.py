@@ -5,9 +5,11 @@ Every audit record and admin action goes to Kafka through the usage spool (a req
 with its usage record, an admin action's from :meth:`AuditStore.write`), and the audit sink
 stores them in PostgreSQL. So that a lookup right after an answer works before the sink
 has caught up, each is also kept in Redis for ``audit.recent_window_s``: requests only
-enqueue, and one background loop writes batches in a single pipeline (the record with the
-window as TTL; admin actions on a stream trimmed to the window). Lookups read Redis first,
-then PostgreSQL; the listing reads PostgreSQL.
+enqueue, and one background loop writes batches: the records, each with the window as TTL,
+in one script call (a pipelined SET cost ~16 µs of redis-py per record; on a Redis Cluster,
+whose scripts' keys must share a slot, they are pipelined), and admin actions on a stream
+trimmed to the window. Lookups read Redis first, then PostgreSQL; the listing reads
+PostgreSQL.
 """
 
 from __future__ import annotations
@@ -19,11 +21,12 @@ from collections import deque
 from collections.abc import Callable
 
 import msgspec
+from redis.asyncio import RedisCluster
 
 from api_router.config.settings import AuditSettings
 from api_router.errors import StoreUnavailable
 from api_router.keyspace import Keyspace
-from api_router.redis_store import Redis, store_errors
+from api_router.redis_store import Redis, lua_script, store_errors
 from api_router.usage.audit_database import AuditDatabase, AuditPage, AuditQuery
 from api_router.usage.record import AdminAction, AuditMessage, AuditRecord, audit_message
 
@@ -53,6 +56,7 @@ class AuditStore:
         """``export``: journals a message for Kafka (the usage exporter's ``record``);
         ``database``: None without ``audit.database_url``."""
         self._redis = redis
+        self._set_all = redis.register_script(lua_script(__package__, "set_all"))
         self._keys = keys
         self._window_s = settings.recent_window_s
         self._export = export
@@ -136,20 +140,7 @@ class AuditStore:
         horizon_ms = int((time.time() - self._window_s) * 1000)
         try:
             with store_errors("the audit store"):
-                async with self._redis.pipeline(transaction=False) as pipe:
-                    for record in batch:
-                        if isinstance(record, AdminAction):
-                            pipe.xadd(
-                                self._keys.audit_admin,
-                                {"action": msgspec.json.encode(record)},
-                                minid=horizon_ms,
-                                approximate=True,
-                            )
-                            pipe.expire(self._keys.audit_admin, self._window_s)
-                            continue
-                        key = self._keys.audit_record(record.request_id)
-                        pipe.set(key, msgspec.json.encode(record), ex=self._window_s)
-                    await pipe.execute()
+                await self._write(batch, horizon_ms)
         except StoreUnavailable:
             self._queue.extendleft(reversed(batch))  # keep the order for the next try
             log.warning(
@@ -164,3 +155,27 @@ class AuditStore:
             self._queue.extendleft(reversed(batch))
             raise
         return True
+
+    async def _write(self, batch: list[AuditRecord | AdminAction], horizon_ms: int) -> None:
+        records = [record for record in batch if isinstance(record, AuditRecord)]
+        actions = [action for action in batch if isinstance(action, AdminAction)]
+        if records and not isinstance(self._redis, RedisCluster):
+            keys = [self._keys.audit_record(record.request_id) for record in records]
+            values = [msgspec.json.encode(record) for record in records]
+            await self._set_all(keys=keys, args=[self._window_s, *values])
+            records = []
+        if not records and not actions:
+            return
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for action in actions:
+                pipe.xadd(
+                    self._keys.audit_admin,
+                    {"action": msgspec.json.encode(action)},
+                    minid=horizon_ms,
+                    approximate=True,
+                )
+                pipe.expire(self._keys.audit_admin, self._window_s)
+            for record in records:
+                key = self._keys.audit_record(record.request_id)
+                pipe.set(key, msgspec.json.encode(record), ex=self._window_s)
+            await pipe.execute()
