@@ -54,8 +54,8 @@ _SPOOL_TIMEOUT_S = 10.0
 # Records memory may hold for Kafka, in ship batches, before new ones go to the spool. Each
 # is on disk in its journal file already; the bound only caps memory. At saturation a
 # batch's round trip to the broker can take longer than a commit window, and with room
-# for less than a few batches the spool took nearly every record (a commit, a read and a
-# delete each, and most of a saturated gateway's usage CPU).
+# for under one batch the spool took nearly every record while Kafka was up (a commit, a
+# read and a delete each, in SQLite's thread).
 _MEMORY_BATCHES = 8
 
 ExportState = Literal["ok", "spooling"]
