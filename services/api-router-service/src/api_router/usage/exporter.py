@@ -26,6 +26,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
+from itertools import islice
 from pathlib import Path
 from typing import Literal, ParamSpec, TypeVar
 
@@ -292,7 +293,7 @@ class UsageExporter:
             if not self._producer.started:
                 await self._producer.start()
             if from_memory:
-                batch = list(self._unspooled)[: self._settings.ship_batch]
+                batch = list(islice(self._unspooled, self._settings.ship_batch))
             else:
                 batch = await self._call_spool(self._spool.oldest, self._settings.ship_batch)
             if batch:
