@@ -25,8 +25,13 @@ GRACE_S = 3.0
 NEVER_ANSWERS = ("--backend", "mock", "--models", "llama3.2", "--mock-latency-ms", "3600000")
 
 
-async def ask(http: httpx.AsyncClient, body: dict[str, Any]) -> tuple[httpx.Response, str]:
+async def ask(
+    http: httpx.AsyncClient, body: dict[str, Any], began: asyncio.Event | None = None
+) -> tuple[httpx.Response, str]:
+    """The answer and its body; ``began`` is set once its status line has arrived."""
     async with http.stream("POST", "/v1/inference", json=body) as response:
+        if began is not None:
+            began.set()
         return response, (await response.aread()).decode()
 
 
@@ -121,20 +126,28 @@ async def test_a_stalled_redis_does_not_hold_the_exit(own_redis_stack: Stack) ->
     stack = own_redis_stack
     stack.worker("node-n", *NEVER_ANSWERS, "--max-concurrency", "2")
     key = await stack.create_key()
+    # The accept timeout outlasts the grace: a job whose `accepted` the pause holds back
+    # is still waiting when the drain answers it.
     gateway = stack.gateway_process(
-        server={"graceful_shutdown_s": GRACE_S}, dispatch={"request_timeout_s": 60.0}
+        server={"graceful_shutdown_s": GRACE_S},
+        dispatch={"request_timeout_s": 60.0, "accept_timeout_s": 2 * GRACE_S},
     )
-    bodies = [chat(content="whole"), chat(content="stream", stream=True)]
+    stream_began = asyncio.Event()
     async with httpx.AsyncClient(
         base_url=gateway.url, headers={"X-API-Key": key}, timeout=30
     ) as http:
-        asked = [asyncio.create_task(ask(http, body)) for body in bodies]
+        asked = [
+            asyncio.create_task(ask(http, chat(content="whole"))),
+            asyncio.create_task(ask(http, chat(content="stream", stream=True), stream_began)),
+        ]
         with stack.redis.client() as client:
             job_stream = stack.keys.job_stream("node-n")
             await eventually(
                 lambda: client.xpending(job_stream, WORKER_GROUP)["pending"] == 2,
                 what="node-n holding both jobs",
             )
+        # The stream's 200 went out (its `accepted` came) before Redis stalls.
+        await asyncio.wait_for(stream_began.wait(), timeout=10)
         stack.redis.pause()  # every Redis call of the shutdown now hangs until it times out
         gateway.send(signal.SIGTERM)
         answers = await asyncio.gather(*asked)
