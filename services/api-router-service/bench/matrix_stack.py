@@ -38,6 +38,7 @@ from tests.support.processes import GatewayProcess
 from tests.support.servers import RedisServer, free_port, port_open, wait_until
 from tests.support.stack import Stack, bearer
 
+from api_router.config.settings import AuthSettings
 from bench.baseline import BaselineStack, known_settings
 from bench.bench_stack import StackType, servers_stack
 
@@ -132,6 +133,8 @@ def _side(url: str, stack_type: StackType, features_off: bool) -> Iterator[Side]
             "max_concurrency": 256,
         }
         common: dict[str, dict[str, Any]] = {
+            # The shipped key cache TTL, not the tests' short one.
+            "auth": {"key_cache_ttl_s": AuthSettings().key_cache_ttl_s},
             "health": {"refresh_interval_s": 1.0},
             "direct": {"nodes": [node]},
             "dispatch": {"node_backlog_limit": 256},

@@ -147,6 +147,7 @@ async def _open_services(
     telemetry.metrics.observe_budgets(budgets)
     replies = ReplyReader(redis, keys.reply_stream(instance_id))
     key_store = KeyStore(redis, keys, pepper, settings.auth.key_cache_ttl_s, box)
+    stack.push_async_callback(key_store.aclose)
     key_events = KeyEventListener(redis, keys.key_events, key_store)
     last_used = LastUsedRecorder(redis, keys)
     verifier = SignatureVerifier(

@@ -2,11 +2,14 @@
 
 A change is a compare-and-set of the whole record (``swap_record.lua``) that also publishes
 the key id on ``Keyspace.key_events``: every replica's :class:`KeyEventListener` drops its
-cached copy as soon as the message arrives. The cache TTL is only the safety net.
+cached copy as soon as the message arrives. The cache TTL is only the safety net: while
+notices are live, a record past its TTL is still served once and read again off the
+request path (refresh-ahead), so an active key never waits for Redis.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -32,6 +35,7 @@ from api_router.auth.secret_box import SealedSecretError, SecretBox
 from api_router.errors import ApiError, StoreUnavailable
 from api_router.keyspace import Keyspace
 from api_router.redis_store import Redis, get_many, lua_script, store_errors
+from api_router.task_cancellation import stop_task
 
 __all__ = ["SCOPES", "IssuedKey", "KeyRecord", "KeyStore", "Scope", "Tenant"]
 
@@ -71,6 +75,7 @@ class KeyStore:
         # Bumped by every invalidation: a lookup that raced one does not cache what it read.
         self._generation = 0
         self.subscribed = False
+        self._refreshing: dict[str, asyncio.Task[None]] = {}
         self._swap = redis.register_script(lua_script(__package__, "swap_record"))
 
     # -- the hot path -----------------------------------------------------------------
@@ -79,9 +84,20 @@ class KeyStore:
         """The record of ``key_id`` with its signing keys opened, from the cache while fresh."""
         now = self._clock()
         cached = self._cache.get(key_id)
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        generation = self._generation
+        if cached is not None:
+            expires, entry = cached
+            if expires > now:
+                return entry
+            if self.subscribed and now < expires + self._cache_ttl_s:
+                # No change notice dropped it, so it is still what Redis holds (a lost
+                # subscription clears the cache): serve it, and read it again off the path.
+                self._refresh(key_id)
+                return entry
+        return await self._load(key_id)
+
+    async def _load(self, key_id: str) -> KeyEntry | None:
+        """Read ``key_id`` from Redis and cache it (unless an invalidation raced the read)."""
+        now, generation = self._clock(), self._generation
         try:
             record = await self.read(key_id)
         except StoreUnavailable:
@@ -103,6 +119,25 @@ class KeyStore:
             )
             self._cache[key_id] = (now + ttl, entry)
         return entry
+
+    def _refresh(self, key_id: str) -> None:
+        """Re-read ``key_id`` in the background, once at a time per key."""
+        if key_id in self._refreshing:
+            return
+        task = asyncio.create_task(self._refresh_one(key_id), name="key_refresh")
+        self._refreshing[key_id] = task
+        task.add_done_callback(lambda _: self._refreshing.pop(key_id, None))
+
+    async def _refresh_one(self, key_id: str) -> None:
+        try:
+            await self._load(key_id)
+        except StoreUnavailable:
+            # The stale record stays until its grace ends; the next lookup tries again.
+            log.info("key record not refreshed; Redis unavailable", extra={"key_id": key_id})
+
+    async def aclose(self) -> None:
+        """Stop the refreshes in flight (before the Redis client closes)."""
+        await asyncio.gather(*map(stop_task, list(self._refreshing.values())))
 
     def verified(self) -> list[tuple[float, KeyRecord]]:
         """The records read from Redis and still believed, each with when it was read."""
