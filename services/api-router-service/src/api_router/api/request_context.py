@@ -109,6 +109,10 @@ class RequestContextMiddleware:
                 response_headers["x-request-id"] = request_id
                 for name, value in context.response_headers.items():
                     response_headers.setdefault(name, value)
+                if "content-length" in response_headers:
+                    # A whole answer: journaled before its head, so that head and body
+                    # leave back to back and its client reads them in one wake-up.
+                    record_usage()
             elif message["type"] == "http.response.body" and not message.get("more_body"):
                 # The usage record is journaled before the last byte leaves: an answered
                 # request keeps its record even if the process is killed right after.
